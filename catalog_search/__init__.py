@@ -1,0 +1,62 @@
+"""catalog_search: hybrid BM25 + CLIP product search for Django on PostgreSQL/pgvector.
+
+Public API::
+
+    import catalog_search
+    catalog_search.register(ProductIndex)          # usually in your app's search_indexes.py
+    results = catalog_search.search(q="red tote", filters={"price__lte": 50})
+"""
+
+from typing import Any
+
+from catalog_search.exceptions import (
+    EncoderUnavailable,
+    ImageTooLarge,
+    IndexUnavailable,
+    InvalidFilter,
+    InvalidImage,
+    InvalidQuery,
+    SearchError,
+    ServiceUnavailable,
+    UnsupportedImage,
+)
+from catalog_search.registry import (
+    FacetField,
+    FilterField,
+    RangeFacet,
+    SearchField,
+    SearchIndex,
+    get_index,
+    get_indexes,
+    register,
+    unregister,
+)
+
+__all__ = [
+    "EncoderUnavailable",
+    "FacetField",
+    "FilterField",
+    "ImageTooLarge",
+    "IndexUnavailable",
+    "InvalidFilter",
+    "InvalidImage",
+    "InvalidQuery",
+    "RangeFacet",
+    "SearchError",
+    "SearchField",
+    "SearchIndex",
+    "ServiceUnavailable",
+    "UnsupportedImage",
+    "get_index",
+    "get_indexes",
+    "register",
+    "search",
+    "unregister",
+]
+
+
+def search(*args: Any, **kwargs: Any) -> Any:
+    """Run a search; see ``catalog_search.retrieval.engine.search`` for the parameters."""
+    from catalog_search.retrieval.engine import search as _search
+
+    return _search(*args, **kwargs)

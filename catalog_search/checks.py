@@ -1,0 +1,141 @@
+"""Django system checks: problems found at startup (``manage.py check``), not on the first query.
+
+- catalog_search.E001: the ``vector`` extension is missing (database check: ``check --database default``,
+  also run by ``migrate``).
+- catalog_search.E002: ``CATALOG_SEARCH['MODEL']`` cannot be loaded (checked without reading weights).
+- catalog_search.E003: a SearchIndex names a field its model does not have, or of the wrong kind.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.core import checks
+from django.core.exceptions import FieldDoesNotExist
+from django.db import DatabaseError, connections, models
+
+from catalog_search import conf
+from catalog_search.encoders import describe_model_setting
+from catalog_search.registry import RangeFacet, get_indexes, resolve_field
+
+
+@checks.register(checks.Tags.database)
+def check_vector_extension(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    for alias in databases or ():
+        connection = connections[alias]
+        if connection.vendor != "postgresql":
+            errors.append(
+                checks.Error(
+                    f"Database {alias!r} is {connection.vendor}; catalog_search needs PostgreSQL with pgvector.",
+                    id="catalog_search.E001",
+                )
+            )
+            continue
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT installed_version FROM pg_available_extensions WHERE name = 'vector'")
+                row = cursor.fetchone()
+                cursor.execute("SELECT to_regclass('catalog_search_embedding') IS NOT NULL")
+                migrated = cursor.fetchone()[0]
+        except DatabaseError as exc:
+            errors.append(checks.Warning(f"Could not check for pgvector on {alias!r}: {exc}", id="catalog_search.W001"))
+            continue
+        if row is None:
+            errors.append(
+                checks.Error(
+                    f"The pgvector extension is not available on database {alias!r}.",
+                    hint="Install pgvector on the server (https://github.com/pgvector/pgvector), or unset "
+                    "DATABASE_URL to use the embedded PostgreSQL, which includes it.",
+                    id="catalog_search.E001",
+                )
+            )
+        elif row[0] is None and migrated:
+            errors.append(
+                checks.Error(
+                    f"The vector extension is not installed in database {alias!r}.",
+                    hint="Run: CREATE EXTENSION vector;  (catalog_search's first migration does this).",
+                    id="catalog_search.E001",
+                )
+            )
+    return errors
+
+
+@checks.register()
+def check_model_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    name = conf.get("MODEL")
+    path = Path(name).expanduser()
+    if (path.is_absolute() or name.startswith(".")) and not path.exists():
+        # Not an error: BM25 search works, and the model may be trained or copied in later.
+        return [
+            checks.Warning(
+                f"CATALOG_SEARCH['MODEL'] = {name!r} does not exist yet; vector search is unavailable until it does.",
+                hint="Train one (manage.py catalog_search train) or point the setting at a model.",
+                id="catalog_search.W002",
+            )
+        ]
+    problem = describe_model_setting(name)
+    if problem is None and not Path(name).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(name, "config.json"), str):
+            problem = "HF_HUB_OFFLINE=1 and the model is not in the local Hugging Face cache"
+    if problem is None:
+        return []
+    return [
+        checks.Error(
+            f"CATALOG_SEARCH['MODEL'] = {name!r} cannot be loaded: {problem}.",
+            hint="Point CATALOG_SEARCH['MODEL'] at a directory saved with save_pretrained() or a hub id.",
+            id="catalog_search.E002",
+        )
+    ]
+
+
+@checks.register()
+def check_indexes(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    for index in get_indexes():
+        errors.extend(_index_errors(index))
+    return errors
+
+
+def _index_errors(index) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+
+    def error(msg: str) -> None:
+        errors.append(checks.Error(f"{type(index).__name__}: {msg}", obj=index.model, id="catalog_search.E003"))
+
+    def field(path: str, role: str) -> models.Field | None:
+        try:
+            return resolve_field(index.model, path)
+        except FieldDoesNotExist:
+            error(f"{role} {path!r} is not a field of {index.model._meta.label}.")
+            return None
+
+    if not index.search_fields:
+        error("declares no text_fields.")
+    for search_field in index.search_fields:
+        field(search_field.name, "text field")
+        if search_field.weight <= 0:
+            error(f"text field {search_field.name!r} needs a positive weight.")
+    if index.image_field:
+        image = field(index.image_field, "image_field")
+        if image is not None and not isinstance(image, models.FileField):
+            error(f"image_field {index.image_field!r} must be an ImageField or FileField.")
+    for path in index.filters:
+        field(path, "filter field")
+    for facet in index.facets:
+        facet_field = field(facet.name, "facet field")
+        if isinstance(facet, RangeFacet):
+            bounds = list(facet.bounds)
+            if len(bounds) < 2 or bounds != sorted(set(bounds)):
+                error(f"RangeFacet {facet.name!r} needs at least two strictly increasing bounds.")
+            if facet_field is not None and not isinstance(
+                facet_field, models.IntegerField | models.FloatField | models.DecimalField
+            ):
+                error(f"RangeFacet {facet.name!r} must be a numeric field.")
+    for path in index.display_fields:
+        if not hasattr(index.model, path.split("__")[0]):
+            error(f"display field {path!r} is not an attribute of {index.model._meta.label}.")
+    return errors

@@ -1,0 +1,45 @@
+"""The ``CATALOG_SEARCH`` setting, read in one place. Every key and its default is in docs/configuration.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Encoder: a local directory or a hub id of any dual encoder with get_text_features/get_image_features.
+    "MODEL": "openai/clip-vit-base-patch32",
+    "DEVICE": "auto",  # "auto" picks CUDA when available, else CPU; or "cpu", "cuda", "cuda:1", ...
+    "ENCODE_BATCH_SIZE": 32,
+    # Text analysis.
+    "LANGUAGE": "english",  # any Snowball stemmer language, or None to disable stemming
+    "STOPWORDS": None,  # None = the built-in list for LANGUAGE; or an iterable of words
+    # BM25 (Lucene variant; see docs/architecture.md).
+    "BM25_K1": 1.2,
+    "BM25_B": 0.75,
+    # Retrieval and fusion.
+    "CANDIDATES": 200,  # size of each signal's candidate list before fusion
+    "RRF_K": 60,
+    "DEFAULT_ALPHA": 0.5,  # weight of the vector signal in weighted fusion
+    "TEXT_QUERY_IMAGE_WEIGHT": 1.0,  # text queries: share of text->image vs text->text similarity
+    "COMPOSED_TEXT_WEIGHT": 1.0,  # photo + text: query vector = normalize(image + w * text)
+    # Vector search.
+    "HNSW_M": 16,
+    "HNSW_EF_CONSTRUCTION": 64,
+    "HNSW_EF_SEARCH": 100,
+    "HNSW_MAX_SCAN_TUPLES": 20000,
+    "EXACT_SEARCH_MAX_ROWS": 5000,  # a filter matching at most this many rows is searched exactly
+    # Limits.
+    "MAX_QUERY_LENGTH": 512,
+    "MAX_K": 100,
+    "MAX_OFFSET": 1000,
+    "MAX_IMAGE_PIXELS": 40_000_000,
+    "MAX_IMAGE_BYTES": 10 * 1024 * 1024,
+}
+
+
+def get(name: str) -> Any:
+    """One setting: the project's ``CATALOG_SEARCH[name]`` or the documented default."""
+    if name not in DEFAULTS:
+        raise KeyError(f"Unknown catalog_search setting {name!r}")
+    return getattr(settings, "CATALOG_SEARCH", {}).get(name, DEFAULTS[name])

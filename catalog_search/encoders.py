@@ -1,0 +1,176 @@
+"""Load any transformers dual encoder and turn texts and images into L2-normalized float32 vectors.
+
+Works with every model that has ``get_text_features`` and ``get_image_features`` (CLIPModel,
+SiglipModel, VisionTextDualEncoderModel, the project's own demo encoder, ...), from a local
+directory or a hub id. transformers 5 returns output objects from those methods; 4.x returned
+tensors: both are handled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from catalog_search import conf
+from catalog_search.exceptions import EncoderUnavailable
+
+logger = logging.getLogger(__name__)
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".onnx")
+
+
+def fingerprint(name: str) -> str:
+    """A short content hash of the model at ``name`` (config + weights), so retrained weights in the
+    same folder get a new identity. Weights are sampled (size plus the first and last MiB), which
+    keeps this instant for a 600 MB checkpoint."""
+    digest = hashlib.sha256()
+    path = Path(name)
+    if path.is_dir():
+        for file in sorted(path.rglob("*")):
+            if file.name == "config.json" or file.name.endswith(".json") and file.parent == path:
+                digest.update(file.name.encode() + file.read_bytes())
+            elif file.suffix in _WEIGHT_SUFFIXES:
+                size = file.stat().st_size
+                digest.update(f"{file.relative_to(path)}:{size}".encode())
+                with file.open("rb") as fh:
+                    digest.update(fh.read(1 << 20))
+                    fh.seek(max(0, size - (1 << 20)))
+                    digest.update(fh.read(1 << 20))
+    else:
+        digest.update(name.encode())
+    return digest.hexdigest()[:12]
+
+
+def _features(output: object) -> torch.Tensor:
+    """The projected embedding from either a tensor (transformers 4) or an output object (5)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    for attr in ("pooler_output", "text_embeds", "image_embeds"):
+        value = getattr(output, attr, None)
+        if isinstance(value, torch.Tensor):
+            return value
+    raise TypeError(f"Cannot find an embedding in {type(output).__name__}")
+
+
+def _pick_device(setting: str) -> torch.device:
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+
+class Encoder:
+    """A loaded dual encoder. ``identity`` names it in the index; ``dim`` is its vector size."""
+
+    def __init__(self, name: str, device: str | None = None, batch_size: int | None = None):
+        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+
+        self.name = name
+        self.device = _pick_device(device or conf.get("DEVICE"))
+        self.batch_size = batch_size or conf.get("ENCODE_BATCH_SIZE")
+        try:
+            self.model = AutoModel.from_pretrained(name).to(self.device).eval()
+            self.tokenizer = AutoTokenizer.from_pretrained(name)
+            self.image_processor = AutoImageProcessor.from_pretrained(name)
+        except Exception as exc:  # OSError, ValueError, ImportError, ... from transformers/hub
+            raise EncoderUnavailable(
+                f"Could not load the encoder from CATALOG_SEARCH['MODEL'] = {name!r}: {exc}"
+            ) from exc
+        for method in ("get_text_features", "get_image_features"):
+            if not hasattr(self.model, method):
+                raise EncoderUnavailable(
+                    f"CATALOG_SEARCH['MODEL'] = {name!r} is a {type(self.model).__name__}, which has no "
+                    f"{method}(); use a dual encoder such as CLIPModel or SiglipModel."
+                )
+        accepted = inspect.signature(self.model.get_text_features).parameters
+        self._text_keys = {"input_ids", "attention_mask", "token_type_ids"} & set(accepted)
+        text_config = getattr(self.model.config, "text_config", None)
+        limit = getattr(text_config, "max_position_embeddings", None) or self.tokenizer.model_max_length
+        self._max_length = min(int(limit), 512)
+        # SigLIP was trained on max-length padding; other models use dynamic padding.
+        self._padding = "max_length" if self.model.config.model_type.startswith("siglip") else True
+        self.dim = int(self.encode_texts(["probe"]).shape[1])
+        self.identity = f"{Path(name).name or name}@{fingerprint(name)}"[-255:]
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for ``texts``, shape (len(texts), dim), float32, unit length."""
+        chunks = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = [t or " " for t in texts[start : start + self.batch_size]]
+            tokens = self.tokenizer(
+                batch,
+                padding=self._padding,
+                truncation=True,
+                max_length=self._max_length,
+                return_tensors="pt",
+            )
+            inputs = {k: v.to(self.device) for k, v in tokens.items() if k in self._text_keys}
+            chunks.append(_features(self.model.get_text_features(**inputs)))
+        return _normalize(chunks, getattr(self, "dim", 0))
+
+    @torch.inference_mode()
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Vectors for RGB ``images`` (see images.open_image), float32, unit length."""
+        chunks = []
+        for start in range(0, len(images), self.batch_size):
+            pixels = self.image_processor(images=list(images[start : start + self.batch_size]), return_tensors="pt")
+            chunks.append(_features(self.model.get_image_features(pixel_values=pixels["pixel_values"].to(self.device))))
+        return _normalize(chunks, self.dim)
+
+
+def _normalize(chunks: list[torch.Tensor], dim: int) -> np.ndarray:
+    if not chunks:
+        return np.zeros((0, dim), dtype=np.float32)
+    vectors = torch.cat(chunks).float()
+    vectors = torch.nn.functional.normalize(vectors, dim=-1)
+    return vectors.cpu().numpy().astype(np.float32, copy=False)
+
+
+def normalize(vector: np.ndarray) -> np.ndarray:
+    """Unit-length copy of ``vector`` (float32)."""
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm).astype(np.float32) if norm > 0 else vector.astype(np.float32)
+
+
+_lock = threading.Lock()
+_loaded: dict[str, Encoder] = {}
+
+
+def get_encoder(name: str | None = None) -> Encoder:
+    """The process-wide encoder for ``name`` (default: ``CATALOG_SEARCH['MODEL']``), loaded once."""
+    name = name or conf.get("MODEL")
+    with _lock:
+        if name not in _loaded:
+            logger.info("Loading encoder %s", name)
+            _loaded[name] = Encoder(name)
+        return _loaded[name]
+
+
+def clear_cache() -> None:
+    """Forget loaded encoders (tests, or after retraining a local model)."""
+    with _lock:
+        _loaded.clear()
+
+
+def describe_model_setting(name: str) -> str | None:
+    """Why ``name`` cannot be loaded, checked cheaply (no weights read), or None if it looks loadable."""
+    path = Path(name)
+    if path.is_absolute() or name.startswith((".", "~")) or path.exists():
+        config = path.expanduser() / "config.json"
+        if not config.is_file():
+            return f"{config} does not exist"
+        try:
+            json.loads(config.read_text())
+        except ValueError as exc:
+            return f"{config} is not valid JSON: {exc}"
+        return None
+    return None

@@ -1,0 +1,105 @@
+"""Index storage in PostgreSQL. Every process (web, workers, CLI) sees the same index.
+
+- ``Document``: one row per indexed object (content type + primary key), its BM25 length and terms.
+- ``Posting``: BM25 postings, one row per (term, document) with the weighted term frequency.
+- ``TermStat`` / ``CorpusStat``: document frequencies and corpus size/length per content type,
+  maintained incrementally so re-indexing one product never rebuilds anything.
+- ``Encoder``: the identity of each model that produced embeddings; one is active for search.
+- ``Embedding``: image and text vectors (pgvector) per (document, encoder). Columns are untyped
+  ``vector`` because the dimension depends on the model; each encoder gets its own partial HNSW
+  expression indexes (see indexing.ensure_vector_indexes).
+
+Queries on these tables are plain SQL in ``catalog_search/retrieval/``; see docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from django.contrib.contenttypes.models import ContentType
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from pgvector.django import VectorField
+
+
+class Encoder(models.Model):
+    """One encoder (model + weights) whose vectors are stored in ``Embedding``."""
+
+    class State(models.TextChoices):
+        BUILDING = "building", "building"
+        ACTIVE = "active", "active"
+        RETIRED = "retired", "retired"
+
+    identity = models.CharField(max_length=255, unique=True, help_text="model name @ content fingerprint")
+    name = models.CharField(max_length=1024, help_text="the CATALOG_SEARCH['MODEL'] value that loads it")
+    dim = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.BUILDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["state"], condition=models.Q(state="active"), name="catalog_search_one_active_encoder"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.identity} ({self.state})"
+
+
+class Document(models.Model):
+    """One indexed object."""
+
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    object_id = models.CharField(max_length=64)
+    length = models.FloatField(help_text="weighted number of terms (BM25 document length)")
+    terms = ArrayField(models.TextField(), default=list, help_text="distinct terms, for df bookkeeping")
+    error = models.TextField(blank=True, help_text="why the last indexing attempt failed, if it did")
+    indexed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["content_type", "object_id"], name="catalog_search_doc_object")]
+
+    def __str__(self) -> str:
+        return f"{self.content_type_id}:{self.object_id}"
+
+
+class Posting(models.Model):
+    """Term frequency of ``term`` in ``document`` (weighted by field)."""
+
+    pk = models.CompositePrimaryKey("term", "document")
+    term = models.TextField()
+    document = models.ForeignKey(Document, on_delete=models.DO_NOTHING, related_name="+")
+    tf = models.FloatField()
+
+
+class TermStat(models.Model):
+    """Number of documents of a content type containing ``term``."""
+
+    pk = models.CompositePrimaryKey("content_type", "term")
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    term = models.TextField()
+    df = models.IntegerField()
+
+
+class CorpusStat(models.Model):
+    """Document count and total length per content type (avgdl = total_length / doc_count)."""
+
+    content_type = models.OneToOneField(ContentType, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    doc_count = models.BigIntegerField(default=0)
+    total_length = models.FloatField(default=0)
+
+
+class Embedding(models.Model):
+    """Vectors of one document by one encoder. L2-normalized, so cosine distance = 1 - dot product."""
+
+    pk = models.CompositePrimaryKey("document", "encoder")
+    document = models.ForeignKey(Document, on_delete=models.DO_NOTHING, related_name="+")
+    encoder = models.ForeignKey(Encoder, on_delete=models.DO_NOTHING, related_name="+")
+    # Denormalized from Document so filters apply inside the ANN scan without a join.
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    object_id = models.CharField(max_length=64)
+    image = VectorField(null=True, blank=True)
+    text = VectorField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["encoder", "content_type", "object_id"], name="catalog_search_emb_obj")]

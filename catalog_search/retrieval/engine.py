@@ -1,0 +1,245 @@
+"""``search()``: query -> parse -> retrieve (BM25, vectors) -> fuse -> resolve -> facets -> results."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.db import DatabaseError, models
+
+from catalog_search import conf
+from catalog_search.analysis import get_analyzer
+from catalog_search.encoders import Encoder, get_encoder, normalize
+from catalog_search.exceptions import EncoderUnavailable, IndexUnavailable
+from catalog_search.models import Encoder as EncoderRow
+from catalog_search.registry import SearchIndex
+from catalog_search.retrieval import bm25, facets, fusion, vector
+from catalog_search.retrieval.filters import object_ids_sql
+from catalog_search.retrieval.query import SearchQuery, build_query
+
+logger = logging.getLogger(__name__)
+
+SIGNALS = ("bm25", "vector")  # every result reports both; null where a signal did not retrieve it
+
+
+@dataclass
+class SearchHit:
+    """One result: the model instance, its fused score and each signal's score and rank."""
+
+    object: models.Model
+    id: Any
+    type: str
+    score: float
+    scores: dict[str, float | None]
+    ranks: dict[str, int | None]
+    fields: dict[str, Any]
+    explain: dict[str, Any] | None = None
+
+
+@dataclass
+class SearchResults:
+    query: dict[str, Any]
+    results: list[SearchHit]
+    facets: dict[str, list[dict[str, Any]]]
+    took_ms: float
+    warnings: list[str] = field(default_factory=list)
+
+    def __iter__(self):
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+
+@dataclass
+class _Candidates:
+    bm25: list[tuple[int, float]] = field(default_factory=list)
+    vector: list[tuple[int, float]] = field(default_factory=list)
+    where: dict[int, tuple[SearchIndex, str]] = field(default_factory=dict)  # doc id -> (index, object id)
+    bm25_terms: dict[int, dict[str, float]] = field(default_factory=dict)
+    similarities: dict[int, dict[str, float]] = field(default_factory=dict)
+    pools: dict[str, list[str]] = field(default_factory=dict)
+
+
+def search(
+    q: str | None = None,
+    image: Any = None,
+    filters: dict[str, Any] | None = None,
+    k: int = 20,
+    offset: int = 0,
+    mode: str = "hybrid",
+    fusion: str = "rrf",
+    alpha: float | None = None,
+    explain: bool = False,
+    models: list[str] | None = None,
+) -> SearchResults:
+    """Search the registered models.
+
+    ``q`` is text, ``image`` a photo (bytes, file object or PIL image); both together make a composed
+    query ("this, but in red"). ``filters`` use Django lookup style on declared filter fields
+    (``{"category": ["bags", "shoes"], "price__lte": 50}``). ``models`` limits the search to some
+    registered models ("shop.product"). Raises InvalidQuery (and subclasses) for bad input and
+    ServiceUnavailable when the index or the encoder cannot answer.
+    """
+    started = time.perf_counter()
+    query = build_query(q, image, filters, k, offset, mode, fusion, alpha, explain, models)
+    try:
+        return _run(query, started)
+    except DatabaseError as exc:
+        logger.exception("catalog_search: database error during search")
+        raise IndexUnavailable(f"The search index is unavailable: {type(exc).__name__}") from exc
+
+
+def _run(query: SearchQuery, started: float) -> SearchResults:
+    warnings: list[str] = []
+    use_bm25 = query.mode in ("hybrid", "bm25") and query.q is not None
+    use_vector = query.mode in ("hybrid", "vector") or query.image is not None
+    terms = get_analyzer().terms(query.q) if use_bm25 and query.q else []
+    pool = max(int(conf.get("CANDIDATES")), query.offset + query.k)
+
+    qvec, encoder_row = None, None
+    if use_vector:
+        try:
+            encoder_row, qvec = _query_vector(query)
+        except EncoderUnavailable as exc:
+            if query.image is not None or query.mode == "vector" or not use_bm25:
+                raise
+            warnings.append(f"vector signal unavailable, keyword results only: {exc.message}")
+            logger.warning("catalog_search: %s", exc.message)
+
+    found = _Candidates()
+    for index in query.indexes:
+        filter_sql = object_ids_sql(index, query.index_filters[index.label])
+        ct = index.content_type.pk
+        if terms:
+            for hit in bm25.search(ct, terms, filter_sql, pool):
+                found.bm25.append((hit.document_id, hit.score))
+                found.where[hit.document_id] = (index, hit.object_id)
+        if qvec is not None and encoder_row is not None:
+            weights = _column_weights(query, index)
+            hits = vector.search(encoder_row.pk, encoder_row.dim, ct, qvec, weights, filter_sql, pool)
+            found.pools[index.label] = [h.object_id for h in hits]
+            for vhit in hits:
+                found.vector.append((vhit.document_id, vhit.score))
+                found.where[vhit.document_id] = (index, vhit.object_id)
+                found.similarities[vhit.document_id] = vhit.similarities
+    # Several models: merge their lists by score (one ranked list per signal).
+    found.bm25.sort(key=lambda h: (-h[1], h[0]))
+    found.vector.sort(key=lambda h: (-h[1], h[0]))
+
+    signals = {}
+    if terms or query.mode == "bm25":
+        signals["bm25"] = found.bm25[:pool]
+    if qvec is not None:
+        signals["vector"] = found.vector[:pool]
+    if query.fusion == "weighted":
+        ranked = fusion.weighted(signals, {"vector": query.alpha, "bm25": 1.0 - query.alpha})
+    else:
+        ranked = fusion.rrf(signals, int(conf.get("RRF_K")))
+    page = ranked[query.offset : query.offset + query.k]
+
+    hits = _resolve(page, found, query, terms)
+    facet_counts = facets.count(
+        query.indexes,
+        query.index_filters,
+        terms if "bm25" in signals else None,
+        found.pools if "vector" in signals else {},
+    )
+    return SearchResults(
+        query={
+            "q": query.q,
+            "mode": query.mode,
+            "fusion": query.fusion,
+            "filters": query.filters_as_dict(),
+            **({"alpha": query.alpha} if query.fusion == "weighted" else {}),
+        },
+        results=hits,
+        facets=facet_counts,
+        took_ms=round((time.perf_counter() - started) * 1000, 2),
+        warnings=warnings,
+    )
+
+
+def active_encoder() -> tuple[EncoderRow, Encoder]:
+    """The encoder whose vectors search uses, loaded; EncoderUnavailable if none or it cannot load."""
+    row = EncoderRow.objects.filter(state=EncoderRow.State.ACTIVE).first()
+    if row is None:
+        raise EncoderUnavailable("No embeddings have been indexed yet; run a reindex first.")
+    encoder = get_encoder(row.name)
+    if encoder.identity != row.identity:
+        raise EncoderUnavailable(
+            f"The model at {row.name!r} changed since the index was built ({row.identity} -> "
+            f"{encoder.identity}); reindex to use it."
+        )
+    return row, encoder
+
+
+def _query_vector(query: SearchQuery) -> tuple[EncoderRow, np.ndarray]:
+    row, encoder = active_encoder()
+    if query.image is None:
+        return row, encoder.encode_texts([query.q])[0]
+    image_vector = encoder.encode_images([query.image])[0]
+    if query.q is None:
+        return row, image_vector
+    # Composed query: move the photo's embedding toward the refinement text ("this, but in red").
+    text_vector = encoder.encode_texts([query.q])[0]
+    return row, normalize(image_vector + float(conf.get("COMPOSED_TEXT_WEIGHT")) * text_vector)
+
+
+def _column_weights(query: SearchQuery, index: SearchIndex) -> dict[str, float]:
+    """Which stored vectors the query vector is compared with."""
+    if not index.image_field:
+        return {"text": 1.0}
+    if query.image is not None:
+        return {"image": 1.0}
+    w = float(conf.get("TEXT_QUERY_IMAGE_WEIGHT"))
+    return {"image": w, "text": 1.0 - w}
+
+
+def _resolve(page: list[fusion.Fused], found: _Candidates, query: SearchQuery, terms: list[str]) -> list[SearchHit]:
+    """Model instances for the page: one query per searched model, whatever k is."""
+    by_index: dict[str, list[str]] = {}
+    for item in page:
+        index, oid = found.where[item.key]
+        by_index.setdefault(index.label, []).append(oid)
+    instances: dict[tuple[str, str], models.Model] = {}
+    for index in query.indexes:
+        oids = by_index.get(index.label)
+        if oids:
+            pk = index.model._meta.pk
+            for obj in index.get_queryset().filter(pk__in=[pk.to_python(o) for o in oids]):
+                instances[(index.label, str(obj.pk))] = obj
+    explained: dict[int, dict[str, float]] = {}
+    if query.explain and terms:
+        for index in query.indexes:
+            ids = [i.key for i in page if found.where[i.key][0] is index]
+            explained.update(bm25.explain_terms(index.content_type.pk, terms, ids))
+    hits = []
+    for item in page:
+        index, oid = found.where[item.key]
+        obj = instances.get((index.label, oid))
+        if obj is None:  # deleted or left the queryset since it was indexed
+            continue
+        hits.append(
+            SearchHit(
+                object=obj,
+                id=obj.pk,
+                type=index.label,
+                score=item.score,
+                scores={name: item.scores.get(name) for name in SIGNALS},
+                ranks={name: item.ranks.get(name) for name in SIGNALS},
+                fields=index.display_values(obj),
+                explain={
+                    "fusion": query.fusion,
+                    "contributions": item.contributions,
+                    "bm25_terms": explained.get(item.key, {}),
+                    "vector_similarities": found.similarities.get(item.key, {}),
+                }
+                if query.explain
+                else None,
+            )
+        )
+    return hits

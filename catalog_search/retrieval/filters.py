@@ -1,0 +1,47 @@
+"""Compile validated filters into SQL over the shop's own table, through the Django ORM.
+
+Filters run on the model's table (always current, related fields work, the queryset hook applies),
+and enter the index queries as ``object_id IN (<this SQL>)`` so they act inside BM25 scoring and
+inside the ANN scan, not after it.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models.functions import Cast
+
+from catalog_search.registry import SearchIndex
+from catalog_search.retrieval.query import Filter
+
+
+def filtered_queryset(index: SearchIndex, filters: list[Filter]) -> models.QuerySet:
+    queryset = index.get_queryset()
+    for clause in filters:
+        if clause.lookup == "exact":
+            queryset = queryset.filter(**{f"{clause.field}__in": clause.values})
+        else:
+            queryset = queryset.filter(**{f"{clause.field}__{clause.lookup}": clause.values[0]})
+    return queryset
+
+
+def needs_filter(index: SearchIndex, filters: list[Filter]) -> bool:
+    """True when the index must be restricted: filters, or a custom ``get_queryset`` (published only...)."""
+    return bool(filters) or type(index).get_queryset is not SearchIndex.get_queryset
+
+
+def object_ids_sql(index: SearchIndex, filters: list[Filter]) -> tuple[str, list] | None:
+    """``SELECT pk::text FROM <model table> WHERE ...`` with params, or None when unrestricted."""
+    if not needs_filter(index, filters):
+        return None
+    queryset = filtered_queryset(index, filters).order_by().values_list(Cast("pk", output_field=models.TextField()))
+    sql, params = queryset.query.sql_with_params()
+    return sql, list(params)
+
+
+def values_sql(index: SearchIndex, filters: list[Filter], field: str) -> tuple[str, list]:
+    """``SELECT <field>, pk::text FROM <model table> WHERE ...`` for facet counting."""
+    queryset = (
+        filtered_queryset(index, filters).order_by().values_list(field, Cast("pk", output_field=models.TextField()))
+    )
+    sql, params = queryset.query.sql_with_params()
+    return sql, list(params)

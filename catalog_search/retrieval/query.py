@@ -1,0 +1,185 @@
+"""Parse and validate a search request into a ``SearchQuery``; every mistake is an InvalidQuery."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from catalog_search import conf
+from catalog_search.exceptions import InvalidFilter, InvalidQuery
+from catalog_search.registry import RANGE_LOOKUPS, SearchIndex, get_indexes, iter_models
+
+MODES = ("hybrid", "bm25", "vector")
+FUSIONS = ("rrf", "weighted")
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One validated filter clause: ``field__lookup`` with its parsed value(s)."""
+
+    field: str
+    lookup: str  # "exact" (values are OR-ed), "gte", "lte", "gt", "lt"
+    values: tuple[Any, ...]
+
+    @property
+    def key(self) -> str:
+        return self.field if self.lookup == "exact" else f"{self.field}__{self.lookup}"
+
+
+@dataclass
+class SearchQuery:
+    q: str | None
+    image: Any | None  # a decoded RGB PIL image
+    filters: list[Filter]
+    k: int
+    offset: int
+    mode: str
+    fusion: str
+    alpha: float
+    explain: bool
+    indexes: list[SearchIndex]
+    # Per index: the filters it understands. An index missing a filtered field is not searched.
+    index_filters: dict[str, list[Filter]] = field(default_factory=dict)
+
+    def filters_as_dict(self) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        for f in self.filters:
+            out.setdefault(f.key, []).extend(_jsonable(v) for v in f.values)
+        return out
+
+
+def _jsonable(value: Any) -> Any:
+    from catalog_search.registry import _jsonable as convert
+
+    return convert(value)
+
+
+def _int(name: str, value: Any, low: int, high: int, default: int) -> int:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise InvalidQuery(f"'{name}' must be an integer between {low} and {high}.")
+    try:
+        number = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        raise InvalidQuery(f"'{name}' must be an integer between {low} and {high}, got {str(value)[:30]!r}.") from None
+    if not low <= number <= high:
+        raise InvalidQuery(f"'{name}' must be between {low} and {high}, got {number}.")
+    return number
+
+
+def _alpha(value: Any) -> float:
+    if value is None or value == "":
+        return float(conf.get("DEFAULT_ALPHA"))
+    try:
+        alpha = float(value)
+    except (TypeError, ValueError):
+        raise InvalidQuery(f"'alpha' must be a number between 0 and 1, got {str(value)[:30]!r}.") from None
+    if not math.isfinite(alpha) or not 0.0 <= alpha <= 1.0:
+        raise InvalidQuery(f"'alpha' must be a number between 0 and 1, got {str(value)[:30]!r}.")
+    return alpha
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    value = choices[0] if value in (None, "") else str(value)
+    if value not in choices:
+        raise InvalidQuery(f"'{name}' must be one of {', '.join(choices)}, got {value[:30]!r}.")
+    return value
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    name, _, op = key.rpartition("__")
+    if name and op in RANGE_LOOKUPS:
+        return name, op
+    return key, "exact"
+
+
+def parse_filters(
+    filters: Mapping[str, Any] | None, indexes: list[SearchIndex]
+) -> tuple[list[Filter], dict[str, list[Filter]]]:
+    """Validate ``{"category": ["bags"], "price__gte": 10}`` against the indexes' declarations."""
+    parsed: list[Filter] = []
+    per_index: dict[str, list[Filter]] = {index.label: [] for index in indexes}
+    for key, raw in (filters or {}).items():
+        if not isinstance(key, str):
+            raise InvalidFilter(f"Filter names must be strings, got {key!r}.")
+        name, lookup = _split_key(key)
+        declaring = [index for index in indexes if name in index.filters]
+        if not declaring:
+            declared = sorted({f for index in indexes for f in index.filters})
+            raise InvalidFilter(f"Unknown filter {key[:60]!r}. Filterable fields: {', '.join(declared) or 'none'}.")
+        values = list(raw) if isinstance(raw, list | tuple | set | frozenset) else [raw]
+        if not values:
+            raise InvalidFilter(f"Filter {key!r} has no value.")
+        if lookup != "exact" and len(values) > 1:
+            raise InvalidFilter(f"Filter {key!r} takes a single value.")
+        if len(values) > 100:
+            raise InvalidFilter(f"Filter {key!r} takes at most 100 values.")
+        for index in declaring:
+            clause = Filter(name, lookup, tuple(index.parse_filter_value(name, lookup, v) for v in values))
+            per_index[index.label].append(clause)
+        parsed.append(per_index[declaring[0].label][-1])
+    for index in indexes:
+        if len(per_index[index.label]) < len(parsed):
+            per_index.pop(index.label)  # lacks a filtered field: nothing of it can match
+    return parsed, per_index
+
+
+def build_query(
+    q: str | None = None,
+    image: Any = None,
+    filters: Mapping[str, Any] | None = None,
+    k: Any = 20,
+    offset: Any = 0,
+    mode: Any = "hybrid",
+    fusion: Any = "rrf",
+    alpha: Any = None,
+    explain: bool = False,
+    models: list[str] | None = None,
+) -> SearchQuery:
+    """Validate every parameter; ``image`` may be bytes, a file object or a PIL image."""
+    if q is not None and not isinstance(q, str):
+        raise InvalidQuery("'q' must be a string.")
+    q = (q or "").strip() or None
+    if q is not None:
+        if len(q) > conf.get("MAX_QUERY_LENGTH"):
+            raise InvalidQuery(f"'q' is longer than {conf.get('MAX_QUERY_LENGTH')} characters.")
+        if "\x00" in q:
+            raise InvalidQuery("'q' contains a null byte.")
+    if q is None and image is None:
+        raise InvalidQuery("Send a text query 'q', an image, or both.", code="empty_query")
+    mode = _choice("mode", mode, MODES)
+    if mode == "bm25" and q is None:
+        raise InvalidQuery("mode=bm25 needs a text query 'q'.")
+    try:
+        indexes = iter_models(models) if models else get_indexes()
+    except LookupError as exc:
+        raise InvalidQuery(str(exc)) from None
+    parsed, per_index = parse_filters(filters, indexes)
+    return SearchQuery(
+        q=q,
+        image=_decode(image),
+        filters=parsed,
+        k=_int("k", k, 1, conf.get("MAX_K"), 20),
+        offset=_int("offset", offset, 0, conf.get("MAX_OFFSET"), 0),
+        mode=mode,
+        fusion=_choice("fusion", fusion, FUSIONS),
+        alpha=_alpha(alpha),
+        explain=bool(explain),
+        indexes=[i for i in indexes if i.label in per_index],
+        index_filters=per_index,
+    )
+
+
+def _decode(image: bytes | IO[bytes] | Any | None) -> Any:
+    if image is None:
+        return None
+    from PIL import Image
+
+    from catalog_search.images import open_image, to_rgb
+
+    if isinstance(image, Image.Image):
+        return to_rgb(image)
+    return open_image(image)

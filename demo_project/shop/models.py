@@ -1,0 +1,22 @@
+from django.db import models
+
+
+class Product(models.Model):
+    """A product of the demo shop; indexed by catalog_search (see search_indexes.py)."""
+
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    category = models.CharField(max_length=64, db_index=True)
+    brand = models.CharField(max_length=64, db_index=True)
+    color = models.CharField(max_length=32, db_index=True)
+    pattern = models.CharField(max_length=32, default="solid", db_index=True)
+    price = models.DecimalField(max_digits=10, decimal_places=2, db_index=True)
+    in_stock = models.BooleanField(default=True)
+    image = models.ImageField(upload_to="products/", blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.title

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up everything the tests need (idempotent) and run the whole suite: lint, format, pytest.
+# Tests start their own throwaway embedded PostgreSQL + pgvector; nothing touches the demo's data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+if [ ! -x .venv/bin/python ]; then
+    "${PYTHON:-python3}" -m venv .venv
+fi
+# shellcheck disable=SC1091
+. .venv/bin/activate
+# The CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build.
+python -m pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
+python -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+python -c "import torch, django, catalog_search" # fail early and clearly if the install did not work
+ruff check .
+ruff format --check .
+python -m pytest "$@"

@@ -1,0 +1,28 @@
+"""Test settings: the demo's settings plus a test-only app, on a throwaway embedded PostgreSQL.
+
+The throwaway server is started here (not in a fixture) so DATABASES is right before Django sets up,
+and its URL is exported so subprocesses (Celery workers, live servers) use the same server.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+from demo_project.embedded_db import start_embedded
+
+if not os.environ.get("DATABASE_URL"):
+    _pgdata = Path(tempfile.mkdtemp(prefix="catalog-search-test-")) / "pgdata"
+    os.environ["DATABASE_URL"] = start_embedded(_pgdata, delete_on_exit=True)
+os.environ.setdefault("CATALOG_SEARCH_VAR", tempfile.mkdtemp(prefix="catalog-search-var-"))
+
+from demo_project.settings import *  # noqa: E402,F403
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+
+# A tiny random-weight CLIP: the real loading and encoding path, in milliseconds.
+from tests.tiny_models import build_tiny_clip  # noqa: E402
+
+CATALOG_SEARCH = {"MODEL": str(build_tiny_clip(VAR_DIR / "tiny-clip"))}  # noqa: F405
+MEDIA_ROOT = VAR_DIR / "media"  # noqa: F405

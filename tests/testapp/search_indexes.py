@@ -1,0 +1,15 @@
+import catalog_search
+from catalog_search import SearchField
+from tests.testapp.models import Article
+
+
+@catalog_search.register
+class ArticleIndex(catalog_search.SearchIndex):
+    model = Article
+    text_fields = [SearchField("headline", weight=2), SearchField("body")]
+    filter_fields = ["section", "rating", "published_on"]
+    facet_fields = ["section"]
+    display_fields = ["headline", "section", "rating"]
+
+    def get_queryset(self):
+        return Article.objects.filter(published=True)
