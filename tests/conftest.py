@@ -12,8 +12,14 @@ from catalog_search.encoders import get_encoder
 from catalog_search.registry import get_index
 from demo_project.shop.models import Product
 
-COLORS = {"red": (220, 30, 30), "blue": (30, 60, 220), "green": (30, 160, 60), "black": (20, 20, 20),
-          "white": (240, 240, 240), "yellow": (240, 210, 30)}
+COLORS = {
+    "red": (220, 30, 30),
+    "blue": (30, 60, 220),
+    "green": (30, 160, 60),
+    "black": (20, 20, 20),
+    "white": (240, 240, 240),
+    "yellow": (240, 210, 30),
+}
 
 
 def png_bytes(color: tuple[int, int, int], shape: str = "box", size: int = 48, seed: int = 0) -> bytes:
@@ -46,15 +52,33 @@ def product_index():
 def make_product(db):
     counter = {"n": 0}
 
-    def make(title: str, *, description: str = "", category: str = "bags", brand: str = "Acme",
-             color: str = "red", pattern: str = "solid", price: str = "10.00", in_stock: bool = True,
-             image: bytes | None = b"auto") -> Product:
+    def make(
+        title: str,
+        *,
+        description: str = "",
+        category: str = "bags",
+        brand: str = "Acme",
+        color: str = "red",
+        pattern: str = "solid",
+        price: str = "10.00",
+        in_stock: bool = True,
+        image: bytes | None = b"auto",
+    ) -> Product:
         counter["n"] += 1
-        product = Product(title=title, description=description, category=category, brand=brand, color=color,
-                          pattern=pattern, price=Decimal(price), in_stock=in_stock)
+        product = Product(
+            title=title,
+            description=description,
+            category=category,
+            brand=brand,
+            color=color,
+            pattern=pattern,
+            price=Decimal(price),
+            in_stock=in_stock,
+        )
         if image == b"auto":
-            image = png_bytes(COLORS.get(color, (128, 128, 128)), "round" if category == "shoes" else "box",
-                              seed=counter["n"])
+            image = png_bytes(
+                COLORS.get(color, (128, 128, 128)), "round" if category == "shoes" else "box", seed=counter["n"]
+            )
         if image is not None:
             product.image.save(f"p{counter['n']}.png", ContentFile(image), save=False)
         product.save()

@@ -19,16 +19,35 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def catalog(make_product, product_index, encoder):
     items = [
-        make_product("Red leather tote bag", description="A roomy tote for work", category="bags",
-                     color="red", price="49.00"),
-        make_product("Blue canvas tote bag", description="Light canvas tote", category="bags",
-                     color="blue", price="29.00"),
-        make_product("Red running shoes", description="Breathable mesh sneakers", category="shoes",
-                     color="red", price="89.00", in_stock=False),
-        make_product("Black leather boots", description="Waterproof leather boots", category="shoes",
-                     color="black", brand="Stride", price="129.00"),
-        make_product("Green wool scarf", description="Warm scarf for winter", category="accessories",
-                     color="green", price="19.50"),
+        make_product(
+            "Red leather tote bag", description="A roomy tote for work", category="bags", color="red", price="49.00"
+        ),
+        make_product(
+            "Blue canvas tote bag", description="Light canvas tote", category="bags", color="blue", price="29.00"
+        ),
+        make_product(
+            "Red running shoes",
+            description="Breathable mesh sneakers",
+            category="shoes",
+            color="red",
+            price="89.00",
+            in_stock=False,
+        ),
+        make_product(
+            "Black leather boots",
+            description="Waterproof leather boots",
+            category="shoes",
+            color="black",
+            brand="Stride",
+            price="129.00",
+        ),
+        make_product(
+            "Green wool scarf",
+            description="Warm scarf for winter",
+            category="accessories",
+            color="green",
+            price="19.50",
+        ),
     ]
     report = indexing.reindex(product_index, encoder)
     assert report.indexed == len(items) and not report.failed
@@ -79,10 +98,12 @@ def test_filters_exact_or_range_boolean(catalog):
     def search(**filters):
         return set(titles(catalog_search.search(q="bag shoes boots scarf", filters=filters, k=50)))
 
-    assert search(category=["shoes", "accessories"]) == {"Red running shoes", "Black leather boots",
-                                                        "Green wool scarf"}
-    assert search(price__gte="29", price__lte=90) == {"Blue canvas tote bag", "Red leather tote bag",
-                                                     "Red running shoes"}
+    assert search(category=["shoes", "accessories"]) == {"Red running shoes", "Black leather boots", "Green wool scarf"}
+    assert search(price__gte="29", price__lte=90) == {
+        "Blue canvas tote bag",
+        "Red leather tote bag",
+        "Red running shoes",
+    }
     assert search(in_stock="false") == {"Red running shoes"}
     assert search(category="shoes", in_stock=True) == {"Black leather boots"}
 
@@ -125,9 +146,11 @@ def test_bad_parameters_raise_invalid_query(catalog, kwargs, message):
 
 def test_pagination_is_consistent(catalog):
     full = titles(catalog_search.search(q="red tote", k=5))
-    pages = titles(catalog_search.search(q="red tote", k=2)) + titles(
-        catalog_search.search(q="red tote", k=2, offset=2)) + titles(
-        catalog_search.search(q="red tote", k=2, offset=4))
+    pages = (
+        titles(catalog_search.search(q="red tote", k=2))
+        + titles(catalog_search.search(q="red tote", k=2, offset=2))
+        + titles(catalog_search.search(q="red tote", k=2, offset=4))
+    )
     assert pages == full
 
 
@@ -211,10 +234,12 @@ def test_unreadable_image_is_recorded_and_text_still_indexed(make_product, produ
 
 def test_second_model_without_images_and_queryset_hook(catalog, encoder):
     index = catalog_search.get_index(Article)
-    Article.objects.create(headline="Caring for leather bags", body="Oil the leather twice a year",
-                           section="guides", rating=5)
-    Article.objects.create(headline="Leather draft", body="unpublished leather notes", section="guides",
-                           published=False)
+    Article.objects.create(
+        headline="Caring for leather bags", body="Oil the leather twice a year", section="guides", rating=5
+    )
+    Article.objects.create(
+        headline="Leather draft", body="unpublished leather notes", section="guides", published=False
+    )
     Article.objects.create(headline="Winter news", body="Scarves are back", section="news", rating=3)
     indexing.reindex(index, encoder)
     results = catalog_search.search(q="leather", models=["testapp.article"], mode="bm25")

@@ -1,0 +1,118 @@
+"""BM25 parity: scores computed in SQL from stored statistics equal bm25s' Lucene BM25 (the oracle)
+on the same analyzed tokens, after a build and after incremental updates and deletions."""
+
+from __future__ import annotations
+
+import random
+
+import bm25s
+import numpy as np
+import pytest
+from django.db import connection
+
+from catalog_search import get_index, indexing
+from catalog_search.analysis import get_analyzer
+from catalog_search.retrieval import bm25
+from tests.testapp.models import Article
+
+pytestmark = pytest.mark.django_db
+
+WORDS = (
+    "leather canvas wool silk cotton denim linen suede velvet tote bag backpack wallet boot sneaker "
+    "sandal scarf glove hat jacket coat dress shirt skirt lamp chair sofa mug bowl kettle red blue green "
+    "black white yellow pink purple orange grey striped dotted checked plain warm light heavy small large "
+    "classic modern vintage sporty elegant casual waterproof handmade"
+).split()
+
+
+def _text(rng: random.Random, n: int) -> str:
+    # Zipf-like draw so some words are common (low idf) and many rare.
+    weights = [1 / (i + 1) for i in range(len(WORDS))]
+    return " ".join(rng.choices(WORDS, weights=weights, k=n))
+
+
+def _oracle_tokens(article: Article) -> list[str]:
+    """The ArticleIndex weights are headline x2, body x1: integer weights equal repeated tokens."""
+    analyzer = get_analyzer()
+    return analyzer.terms(article.headline) * 2 + analyzer.terms(article.body)
+
+
+def _check_parity(index, rng: random.Random, queries: int = 40) -> int:
+    articles = list(index.get_queryset().order_by("pk"))
+    corpus = [_oracle_tokens(a) for a in articles]
+    oracle = bm25s.BM25(method="lucene", k1=1.2, b=0.75, dtype="float64")
+    oracle.index(corpus, show_progress=False)
+    ct = index.content_type.pk
+    compared = 0
+    for _ in range(queries):
+        terms = sorted(set(get_analyzer().terms(_text(rng, rng.randint(1, 4)))))
+        expected = oracle.get_scores(terms)
+        got = {hit.object_id: hit.score for hit in bm25.search(ct, terms, None, limit=100_000)}
+        for article, score in zip(articles, expected, strict=True):
+            if score > 0:
+                assert got.pop(str(article.pk)) == pytest.approx(score, rel=1e-9, abs=1e-6)
+                compared += 1
+        assert got == {}, "SQL BM25 matched documents the oracle did not"
+    return compared
+
+
+def _stored_stats_match_postings(ct: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.term, count(*) FROM catalog_search_posting p JOIN catalog_search_document d "
+            "ON d.id = p.document_id WHERE d.content_type_id = %s GROUP BY p.term",
+            [ct],
+        )
+        recomputed = dict(cursor.fetchall())
+        cursor.execute("SELECT term, df FROM catalog_search_termstat WHERE content_type_id = %s", [ct])
+        assert dict(cursor.fetchall()) == recomputed
+        cursor.execute("SELECT count(*), sum(length) FROM catalog_search_document WHERE content_type_id = %s", [ct])
+        docs, total = cursor.fetchone()
+        cursor.execute("SELECT doc_count, total_length FROM catalog_search_corpusstat WHERE content_type_id = %s", [ct])
+        stored_docs, stored_total = cursor.fetchone()
+    assert stored_docs == docs and stored_total == pytest.approx(total)
+
+
+def test_bm25_matches_oracle_after_build_updates_and_deletes(encoder):
+    rng = random.Random(1234)
+    index = get_index(Article)
+    for i in range(300):
+        Article.objects.create(
+            headline=_text(rng, rng.randint(2, 6)), body=_text(rng, rng.randint(0, 40)), section=f"s{i % 5}"
+        )
+    indexing.reindex(index, encoder, batch_size=64)
+    assert _check_parity(index, rng) > 500
+    _stored_stats_match_postings(index.content_type.pk)
+
+    # Incremental: rewrite 60 articles, delete 40, unpublish 10 (the queryset hook drops them), add 20.
+    articles = list(Article.objects.order_by("?")[:110])
+    for article in articles[:60]:
+        article.headline = _text(rng, rng.randint(1, 5))
+        article.body = _text(rng, rng.randint(0, 60))
+        article.save()
+    indexing.index_instances(index, articles[:60], encoder)
+    deleted = [a.pk for a in articles[60:100]]
+    Article.objects.filter(pk__in=deleted).delete()
+    indexing.remove_objects(index, deleted)
+    Article.objects.filter(pk__in=[a.pk for a in articles[100:]]).update(published=False)
+    new = [Article.objects.create(headline=_text(rng, 3), body=_text(rng, 20), section="new") for _ in range(20)]
+    report = indexing.reindex(index, encoder, object_ids=[a.pk for a in articles[100:]] + [a.pk for a in new])
+    assert report.removed == 10 and report.indexed == 20
+    assert _check_parity(index, rng) > 300
+    _stored_stats_match_postings(index.content_type.pk)
+
+
+def test_filters_apply_inside_the_bm25_query(encoder):
+    index = get_index(Article)
+    for i in range(30):
+        Article.objects.create(headline=f"leather bag {i}", body="leather", section="a" if i < 3 else "b", rating=i)
+    indexing.reindex(index, encoder)
+    from catalog_search.retrieval.filters import object_ids_sql
+    from catalog_search.retrieval.query import parse_filters
+
+    _, per_index = parse_filters({"section": "a"}, [index])
+    hits = bm25.search(index.content_type.pk, ["leather"], object_ids_sql(index, per_index["testapp.article"]), 2)
+    # Limit 2 among the 3 matching section "a": the filter acts before the LIMIT, not after.
+    assert len(hits) == 2
+    assert {Article.objects.get(pk=h.object_id).section for h in hits} == {"a"}
+    assert np.all(np.diff([h.score for h in hits]) <= 0)

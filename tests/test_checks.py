@@ -1,0 +1,65 @@
+"""Django system checks for the vector extension and the SearchIndex declarations."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import checks
+from django.db import connection, transaction
+
+from catalog_search import RangeFacet, SearchField, SearchIndex
+from catalog_search.checks import _index_errors, check_indexes, check_vector_extension
+from demo_project.shop.models import Product
+
+
+class _Rollback(Exception):
+    pass
+
+
+@pytest.mark.django_db
+def test_vector_extension_present_passes():
+    assert check_vector_extension(databases=["default"]) == []
+
+
+@pytest.mark.django_db
+def test_vector_extension_missing_is_an_error():
+    # DDL is transactional in PostgreSQL: drop the extension inside a transaction and roll it back.
+    with pytest.raises(_Rollback), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("DROP EXTENSION vector CASCADE")
+        errors = check_vector_extension(databases=["default"])
+        assert [e.id for e in errors] == ["catalog_search.E001"]
+        assert "CREATE EXTENSION vector" in errors[0].hint
+        raise _Rollback
+    assert check_vector_extension(databases=["default"]) == []
+
+
+def test_database_check_is_skipped_without_databases():
+    assert check_vector_extension(databases=None) == []
+
+
+def test_registered_indexes_are_valid():
+    assert check_indexes() == []
+
+
+def test_missing_and_wrong_fields_are_reported():
+    class BrokenIndex(SearchIndex):
+        model = Product
+        text_fields = [SearchField("title"), SearchField("subtitle"), SearchField("description", weight=0)]
+        image_field = "title"
+        filter_fields = ["colour", "brand__name"]
+        facet_fields = ["size", RangeFacet("category", [0, 10]), RangeFacet("price", [50, 10])]
+        display_fields = ["nope"]
+
+    messages = [m.msg for m in _index_errors(BrokenIndex())]
+    assert all(isinstance(m, checks.Error) and m.id == "catalog_search.E003" for m in _index_errors(BrokenIndex()))
+    assert messages == [
+        "BrokenIndex: text field 'subtitle' is not a field of shop.Product.",
+        "BrokenIndex: text field 'description' needs a positive weight.",
+        "BrokenIndex: image_field 'title' must be an ImageField or FileField.",
+        "BrokenIndex: filter field 'colour' is not a field of shop.Product.",
+        "BrokenIndex: filter field 'brand__name' is not a field of shop.Product.",
+        "BrokenIndex: facet field 'size' is not a field of shop.Product.",
+        "BrokenIndex: RangeFacet 'category' must be a numeric field.",
+        "BrokenIndex: RangeFacet 'price' needs at least two strictly increasing bounds.",
+        "BrokenIndex: display field 'nope' is not an attribute of shop.Product.",
+    ]
