@@ -12,3 +12,6 @@ class CatalogSearchConfig(AppConfig):
 
         # Like admin.py for the admin: each app declares its indexes in search_indexes.py.
         autodiscover_modules("search_indexes")
+        from catalog_search import signals
+
+        signals.connect()

@@ -29,6 +29,12 @@ DEFAULTS: dict[str, Any] = {
     "HNSW_EF_SEARCH": 100,
     "HNSW_MAX_SCAN_TUPLES": 20000,
     "EXACT_SEARCH_MAX_ROWS": 5000,  # a filter matching at most this many rows is searched exactly
+    # Indexing pipeline (outbox -> Celery; see docs/indexing.md).
+    "INDEX_BATCH_SIZE": 64,  # objects per indexing task
+    "OUTBOX_LEASE_SECONDS": 300,  # a claimed outbox row is retried after this long (worker died)
+    "SWEEP_AFTER_SECONDS": 60,  # the sweep re-enqueues outbox rows untouched for this long
+    "MAX_ATTEMPTS": 5,  # after this many failed attempts an object is left for a human (shown as failed)
+    "BROKER_RETRY_AFTER_SECONDS": 30,  # after a failed enqueue, saves skip the broker for this long
     # Limits.
     "MAX_QUERY_LENGTH": 512,
     "MAX_K": 100,

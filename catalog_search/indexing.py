@@ -8,6 +8,7 @@ the document frequencies and adds its new ones, under a row lock on the content 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import Counter
@@ -39,6 +40,17 @@ class Doc:
     text: str
     image: object | None = None  # a decoded PIL image, when the index has one and it decoded
     error: str = ""
+    content_hash: str = ""  # of the text fields and image name: unchanged content is not re-encoded
+
+
+@dataclass
+class Vectors:
+    """One encoder's vectors for some docs (image None where a doc has no usable image)."""
+
+    encoder_row: EncoderRow
+    object_ids: list[str]
+    image: list[np.ndarray | None]
+    text: list[np.ndarray | None]
 
 
 @dataclass
@@ -65,9 +77,19 @@ def build_doc(index: SearchIndex, instance: models.Model, *, with_image: bool = 
         for term in terms:
             tf[term] += float(search_field.weight)
         length += float(search_field.weight) * len(terms)
-    doc = Doc(str(instance.pk), dict(tf), length, index.get_text(instance))
-    if with_image and index.image_field:
-        doc.image, doc.error = _load_image(getattr(instance, index.image_field, None))
+    image = getattr(instance, index.image_field, None) if index.image_field else None
+    fingerprint = json.dumps(
+        [[str(getattr(instance, f.name, "") or "") for f in index.search_fields], image.name if image else None]
+    )
+    doc = Doc(
+        str(instance.pk),
+        dict(tf),
+        length,
+        index.get_text(instance),
+        content_hash=hashlib.sha256(fingerprint.encode()).hexdigest(),
+    )
+    if with_image and image:
+        doc.image, doc.error = _load_image(image)
     return doc
 
 
@@ -176,14 +198,9 @@ def _apply_stats(cursor, content_type_id: int, df_delta: Counter, docs_delta: in
     )
 
 
-def write_documents(
-    index: SearchIndex,
-    docs: Sequence[Doc],
-    encoder_row: EncoderRow | None = None,
-    image_vectors: Sequence[np.ndarray | None] | None = None,
-    text_vectors: Sequence[np.ndarray | None] | None = None,
-) -> dict[str, int]:
-    """Upsert ``docs`` (and their vectors, if given) in one transaction; return object_id -> doc id."""
+def write_documents(index: SearchIndex, docs: Sequence[Doc], vectors: Sequence[Vectors] = ()) -> dict[str, int]:
+    """Upsert ``docs`` and their vectors (one entry per encoder) in one transaction; return
+    object_id -> document id."""
     if not docs:
         return {}
     ct = index.content_type.pk
@@ -201,17 +218,19 @@ def write_documents(
             for term in doc.tf:
                 df_delta[term] += 1
         cursor.execute(
-            "INSERT INTO catalog_search_document (content_type_id, object_id, length, terms, error, indexed_at) "
-            "SELECT %s, o, l, ARRAY(SELECT jsonb_array_elements_text(t)), e, now() "
-            "FROM unnest(%s::text[], %s::float8[], %s::jsonb[], %s::text[]) AS x(o, l, t, e) "
+            "INSERT INTO catalog_search_document "
+            "(content_type_id, object_id, length, terms, content_hash, error, indexed_at) "
+            "SELECT %s, o, l, ARRAY(SELECT jsonb_array_elements_text(t)), h, e, now() "
+            "FROM unnest(%s::text[], %s::float8[], %s::jsonb[], %s::text[], %s::text[]) AS x(o, l, t, h, e) "
             "ON CONFLICT (content_type_id, object_id) DO UPDATE SET length = EXCLUDED.length, "
-            "terms = EXCLUDED.terms, error = EXCLUDED.error, indexed_at = EXCLUDED.indexed_at "
-            "RETURNING object_id, id",
+            "terms = EXCLUDED.terms, content_hash = EXCLUDED.content_hash, error = EXCLUDED.error, "
+            "indexed_at = EXCLUDED.indexed_at RETURNING object_id, id",
             [
                 ct,
                 oids,
                 [d.length for d in docs],
                 [json.dumps(sorted(d.tf)) for d in docs],
+                [d.content_hash for d in docs],
                 [d.error for d in docs],
             ],
         )
@@ -229,27 +248,27 @@ def write_documents(
         )
         length_delta = sum(d.length for d in docs) - sum(row[2] for row in old)
         _apply_stats(cursor, ct, df_delta, len(docs) - len(old), length_delta)
-        if encoder_row is not None:
-            _write_vectors(cursor, ct, ids, docs, encoder_row, image_vectors, text_vectors)
+        for entry in vectors:
+            write_vectors(cursor, ct, entry, ids)
     return ids
 
 
-def _write_vectors(cursor, ct, ids, docs, encoder_row, image_vectors, text_vectors) -> None:
-    n = len(docs)
-    images = image_vectors if image_vectors is not None else [None] * n
-    texts = text_vectors if text_vectors is not None else [None] * n
+def write_vectors(cursor, ct: int, vectors: Vectors, doc_ids: dict[str, int]) -> None:
+    """Upsert one encoder's vectors; ``doc_ids`` maps object id -> document id."""
+    if not vectors.object_ids:
+        return
     cursor.execute(
         "INSERT INTO catalog_search_embedding (document_id, encoder_id, content_type_id, object_id, image, text) "
         "SELECT d, %s, %s, o, i::vector, t::vector FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) "
         "AS x(d, o, i, t) ON CONFLICT (document_id, encoder_id) DO UPDATE SET image = EXCLUDED.image, "
         "text = EXCLUDED.text",
         [
-            encoder_row.pk,
+            vectors.encoder_row.pk,
             ct,
-            [ids[d.object_id] for d in docs],
-            [d.object_id for d in docs],
-            [vector_literal(v) for v in images],
-            [vector_literal(v) for v in texts],
+            [doc_ids[oid] for oid in vectors.object_ids],
+            vectors.object_ids,
+            [vector_literal(v) for v in vectors.image],
+            [vector_literal(v) for v in vectors.text],
         ],
     )
 
@@ -281,6 +300,18 @@ def remove_objects(index: SearchIndex, object_ids: Iterable[object]) -> int:
 # Encoding + writing ----------------------------------------------------------------------------
 
 
+def encode_docs(docs: Sequence[Doc], encoder_row: EncoderRow, encoder: Encoder) -> Vectors:
+    """Encode the docs' texts and decoded images in batches."""
+    text = list(encoder.encode_texts([d.text for d in docs]))
+    image: list[np.ndarray | None] = [None] * len(docs)
+    with_image = [i for i, d in enumerate(docs) if d.image is not None]
+    if with_image:
+        encoded = encoder.encode_images([docs[i].image for i in with_image])
+        for i, vector in zip(with_image, encoded, strict=True):
+            image[i] = vector
+    return Vectors(encoder_row, [d.object_id for d in docs], image, text)
+
+
 def index_instances(index: SearchIndex, instances: Sequence[models.Model], encoder: Encoder) -> IndexReport:
     """Analyze, encode and store ``instances`` (all of one model). A product whose image cannot be
     read is still indexed for text, with the reason recorded in its ``error``; it never fails the batch."""
@@ -288,15 +319,7 @@ def index_instances(index: SearchIndex, instances: Sequence[models.Model], encod
     docs = [build_doc(index, instance) for instance in instances]
     if not docs:
         return report
-    encoder_row = ensure_encoder(encoder)
-    text_vectors = list(encoder.encode_texts([d.text for d in docs]))
-    image_vectors: list[np.ndarray | None] = [None] * len(docs)
-    with_image = [i for i, d in enumerate(docs) if d.image is not None]
-    if with_image:
-        encoded = encoder.encode_images([docs[i].image for i in with_image])
-        for i, vector in zip(with_image, encoded, strict=True):
-            image_vectors[i] = vector
-    write_documents(index, docs, encoder_row, image_vectors, text_vectors)
+    write_documents(index, docs, [encode_docs(docs, ensure_encoder(encoder), encoder)])
     for doc in docs:
         doc.image = None  # free the pixels
         if doc.error:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.utils import timezone
 from pgvector.django import VectorField
 
 
@@ -53,6 +54,7 @@ class Document(models.Model):
     object_id = models.CharField(max_length=64)
     length = models.FloatField(help_text="weighted number of terms (BM25 document length)")
     terms = ArrayField(models.TextField(), default=list, help_text="distinct terms, for df bookkeeping")
+    content_hash = models.CharField(max_length=64, blank=True, help_text="hash of the indexed text and image name")
     error = models.TextField(blank=True, help_text="why the last indexing attempt failed, if it did")
     indexed_at = models.DateTimeField(auto_now=True)
 
@@ -103,3 +105,66 @@ class Embedding(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["encoder", "content_type", "object_id"], name="catalog_search_emb_obj")]
+
+
+class OutboxEntry(models.Model):
+    """An object that needs (re)indexing or removal.
+
+    Written by a database trigger on each registered model's table, in the same transaction as the
+    change (so bulk updates, raw SQL and crashes after commit lose nothing). ``version`` grows with
+    every change: a worker writes its result only if the version it read is still current.
+    """
+
+    class Action(models.TextChoices):
+        INDEX = "index", "index"
+        DELETE = "delete", "delete"
+
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    object_id = models.CharField(max_length=64)
+    action = models.CharField(max_length=8, choices=Action.choices, default=Action.INDEX)
+    version = models.BigIntegerField(default=1)
+    force = models.BooleanField(default=False, help_text="re-encode even if the content did not change")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "catalog_search_outbox"
+        verbose_name_plural = "outbox entries"
+        constraints = [
+            models.UniqueConstraint(fields=["content_type", "object_id"], name="catalog_search_outbox_object")
+        ]
+        indexes = [models.Index(fields=["content_type", "updated_at"], name="catalog_search_outbox_ct")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.content_type_id}:{self.object_id} v{self.version}"
+
+
+class IndexRun(models.Model):
+    """A reindex or rebuild request, for "last run" and progress in the admin and ``status``."""
+
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, default="rebuild")
+    total = models.PositiveIntegerField(default=0)
+    requested_by = models.CharField(max_length=150, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        get_latest_by = "started_at"
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.content_type_id} at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class IndexStatus(models.Model):
+    """No table: carries the ``catalog_search.reindex`` permission and the admin status page."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [("reindex", "Can reindex and rebuild the search index")]
+        verbose_name = verbose_name_plural = "index status"

@@ -72,6 +72,26 @@ CATALOG_SEARCH = {
     "MODEL": os.environ.get("CATALOG_SEARCH_MODEL", str(VAR_DIR / "demo-encoder")),
 }
 
+# Celery: Redis broker; tasks acknowledged after they finish (a killed worker's task is redelivered).
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "catalog_search")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 3600)),
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+}
+CELERY_BEAT_SCHEDULE = {
+    "catalog-search-sweep": {
+        "task": "catalog_search.sweep",
+        "schedule": float(os.environ.get("CATALOG_SEARCH_SWEEP_SECONDS", 30)),
+    },
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -4,6 +4,7 @@ The throwaway server is started here (not in a fixture) so DATABASES is right be
 and its URL is exported so subprocesses (Celery workers, live servers) use the same server.
 """
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -14,6 +15,12 @@ if not os.environ.get("DATABASE_URL"):
     _pgdata = Path(tempfile.mkdtemp(prefix="catalog-search-test-")) / "pgdata"
     os.environ["DATABASE_URL"] = start_embedded(_pgdata, delete_on_exit=True)
 os.environ.setdefault("CATALOG_SEARCH_VAR", tempfile.mkdtemp(prefix="catalog-search-var-"))
+if not os.environ.get("CELERY_BROKER_URL"):
+    from tests.services import RedisServer
+
+    REDIS = RedisServer()
+    REDIS.start()
+    os.environ["CELERY_BROKER_URL"] = REDIS.url
 
 from demo_project.settings import *  # noqa: E402,F403
 
@@ -24,5 +31,7 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 # A tiny random-weight CLIP: the real loading and encoding path, in milliseconds.
 from tests.tiny_models import build_tiny_clip  # noqa: E402
 
-CATALOG_SEARCH = {"MODEL": str(build_tiny_clip(VAR_DIR / "tiny-clip"))}  # noqa: F405
+CATALOG_SEARCH = {"MODEL": os.environ.get("CATALOG_SEARCH_MODEL") or str(build_tiny_clip(VAR_DIR / "tiny-clip"))}  # noqa: F405
+# Worker subprocesses get short leases and sweeps through this variable (see tests/worker.py).
+CATALOG_SEARCH.update(json.loads(os.environ.get("CATALOG_SEARCH_JSON", "{}")))
 MEDIA_ROOT = VAR_DIR / "media"  # noqa: F405

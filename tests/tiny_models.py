@@ -27,11 +27,9 @@ def _tokenizer():
 
 
 def _save(model, processor_kind: str, out: Path) -> Path:
-    import torch
     from transformers import CLIPImageProcessor, SiglipImageProcessor
 
     out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
     model.save_pretrained(out)
     _tokenizer().save_pretrained(out)
     size = {"height": 32, "width": 32}
@@ -42,13 +40,13 @@ def _save(model, processor_kind: str, out: Path) -> Path:
     return out
 
 
-def build_tiny_clip(out: Path) -> Path:
+def build_tiny_clip(out: Path, seed: int = 0) -> Path:
     import torch
     from transformers import CLIPConfig, CLIPModel
 
     if (out / "config.json").exists():
         return out
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     text = dict(TEXT, vocab_size=30522, max_position_embeddings=64, eos_token_id=102, pad_token_id=0, bos_token_id=101)
     config = CLIPConfig(text_config=text, vision_config=VISION, projection_dim=24)
     return _save(CLIPModel(config), "clip", out)

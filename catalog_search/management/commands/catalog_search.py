@@ -1,0 +1,178 @@
+"""``manage.py catalog_search <subcommand>``: reindex, status, install-triggers."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from catalog_search import conf, outbox
+from catalog_search.broker import broker_error, enqueue
+from catalog_search.models import IndexRun
+from catalog_search.registry import SearchIndex, get_index_by_label, get_indexes
+from catalog_search.status import full_status
+from catalog_search.triggers import install_triggers
+
+STALL_HINT_SECONDS = 15
+
+
+class Command(BaseCommand):
+    help = "Manage the catalog search index. Run a subcommand with --help for its options."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="subcommand", required=True, metavar="{reindex,status,install-triggers}")
+        reindex = sub.add_parser(
+            "reindex",
+            help="Reindex objects through the Celery workers (or in this process with --sync).",
+            description="Queue objects for (re)indexing and show progress until the workers are done. Objects "
+            "are re-encoded even if unchanged. With --pending, only process what the outbox already "
+            "holds (what the periodic sweep does).",
+        )
+        scope = reindex.add_mutually_exclusive_group(required=True)
+        scope.add_argument("--all", action="store_true", help="every registered model")
+        scope.add_argument("--model", metavar="app.Model", help="one registered model, e.g. shop.Product")
+        scope.add_argument("--pending", action="store_true", help="only what is waiting in the outbox")
+        reindex.add_argument("--ids", metavar="1,2,3", help="only these primary keys (with --model)")
+        reindex.add_argument(
+            "--batch-size",
+            type=int,
+            default=None,
+            metavar="N",
+            help=f"objects per task (default {conf.get('INDEX_BATCH_SIZE')})",
+        )
+        reindex.add_argument("--sync", action="store_true", help="encode in this process instead of the workers")
+        reindex.add_argument("--no-wait", action="store_true", help="queue the work and return at once")
+        status = sub.add_parser("status", help="Show index health per model and the encoders.")
+        status.add_argument("--json", action="store_true", help="machine-readable output")
+        sub.add_parser("install-triggers", help="(Re)create the outbox triggers (migrate does this too).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        command = options["subcommand"]
+        if command == "reindex":
+            self.reindex(options)
+        elif command == "status":
+            self.status(options)
+        else:
+            tables = install_triggers()
+            self.stdout.write(self.style.SUCCESS(f"Outbox triggers installed on: {', '.join(tables) or 'nothing'}"))
+
+    # reindex -------------------------------------------------------------------------------------
+
+    def _scope(self, options: dict) -> list[tuple[SearchIndex, list[str] | None]]:
+        if options["ids"] and not options["model"]:
+            raise CommandError("--ids needs --model app.Model")
+        if options["model"]:
+            index = get_index_by_label(options["model"])
+            if index is None:
+                labels = ", ".join(i.model._meta.label for i in get_indexes()) or "none"
+                raise CommandError(f"{options['model']} is not registered with catalog_search (registered: {labels})")
+            ids = [i.strip() for i in options["ids"].split(",") if i.strip()] if options["ids"] else None
+            return [(index, ids)]
+        return [(index, None) for index in get_indexes()]
+
+    def reindex(self, options: dict) -> None:
+        batch_size = options["batch_size"] or int(conf.get("INDEX_BATCH_SIZE"))
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1")
+        if not options["sync"]:
+            problem = broker_error()
+            if problem:
+                raise CommandError(
+                    f"{problem}\nStart the broker (see docs/indexing.md), or run with --sync to index in this process."
+                )
+        work: list[tuple[SearchIndex, list[str]]] = []
+        for index, ids in self._scope(options):
+            if not options["pending"]:
+                total = outbox.mark(index, ids, force=True)
+                IndexRun.objects.create(
+                    content_type=index.content_type,
+                    kind="reindex",
+                    total=total,
+                    requested_by="manage.py catalog_search",
+                )
+            work.append((index, ids if ids is not None else outbox.pending_ids(index)))
+        total = sum(len(ids) for _, ids in work)
+        if not total:
+            self.stdout.write("Nothing to index.")
+            return
+        if options["sync"]:
+            self._run_here(work, batch_size, total)
+        else:
+            for index, ids in work:
+                for start in range(0, len(ids), batch_size):
+                    enqueue(index.label, ids[start : start + batch_size])
+            self.stdout.write(f"Queued {total} objects for the workers.")
+            if not options["no_wait"]:
+                self._wait(work, total)
+
+    def _run_here(self, work: list[tuple[SearchIndex, list[str]]], batch_size: int, total: int) -> None:
+        failed: dict[str, str] = {}
+        with tqdm(total=total, unit="obj", desc="Indexing", file=self.stderr._out) as bar:
+            for index, ids in work:
+                for start in range(0, len(ids), batch_size):
+                    batch = ids[start : start + batch_size]
+                    report = outbox.process(index, batch)
+                    failed.update({f"{index.label}:{k}": v for k, v in {**report.failed, **report.broken}.items()})
+                    bar.update(len(batch))
+        self._summary(failed)
+
+    def _wait(self, work: list[tuple[SearchIndex, list[str]]], total: int) -> None:
+        last_left, last_change = total, time.monotonic()
+        with tqdm(total=total, unit="obj", desc="Indexing", file=self.stderr._out) as bar:
+            while True:
+                left = sum(outbox.pending_among(index, ids) for index, ids in work)
+                bar.update(max(0, (total - left) - bar.n))
+                if left == 0:
+                    break
+                if left != last_left:
+                    last_left, last_change = left, time.monotonic()
+                elif time.monotonic() - last_change > STALL_HINT_SECONDS:
+                    bar.write(
+                        "No progress: is a worker running? (celery -A <project> worker). Ctrl-C leaves the work queued."
+                    )
+                    last_change = time.monotonic()
+                time.sleep(0.5)
+        failed = {}
+        for entry in full_status()["models"]:
+            failed.update({f"{entry['label']}:{f['object_id']}": f["reason"] for f in entry["failures"]})
+        self._summary(failed)
+
+    def _summary(self, failed: dict[str, str]) -> None:
+        self.stdout.write(self.style.SUCCESS("Done."))
+        for key, reason in list(failed.items())[:20]:
+            self.stdout.write(self.style.WARNING(f"  {key}: {reason}"))
+        if failed:
+            self.stdout.write(self.style.WARNING(f"{len(failed)} objects with problems (see `status`)."))
+
+    # status --------------------------------------------------------------------------------------
+
+    def status(self, options: dict) -> None:
+        data = full_status()
+        if options["json"]:
+            self.stdout.write(json.dumps(data, indent=2))
+            return
+        self.stdout.write(f"Configured model: {data['configured_model']}")
+        for enc in data["encoders"]:
+            extra = f", {enc['missing']} documents to build" if "missing" in enc else ""
+            self.stdout.write(f"Encoder {enc['identity']} [{enc['state']}] dim={enc['dim']}{extra}")
+        if not data["encoders"]:
+            self.stdout.write("No encoder yet: nothing has been indexed with vectors.")
+        header = f"{'model':<24}{'total':>9}{'indexed':>9}{'pending':>9}{'failed':>8}  last run"
+        self.stdout.write(header)
+        for m in data["models"]:
+            run = m["last_run"]
+            when = (
+                "never"
+                if not run
+                else f"{run['kind']} {run['started_at'][:19]}" + (" (running)" if not run["finished_at"] else "")
+            )
+            self.stdout.write(
+                f"{m['label']:<24}{m['total']:>9}{m['indexed']:>9}{m['pending']:>9}{m['failed']:>8}  {when}"
+            )
+            for failure in m["failures"][:10]:
+                self.stdout.write(
+                    self.style.WARNING(f"    {failure['object_id']}: {failure['state']}: {failure['reason']}")
+                )
