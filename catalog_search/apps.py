@@ -15,3 +15,13 @@ class CatalogSearchConfig(AppConfig):
         from catalog_search import signals
 
         signals.connect()
+        if apps_has_admin():
+            from catalog_search.admin import attach_reindex_action
+
+            attach_reindex_action()
+
+
+def apps_has_admin() -> bool:
+    from django.apps import apps
+
+    return apps.is_installed("django.contrib.admin")

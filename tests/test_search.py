@@ -261,3 +261,32 @@ def test_second_model_without_images_and_queryset_hook(catalog, encoder):
 
 def titles_or_headlines(results) -> list[str]:
     return [getattr(hit.object, "title", None) or hit.object.headline for hit in results]
+
+
+def test_deleted_object_disappears_at_once_before_any_worker(catalog):
+    from catalog_search.models import Document, OutboxEntry
+
+    shoes = catalog["Red running shoes"]
+    pk = shoes.pk
+    shoes.delete()
+    # The trigger queued the removal; no worker ran, the document is still there...
+    assert OutboxEntry.objects.get(object_id=str(pk)).action == "delete"
+    assert Document.objects.filter(object_id=str(pk)).exists()
+    # ...yet search no longer returns it, and the page is still full.
+    results = catalog_search.search(q="red shoes", k=4)
+    assert pk not in [hit.id for hit in results] and len(results) == 4
+
+
+def test_saving_writes_the_outbox_in_the_same_transaction(db, make_product):
+    from django.db import transaction
+
+    from catalog_search.models import OutboxEntry
+
+    with transaction.atomic():
+        product = make_product("Wool hat")
+        entry = OutboxEntry.objects.get(object_id=str(product.pk))
+        assert (entry.action, entry.version) == ("index", 1)
+        Product.objects.filter(pk=product.pk).update(price=12)  # bulk update: no signal, still recorded
+        assert OutboxEntry.objects.get(object_id=str(product.pk)).version == 2
+        transaction.set_rollback(True)
+    assert not OutboxEntry.objects.filter(object_id=str(product.pk)).exists()

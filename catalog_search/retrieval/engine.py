@@ -139,9 +139,10 @@ def _run(query: SearchQuery, started: float) -> SearchResults:
         ranked = fusion.weighted(signals, {"vector": query.alpha, "bm25": 1.0 - query.alpha})
     else:
         ranked = fusion.rrf(signals, int(conf.get("RRF_K")))
-    page = ranked[query.offset : query.offset + query.k]
+    # Resolve a few extra so objects deleted since indexing (dropped on resolve) do not shorten the page.
+    page = ranked[query.offset : query.offset + 2 * query.k]
 
-    hits = _resolve(page, found, query, terms)
+    hits = _resolve(page, found, query, terms)[: query.k]
     facet_counts = facets.count(
         query.indexes,
         query.index_filters,
