@@ -154,8 +154,13 @@ def _current(cursor, index: SearchIndex, claims: list[Claim]) -> set[str]:
 
 def target_encoders() -> list[tuple[EncoderRow, Encoder]]:
     """Encoders that must get vectors: the configured one and, during a model switch, also the active
-    one (search still uses it until the new index is complete)."""
-    configured = get_encoder()
+    one (search still uses it until the new index is complete). Empty if the configured model cannot be
+    loaded: keyword indexing goes on, and the sweep adds vectors once the model is there."""
+    try:
+        configured = get_encoder()
+    except EncoderUnavailable as exc:
+        logger.warning("catalog_search: indexing without vectors: %s", exc.message)
+        return []
     row = ensure_encoder(configured)
     targets = [(row, configured)]
     if row.state != EncoderRow.State.ACTIVE:
@@ -226,9 +231,9 @@ def _process_round(index: SearchIndex, claims: list[Claim], report: ProcessRepor
             old = existing.get(c.object_id)
             fresh = c.force or not old or old[1] != doc.content_hash or bool(old[2])
             missing = [row.pk for row, _ in targets if fresh or row.pk not in old[3]]
-            if missing:
-                doc = build_doc(index, instance)
-                if fresh:
+            if fresh or missing:
+                doc = build_doc(index, instance, with_image=bool(missing))
+                if fresh or doc.error:  # a newly found image problem is recorded on the document
                     changed.append(doc)
                 for encoder_id in missing:
                     needs[encoder_id].append(doc)
@@ -252,7 +257,7 @@ def _process_round(index: SearchIndex, claims: list[Claim], report: ProcessRepor
             "DELETE FROM catalog_search_outbox WHERE content_type_id = %s AND object_id = ANY(%s)",
             [index.content_type.pk, sorted(current)],
         )
-    touched = {d.object_id: d for ds in needs.values() for d in ds}
+    touched = {d.object_id: d for ds in [changed, *needs.values()] for d in ds}
     for oid, doc in touched.items():
         if oid in current:
             report.indexed.append(oid)
@@ -317,3 +322,18 @@ def pending_among(index: SearchIndex, object_ids: list[str]) -> int:
             [index.content_type.pk, object_ids],
         )
         return int(cursor.fetchone()[0])
+
+
+def mark_missing_vectors(index: SearchIndex, encoder_row: EncoderRow) -> list[str]:
+    """Queue indexed objects that have no vectors from ``encoder_row`` and are not queued already
+    (indexed while the model could not be loaded, or during a switch)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO catalog_search_outbox (content_type_id, object_id, action, version, force, created_at, "
+            "updated_at, attempts, last_error) SELECT d.content_type_id, d.object_id, 'index', 1, false, now(), now(), "
+            "0, '' FROM catalog_search_document d WHERE d.content_type_id = %s AND NOT EXISTS (SELECT 1 FROM "
+            "catalog_search_embedding e WHERE e.document_id = d.id AND e.encoder_id = %s) "
+            "ON CONFLICT (content_type_id, object_id) DO NOTHING RETURNING object_id",
+            [index.content_type.pk, encoder_row.pk],
+        )
+        return [oid for (oid,) in cursor.fetchall()]

@@ -50,7 +50,13 @@ def advance() -> str:
         row.refresh_from_db()
     if row.state == EncoderRow.State.ACTIVE:
         cleanup_retired()
-        return "none"
+        queued = 0
+        for index in get_indexes():  # documents indexed while no model could be loaded
+            ids = outbox.mark_missing_vectors(index, row)
+            if ids:
+                enqueue(index.label, ids)
+                queued += len(ids)
+        return f"queued {queued} documents without vectors" if queued else "none"
     if not IndexRun.objects.filter(kind=f"switch:{row.pk}").exists():
         for index in get_indexes():
             total = outbox.mark(index)

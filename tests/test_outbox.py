@@ -1,0 +1,113 @@
+"""Outbox processing in-process (the worker's code path without the worker): versions, skips,
+per-object failures, and indexing without a loadable model."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+
+import catalog_search
+from catalog_search import outbox, switch
+from catalog_search.encoders import clear_cache
+from catalog_search.models import Document, Embedding, OutboxEntry
+from demo_project.shop.models import Product
+
+pytestmark = pytest.mark.django_db
+
+
+def pending(product: Product) -> OutboxEntry:
+    return OutboxEntry.objects.get(object_id=str(product.pk))
+
+
+def test_process_indexes_and_empties_the_outbox(make_product, product_index, encoder):
+    products = [make_product(f"Linen shirt {i}") for i in range(3)]
+    report = outbox.process(product_index, [str(p.pk) for p in products])
+    assert sorted(report.indexed) == sorted(str(p.pk) for p in products)
+    assert not OutboxEntry.objects.exists()
+    assert Embedding.objects.count() == 3
+    # Running the same task again (a redelivery) is a no-op.
+    assert outbox.process(product_index, [str(p.pk) for p in products]).indexed == []
+
+
+def test_unchanged_content_is_not_reencoded(make_product, product_index, encoder):
+    product = make_product("Denim jacket")
+    outbox.process(product_index, [str(product.pk)])
+    product.price = 99  # not a text or image field: nothing to encode
+    product.save()
+    report = outbox.process(product_index, [str(product.pk)])
+    assert report.skipped == [str(product.pk)] and report.indexed == []
+    product.title = "Denim jacket, washed"
+    product.save()
+    assert outbox.process(product_index, [str(product.pk)]).indexed == [str(product.pk)]
+    outbox.mark(product_index, [product.pk], force=True)  # a reindex re-encodes even unchanged content
+    assert outbox.process(product_index, [str(product.pk)]).indexed == [str(product.pk)]
+
+
+def test_a_change_during_encoding_wins_over_the_older_result(make_product, product_index, encoder):
+    product = make_product("Velvet sofa")
+    claims = outbox.claim(product_index, [str(product.pk)])
+    # The product changes after the worker read version 1 but before it writes.
+    Product.objects.filter(pk=product.pk).update(title="Velvet armchair")
+    report = outbox.ProcessReport()
+    superseded = outbox._process_round(product_index, claims, report)
+    assert superseded == [str(product.pk)] and report.indexed == []
+    assert not Document.objects.filter(object_id=str(product.pk)).exists()  # the stale result was dropped
+    # process() re-reads and indexes the latest content.
+    outbox.release(product_index, superseded)
+    outbox.process(product_index, [str(product.pk)])
+    assert [h.object.title for h in catalog_search.search(q="armchair", mode="bm25")] == ["Velvet armchair"]
+    assert catalog_search.search(q="sofa", mode="bm25").results == []
+
+
+def test_claimed_rows_are_not_processed_twice(make_product, product_index, encoder):
+    product = make_product("Silk scarf")
+    assert len(outbox.claim(product_index, [str(product.pk)])) == 1
+    assert outbox.claim(product_index, [str(product.pk)]) == []  # another worker holds the lease
+    assert outbox.process(product_index, [str(product.pk)]).indexed == []
+    with connection.cursor() as cursor:  # the lease ends (that worker died)
+        cursor.execute("UPDATE catalog_search_outbox SET claimed_until = now() - interval '1 second'")
+    assert outbox.process(product_index, [str(product.pk)]).indexed == [str(product.pk)]
+
+
+def test_a_bug_in_one_object_never_blocks_the_batch(make_product, product_index, encoder, monkeypatch):
+    good, bad = make_product("Cotton tote"), make_product("Cursed tote")
+    original = type(product_index).get_text
+
+    def get_text(self, instance):
+        if instance.pk == bad.pk:
+            raise ValueError("boom")
+        return original(self, instance)
+
+    monkeypatch.setattr(type(product_index), "get_text", get_text)  # a fault in user code
+    report = outbox.process(product_index, [str(good.pk), str(bad.pk)])
+    assert report.indexed == [str(good.pk)] and report.broken == {str(bad.pk): "ValueError: boom"}
+    entry = pending(bad)
+    assert entry.last_error == "ValueError: boom" and entry.claimed_until is None and entry.attempts == 1
+
+
+def test_deleted_and_unpublished_objects_are_removed(make_product, product_index, encoder):
+    product = make_product("Wool socks")
+    outbox.process(product_index, [str(product.pk)])
+    pk = product.pk
+    product.delete()
+    assert pending(Product(pk=pk)).action == "delete"
+    assert outbox.process(product_index, [str(pk)]).removed == [str(pk)]
+    assert not Document.objects.exists() and not Embedding.objects.exists()
+
+
+def test_without_a_loadable_model_keyword_search_still_works(make_product, product_index, encoder, tmp_path):
+    product = make_product("Leather gloves")
+    with override_settings(CATALOG_SEARCH={"MODEL": str(tmp_path / "missing-model")}):
+        clear_cache()
+        outbox.process(product_index, [str(product.pk)])
+    clear_cache()
+    assert Document.objects.count() == 1 and not Embedding.objects.exists()
+    assert [h.id for h in catalog_search.search(q="gloves", mode="bm25")] == [product.pk]
+    results = catalog_search.search(q="gloves")  # hybrid degrades to keywords, and says so
+    assert [h.id for h in results] == [product.pk] and "vector signal unavailable" in results.warnings[0]
+    # Once the model loads again, the sweep queues the documents that lack vectors.
+    assert switch.advance() == "queued 1 documents without vectors"
+    assert switch.advance() == "none"  # already queued: not queued twice
+    outbox.process(product_index, [str(product.pk)])
+    assert Embedding.objects.count() == 1
