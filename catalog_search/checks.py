@@ -16,7 +16,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import DatabaseError, connections, models
 
 from catalog_search import conf
-from catalog_search.encoders import describe_model_setting
+from catalog_search.encoders import describe_model_setting, model_path
 from catalog_search.registry import RangeFacet, get_indexes, resolve_field
 
 
@@ -65,7 +65,7 @@ def check_vector_extension(app_configs=None, databases=None, **kwargs) -> list[c
 @checks.register()
 def check_model_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     name = conf.get("MODEL")
-    path = Path(name).expanduser()
+    path = Path(model_path(name))
     if (path.is_absolute() or name.startswith(".")) and not path.exists():
         # Not an error: BM25 search works, and the model may be trained or copied in later.
         return [
@@ -76,10 +76,14 @@ def check_model_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]
             )
         ]
     problem = describe_model_setting(name)
-    if problem is None and not Path(name).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
+    if problem is None and not path.exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
         from huggingface_hub import try_to_load_from_cache
 
-        if not isinstance(try_to_load_from_cache(name, "config.json"), str):
+        try:
+            cached = try_to_load_from_cache(name, "config.json")
+        except Exception as exc:  # not a valid hub id (e.g. a relative path that does not exist)
+            cached, problem = None, f"not a directory and not a valid hub id ({exc})"
+        if problem is None and not isinstance(cached, str):
             problem = "HF_HUB_OFFLINE=1 and the model is not in the local Hugging Face cache"
     if problem is None:
         return []

@@ -25,29 +25,46 @@ from catalog_search.exceptions import EncoderUnavailable
 
 logger = logging.getLogger(__name__)
 
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".onnx")
+# Files that decide the vectors: configs, weights and tokenizer vocabularies (not logs or READMEs).
+_HASHED_SUFFIXES = (".json", ".safetensors", ".bin", ".pt", ".pth", ".onnx", ".model", ".txt", ".tiktoken")
+
+
+def model_path(name: str) -> str:
+    """``name`` as transformers should see it: ``~`` expanded for local directories, hub ids unchanged."""
+    return str(Path(name).expanduser()) if name.startswith("~") else name
 
 
 def fingerprint(name: str) -> str:
-    """A short content hash of the model at ``name`` (config + weights), so retrained weights in the
-    same folder get a new identity. Weights are sampled (size plus the first and last MiB), which
-    keeps this instant for a 600 MB checkpoint."""
+    """A short content hash of the model at ``name`` (configs, tokenizer files and all weight bytes), so
+    retrained weights in the same folder get a new identity even when only some tensors changed. For a hub
+    id the cached snapshot is hashed. Only top-level files count: transformers loads nothing else, and
+    checkpoint subfolders written during training must not change the identity. Hashing runs at disk speed
+    (about 0.3 s for a 600 MB checkpoint that loading has just read)."""
     digest = hashlib.sha256()
-    path = Path(name)
-    if path.is_dir():
-        for file in sorted(path.rglob("*")):
-            if file.name == "config.json" or file.name.endswith(".json") and file.parent == path:
-                digest.update(file.name.encode() + file.read_bytes())
-            elif file.suffix in _WEIGHT_SUFFIXES:
-                size = file.stat().st_size
-                digest.update(f"{file.relative_to(path)}:{size}".encode())
-                with file.open("rb") as fh:
-                    digest.update(fh.read(1 << 20))
-                    fh.seek(max(0, size - (1 << 20)))
-                    digest.update(fh.read(1 << 20))
-    else:
+    path = Path(model_path(name))
+    if not path.is_dir():
         digest.update(name.encode())
+        path = _cached_snapshot(name)
+    if path is not None:
+        for file in sorted(path.iterdir()):
+            if file.suffix not in _HASHED_SUFFIXES or not file.is_file():
+                continue
+            digest.update(f"{file.name}:{file.stat().st_size}:".encode())
+            with file.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
     return digest.hexdigest()[:12]
+
+
+def _cached_snapshot(repo_id: str) -> Path | None:
+    """The local Hugging Face cache snapshot holding ``repo_id``, if it is cached."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        config = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # not a valid repo id
+        return None
+    return Path(config).parent if isinstance(config, str) else None
 
 
 def _features(output: object) -> torch.Tensor:
@@ -74,12 +91,13 @@ class Encoder:
         from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
         self.name = name
+        source = model_path(name)
         self.device = _pick_device(device or conf.get("DEVICE"))
         self.batch_size = batch_size or conf.get("ENCODE_BATCH_SIZE")
         try:
-            self.model = AutoModel.from_pretrained(name).to(self.device).eval()
-            self.tokenizer = AutoTokenizer.from_pretrained(name)
-            self.image_processor = AutoImageProcessor.from_pretrained(name)
+            self.model = AutoModel.from_pretrained(source).to(self.device).eval()
+            self.tokenizer = AutoTokenizer.from_pretrained(source)
+            self.image_processor = AutoImageProcessor.from_pretrained(source)
         except Exception as exc:  # OSError, ValueError, ImportError, ... from transformers/hub
             raise EncoderUnavailable(
                 f"Could not load the encoder from CATALOG_SEARCH['MODEL'] = {name!r}: {exc}"
@@ -92,6 +110,8 @@ class Encoder:
                 )
         accepted = inspect.signature(self.model.get_text_features).parameters
         self._text_keys = {"input_ids", "attention_mask", "token_type_ids"} & set(accepted)
+        # SigLIP 2 (NaFlex) also needs the processor's pixel_attention_mask and spatial_shapes.
+        self._image_keys = {"pixel_values"} | set(inspect.signature(self.model.get_image_features).parameters)
         text_config = getattr(self.model.config, "text_config", None)
         limit = getattr(text_config, "max_position_embeddings", None) or self.tokenizer.model_max_length
         self._max_length = min(int(limit), 512)
@@ -123,7 +143,8 @@ class Encoder:
         chunks = []
         for start in range(0, len(images), self.batch_size):
             pixels = self.image_processor(images=list(images[start : start + self.batch_size]), return_tensors="pt")
-            chunks.append(_features(self.model.get_image_features(pixel_values=pixels["pixel_values"].to(self.device))))
+            inputs = {k: v.to(self.device) for k, v in pixels.items() if k in self._image_keys}
+            chunks.append(_features(self.model.get_image_features(**inputs)))
         return _normalize(chunks, self.dim)
 
 
@@ -163,9 +184,9 @@ def clear_cache() -> None:
 
 def describe_model_setting(name: str) -> str | None:
     """Why ``name`` cannot be loaded, checked cheaply (no weights read), or None if it looks loadable."""
-    path = Path(name)
+    path = Path(model_path(name))
     if path.is_absolute() or name.startswith((".", "~")) or path.exists():
-        config = path.expanduser() / "config.json"
+        config = path / "config.json"
         if not config.is_file():
             return f"{config} does not exist"
         try:

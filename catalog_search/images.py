@@ -17,12 +17,19 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from catalog_search import conf
 from catalog_search.exceptions import ImageTooLarge, InvalidImage, UnsupportedImage
 
-ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF"})
+# MPO is how Pillow names a JPEG carrying extra pictures (most phone and camera photos): a JPEG to us.
+ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF"})
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
+
+
+def _looks_accepted(data: bytes) -> bool:
+    """Whether ``data`` starts like a format we accept (so a failure to decode it means it is corrupt)."""
+    return data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
 def read_limited(source: bytes | IO[bytes], max_bytes: int) -> bytes:
     """The bytes of ``source``, refusing more than ``max_bytes`` without reading them all."""
-    data = bytes(source) if isinstance(source, bytes | bytearray) else source.read(max_bytes + 1)
+    data = bytes(source) if isinstance(source, bytes | bytearray | memoryview) else source.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise ImageTooLarge(f"The image is larger than the {max_bytes:,}-byte limit.")
     if not data:
@@ -39,11 +46,14 @@ def open_image(
     data = read_limited(source, max_bytes)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # max_pixels below decides; Pillow's own warning threshold would override a larger setting.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         raise ImageTooLarge("The image has too many pixels.") from None
     except UnidentifiedImageError:
+        if _looks_accepted(data):
+            raise InvalidImage("The image is truncated or corrupt.") from None
         raise UnsupportedImage("The file is not an image in a supported format (JPEG, PNG, WebP, GIF).") from None
     except Exception as exc:  # Pillow raises assorted errors on malformed headers
         raise InvalidImage(f"The image could not be read: {exc}") from None
@@ -59,7 +69,9 @@ def open_image(
         image.load()
         image = ImageOps.exif_transpose(image)
         return to_rgb(image)
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:
+        raise ImageTooLarge("The image has too many pixels.") from None
+    except Exception as exc:  # corrupt data surfaces as assorted errors (OSError, struct.error, KeyError, ...)
         raise InvalidImage(f"The image is truncated or corrupt: {exc}") from None
 
 
@@ -71,9 +83,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
         top = 65535.0 if mode.startswith("I;16") else max(float(pixels.max()), 1.0)
         scaled = np.clip(pixels / top * 255.0, 0, 255).astype(np.uint8)
         return Image.fromarray(scaled, mode="L").convert("RGB")
-    if mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    elif mode in ("LA", "PA", "La", "RGBa"):
+    # Alpha channels, and palette or colour-key (PNG tRNS) transparency, become RGBA to composite.
+    if mode in ("LA", "PA", "La", "RGBa") or (mode in ("P", "1", "L", "RGB") and "transparency" in image.info):
         image = image.convert("RGBA")
     if image.mode == "RGBA":
         background = Image.new("RGB", image.size, (255, 255, 255))

