@@ -35,12 +35,16 @@ DEFAULTS: dict[str, Any] = {
     "SWEEP_AFTER_SECONDS": 60,  # the sweep re-enqueues outbox rows untouched for this long
     "MAX_ATTEMPTS": 5,  # after this many failed attempts an object is left for a human (shown as failed)
     "BROKER_RETRY_AFTER_SECONDS": 30,  # after a failed enqueue, saves skip the broker for this long
+    # HTTP API throttling (DRF rate strings like "120/minute"; None disables). Per client IP or user.
+    "THROTTLE_TEXT": "120/minute",
+    "THROTTLE_IMAGE": "30/minute",
     # Limits.
     "MAX_QUERY_LENGTH": 512,
     "MAX_K": 100,
     "MAX_OFFSET": 1000,
     "MAX_IMAGE_PIXELS": 40_000_000,
     "MAX_IMAGE_BYTES": 10 * 1024 * 1024,
+    "MAX_IMAGE_SIDE": 1024,  # decoded images are downscaled to this longest side before encoding
 }
 
 

@@ -18,6 +18,7 @@ from catalog_search import conf
 from catalog_search.exceptions import ImageTooLarge, InvalidImage, UnsupportedImage
 
 # MPO is how Pillow names a JPEG carrying extra pictures (most phone and camera photos): a JPEG to us.
+MAX_ASPECT_RATIO = 20
 ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF"})
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
 
@@ -64,11 +65,18 @@ def open_image(
         raise InvalidImage("The image has no pixels.")
     if width * height > max_pixels:
         raise ImageTooLarge(f"The image has {width}x{height} pixels; the limit is {max_pixels:,} pixels.")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        # The encoders' resize to a square input would blow such a strip up to millions of pixels.
+        raise InvalidImage(f"The image is {width}x{height}: sides more than {MAX_ASPECT_RATIO}:1 are not accepted.")
+    side = int(conf.get("MAX_IMAGE_SIDE"))
     try:
         image.seek(0)  # first frame of an animation
+        image.draft("RGB", (side, side))  # JPEG: decode at a reduced scale directly (much faster)
         image.load()
         image = ImageOps.exif_transpose(image)
-        return to_rgb(image)
+        image = to_rgb(image)
+        image.thumbnail((side, side), Image.Resampling.BICUBIC)  # encoders look at ~224 px anyway
+        return image
     except Image.DecompressionBombError:
         raise ImageTooLarge("The image has too many pixels.") from None
     except Exception as exc:  # corrupt data surfaces as assorted errors (OSError, struct.error, KeyError, ...)

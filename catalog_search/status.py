@@ -47,7 +47,7 @@ def model_status(index: SearchIndex) -> ModelStatus:
         )
         indexed, image_failures, last_indexed = cursor.fetchone()
         cursor.execute(
-            "SELECT count(*), count(*) FILTER (WHERE attempts >= %s AND last_error <> '') "
+            "SELECT count(*), count(*) FILTER (WHERE attempts >= %s) "
             "FROM catalog_search_outbox WHERE content_type_id = %s",
             [max_attempts, ct],
         )
@@ -55,8 +55,9 @@ def model_status(index: SearchIndex) -> ModelStatus:
         cursor.execute(
             "(SELECT object_id, error, 'indexed without image' FROM catalog_search_document "
             " WHERE content_type_id = %s AND error <> '' ORDER BY indexed_at DESC LIMIT %s) UNION ALL "
-            "(SELECT object_id, last_error, 'not indexed' FROM catalog_search_outbox "
-            " WHERE content_type_id = %s AND attempts >= %s AND last_error <> '' ORDER BY updated_at DESC LIMIT %s)",
+            "(SELECT object_id, COALESCE(NULLIF(last_error, ''), 'gave up after ' || attempts || "
+            " ' attempts (the worker stopped while processing it)'), 'not indexed' FROM catalog_search_outbox "
+            " WHERE content_type_id = %s AND attempts >= %s ORDER BY updated_at DESC LIMIT %s)",
             [ct, FAILURES_SHOWN, ct, max_attempts, FAILURES_SHOWN],
         )
         failures = [{"object_id": oid, "reason": reason, "state": state} for oid, reason, state in cursor.fetchall()]

@@ -34,8 +34,14 @@ COLOR_NAMES = list(COLORS)
 
 def new_product(i: int, *, image: bytes | None = None, title: str | None = None) -> Product:
     color = COLOR_NAMES[i % len(COLOR_NAMES)]
-    product = Product(title=title or f"{color.title()} canvas bag model{i}", description="everyday bag",
-                      category="bags", brand="Acme", color=color, price=Decimal("20.00"))
+    product = Product(
+        title=title or f"{color.title()} canvas bag model{i}",
+        description="everyday bag",
+        category="bags",
+        brand="Acme",
+        color=color,
+        price=Decimal("20.00"),
+    )
     product.image.save(f"w{i}.png", ContentFile(image or png_bytes(COLORS[color], seed=i)), save=False)
     product.save()
     return product
@@ -43,8 +49,12 @@ def new_product(i: int, *, image: bytes | None = None, title: str | None = None)
 
 def all_done(expected: int):
     def check() -> bool:
-        return (not OutboxEntry.objects.exists() and Document.objects.count() == expected
-                and Embedding.objects.count() == expected)
+        return (
+            not OutboxEntry.objects.exists()
+            and Document.objects.count() == expected
+            and Embedding.objects.count() == expected
+        )
+
     return check
 
 
@@ -110,8 +120,12 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(fresh_broker):
         with override_settings(CATALOG_SEARCH={**_settings(), "INDEX_BATCH_SIZE": 300}), transaction.atomic():
             for i in range(300):  # one task of 300 ids: long enough to be caught mid-batch
                 new_product(i)
-        wait_for(lambda: OutboxEntry.objects.filter(claimed_until__isnull=False).exists(), timeout=60,
-                 interval=0.005, message="the worker to claim the batch")
+        wait_for(
+            lambda: OutboxEntry.objects.filter(claimed_until__isnull=False).exists(),
+            timeout=60,
+            interval=0.005,
+            message="the worker to claim the batch",
+        )
         first.kill()
     finally:
         first.stop()
@@ -195,8 +209,11 @@ def test_model_switch_builds_beside_the_old_index_and_switches_atomically(fresh_
     searcher.start()
     new = Worker(model=second_path).start()
     try:
-        second = wait_for(lambda: EncoderRow.objects.filter(state="active").exclude(pk=first.pk).first(),
-                          timeout=120, message=f"the switch\n{new.output()}")
+        second = wait_for(
+            lambda: EncoderRow.objects.filter(state="active").exclude(pk=first.pk).first(),
+            timeout=120,
+            message=f"the switch\n{new.output()}",
+        )
         wait_for(lambda: not EncoderRow.objects.filter(pk=first.pk).exists(), timeout=30, message="cleanup")
     finally:
         stop.set()

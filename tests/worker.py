@@ -33,9 +33,15 @@ def test_database_url() -> str:
 class Worker:
     def __init__(self, *, model: str | None = None, settings: dict | None = None, beat: bool = True):
         self.log = Path(tempfile.mkstemp(prefix="celery-worker-", suffix=".log")[1])
-        self.env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings", DATABASE_URL=test_database_url(),
-                        CATALOG_SEARCH_JSON=json.dumps({**FAST, **(settings or {})}),
-                        CATALOG_SEARCH_SWEEP_SECONDS="1", CELERY_VISIBILITY_TIMEOUT="5", PYTHONUNBUFFERED="1")
+        self.env = dict(
+            os.environ,
+            DJANGO_SETTINGS_MODULE="tests.settings",
+            DATABASE_URL=test_database_url(),
+            CATALOG_SEARCH_JSON=json.dumps({**FAST, **(settings or {})}),
+            CATALOG_SEARCH_SWEEP_SECONDS="1",
+            CELERY_VISIBILITY_TIMEOUT="5",
+            PYTHONUNBUFFERED="1",
+        )
         if model:
             self.env["CATALOG_SEARCH_MODEL"] = model
         self.beat = beat
@@ -43,13 +49,25 @@ class Worker:
 
     def start(self, timeout: float = 60) -> Worker:
         schedule = tempfile.mktemp(prefix="celerybeat-")
-        command = [sys.executable, "-m", "celery", "-A", "demo_project", "worker", "--pool=solo", "--loglevel=INFO",
-                   "--without-gossip", "--without-mingle", "--without-heartbeat"]
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "demo_project",
+            "worker",
+            "--pool=solo",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
         if self.beat:
             command += ["-B", "--schedule", schedule]
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if "ready." in self.log.read_text(errors="replace"):

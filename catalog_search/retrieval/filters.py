@@ -7,6 +7,7 @@ inside the ANN scan, not after it.
 
 from __future__ import annotations
 
+from django.core.exceptions import EmptyResultSet
 from django.db import models
 from django.db.models.functions import Cast
 
@@ -34,7 +35,10 @@ def object_ids_sql(index: SearchIndex, filters: list[Filter]) -> tuple[str, list
     if not needs_filter(index, filters):
         return None
     queryset = filtered_queryset(index, filters).order_by().values_list(Cast("pk", output_field=models.TextField()))
-    sql, params = queryset.query.sql_with_params()
+    try:
+        sql, params = queryset.query.sql_with_params()
+    except EmptyResultSet:  # e.g. rating__gte beyond the integer column's range: nothing can match
+        return "SELECT NULL::text WHERE false", []
     return sql, list(params)
 
 
@@ -43,5 +47,8 @@ def values_sql(index: SearchIndex, filters: list[Filter], field: str) -> tuple[s
     queryset = (
         filtered_queryset(index, filters).order_by().values_list(field, Cast("pk", output_field=models.TextField()))
     )
-    sql, params = queryset.query.sql_with_params()
+    try:
+        sql, params = queryset.query.sql_with_params()
+    except EmptyResultSet:
+        return "SELECT NULL, NULL::text WHERE false", []
     return sql, list(params)

@@ -6,7 +6,8 @@ scan (``hnsw.iterative_scan = relaxed_order``), which keeps walking the graph un
 pass the filter, and the hits are re-sorted by exact distance.
 
 A query can target two columns with weights (text queries: text->image and text->text); each column
-is searched and the union is re-scored as ``sum_c w_c * cos(q, v_c)`` over the columns a document has.
+is searched and the union is re-scored as ``sum_c w_c * cos(q, v_c) / sum_c w_c`` over the columns a
+document has (a product without an image is scored on its text vector alone).
 """
 
 from __future__ import annotations

@@ -1,0 +1,230 @@
+"""The OpenAPI 3 document, generated from the registered indexes so filters are listed exactly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from catalog_search import conf
+from catalog_search.registry import RANGE_LOOKUPS, filter_kind, get_indexes, resolve_field
+
+# A query must contain something other than whitespace, and no NUL characters.
+Q_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+TEXT_VALUE = {"type": "string", "maxLength": 255, "pattern": r"^[^\u0000]*$"}
+EXPLAIN = {"type": "string", "enum": ["0", "1", "true", "false"], "default": "0"}
+
+
+def _value_schema(field: models.Field) -> dict[str, Any]:
+    if isinstance(field, models.BooleanField):
+        return {"type": "boolean"}
+    if isinstance(field, models.IntegerField):
+        return {"type": "integer"}
+    if isinstance(field, models.DateTimeField):
+        return {"type": "string", "format": "date-time"}
+    if isinstance(field, models.DateField):
+        return {"type": "string", "format": "date"}
+    if isinstance(field, models.FloatField | models.DecimalField):
+        return {"type": "number"}
+    return dict(TEXT_VALUE)
+
+
+def filter_parameters() -> list[dict[str, Any]]:
+    """One parameter per declared filter and lookup, merged over all registered models."""
+    seen: dict[str, dict[str, Any]] = {}
+    for index in get_indexes():
+        for name in index.filters:
+            field = resolve_field(index.model, name)
+            kind, value = filter_kind(field), _value_schema(field)
+            if kind == "boolean":
+                seen.setdefault(name, {"schema": value, "description": f"{name} is true or false"})
+                continue
+            seen.setdefault(
+                name,
+                {
+                    "schema": {"type": "array", "items": value, "maxItems": 100},
+                    "description": f"{name} equals one of the values (repeat the parameter for OR)",
+                    "style": "form",
+                    "explode": True,
+                },
+            )
+            if kind == "range":
+                for op in RANGE_LOOKUPS:
+                    seen.setdefault(f"{name}__{op}", {"schema": value, "description": f"{name} {op} the value"})
+    return [{"name": name, "in": "query", "required": False, **spec} for name, spec in sorted(seen.items())]
+
+
+def _search_parameters() -> dict[str, dict[str, Any]]:
+    return {
+        "q": {"type": "string", "minLength": 1, "maxLength": int(conf.get("MAX_QUERY_LENGTH")), "pattern": Q_PATTERN},
+        "k": {"type": "integer", "minimum": 1, "maximum": int(conf.get("MAX_K")), "default": 20},
+        "offset": {"type": "integer", "minimum": 0, "maximum": int(conf.get("MAX_OFFSET")), "default": 0},
+        "mode": {"type": "string", "enum": ["hybrid", "bm25", "vector"], "default": "hybrid"},
+        "fusion": {"type": "string", "enum": ["rrf", "weighted"], "default": "rrf"},
+        "alpha": {"type": "number", "minimum": 0, "maximum": 1},
+        "explain": EXPLAIN,
+    }
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    described = {
+        400: "Bad parameter, filter or image",
+        413: "Upload too large",
+        415: "Not a supported image",
+        429: "Throttled (see Retry-After)",
+        503: "Index or encoder unavailable",
+    }
+    return {
+        str(s): {
+            "description": described[s],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        for s in statuses
+    }
+
+
+def _ok() -> dict[str, Any]:
+    return {
+        "200": {
+            "description": "Ranked results with facets",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchResponse"}}},
+        }
+    }
+
+
+def openapi_schema(base_url: str = "/") -> dict[str, Any]:
+    params = _search_parameters()
+    filters = filter_parameters()
+    query_params = [
+        {"name": name, "in": "query", "required": name == "q", "schema": schema} for name, schema in params.items()
+    ]
+    form_properties = {name: schema for name, schema in params.items()}
+    form_properties["image"] = {
+        "type": "string",
+        "format": "binary",
+        "description": "JPEG, PNG, WebP or GIF (first frame)",
+    }
+    for f in filters:
+        form_properties[f["name"]] = f["schema"]
+    nullable_number = {"type": "number", "nullable": True}
+    nullable_int = {"type": "integer", "nullable": True}
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "catalog_search",
+            "version": "1",
+            "description": "Hybrid keyword + image search over the shop's catalog. Errors are "
+            '{"error": {"code", "message"}}.',
+        },
+        "servers": [{"url": base_url.rstrip("/") or "/"}],
+        "paths": {
+            "/api/search/": {
+                "get": {
+                    "operationId": "search",
+                    "summary": "Text search with filters and facets",
+                    "parameters": query_params + filters,
+                    "responses": {**_ok(), **_errors(400, 429, 503)},
+                }
+            },
+            "/api/search/image/": {
+                "post": {
+                    "operationId": "searchImage",
+                    "summary": "Photo search, optionally refined by text",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["image"],
+                                    "properties": form_properties,
+                                    "additionalProperties": False,
+                                }
+                            }
+                        },
+                    },
+                    "responses": {**_ok(), **_errors(400, 413, 415, 429, 503)},
+                }
+            },
+            "/api/schema/": {
+                "get": {
+                    "operationId": "schema",
+                    "summary": "This document",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3 document",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                        }
+                    },
+                },
+                "Result": {
+                    "type": "object",
+                    "required": ["id", "type", "score", "scores", "ranks", "fields"],
+                    "properties": {
+                        "id": {"oneOf": [{"type": "integer"}, {"type": "string"}]},
+                        "type": {"type": "string", "example": "shop.product"},
+                        "score": {"type": "number"},
+                        "scores": {
+                            "type": "object",
+                            "required": ["bm25", "vector"],
+                            "properties": {"bm25": nullable_number, "vector": nullable_number},
+                        },
+                        "ranks": {
+                            "type": "object",
+                            "required": ["bm25", "vector"],
+                            "properties": {"bm25": nullable_int, "vector": nullable_int},
+                        },
+                        "fields": {"type": "object", "additionalProperties": True},
+                        "explain": {"type": "object", "additionalProperties": True},
+                    },
+                },
+                "SearchResponse": {
+                    "type": "object",
+                    "required": ["query", "results", "facets", "took_ms"],
+                    "properties": {
+                        "query": {
+                            "type": "object",
+                            "required": ["q", "mode", "fusion", "filters"],
+                            "properties": {
+                                "q": {"type": "string", "nullable": True},
+                                "mode": {"type": "string"},
+                                "fusion": {"type": "string"},
+                                "alpha": {"type": "number"},
+                                "filters": {"type": "object", "additionalProperties": {"type": "array", "items": {}}},
+                            },
+                        },
+                        "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},
+                        "facets": {
+                            "type": "object",
+                            "additionalProperties": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["count"],
+                                    "properties": {"count": {"type": "integer"}},
+                                    "additionalProperties": True,
+                                },
+                            },
+                        },
+                        "took_ms": {"type": "number"},
+                        "warnings": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            }
+        },
+    }

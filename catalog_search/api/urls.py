@@ -1,0 +1,12 @@
+"""Include with ``path("api/", include("catalog_search.api.urls"))``."""
+
+from django.urls import path
+
+from catalog_search.api.views import ImageSearchView, SchemaView, TextSearchView
+
+app_name = "catalog_search_api"
+urlpatterns = [
+    path("search/", TextSearchView.as_view(), name="search"),
+    path("search/image/", ImageSearchView.as_view(), name="search-image"),
+    path("schema/", SchemaView.as_view(), name="schema"),
+]

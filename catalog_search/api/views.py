@@ -1,0 +1,131 @@
+"""``GET /api/search/``, ``POST /api/search/image/`` and ``GET /api/schema/``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, QueryDict
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog_search import conf
+from catalog_search.api.errors import exception_handler
+from catalog_search.api.schema import openapi_schema
+from catalog_search.api.serializers import serialize_results
+from catalog_search.api.throttling import ImageSearchThrottle, TextSearchThrottle
+from catalog_search.api.uploads import LimitedMemoryUploadHandler
+from catalog_search.exceptions import ImageTooLarge, InvalidImage, InvalidQuery
+from catalog_search.retrieval.engine import search
+
+PARAMETERS = ("q", "k", "offset", "mode", "fusion", "alpha", "explain")
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+MULTIPART_OVERHEAD = 64 * 1024  # form fields and part headers around the image
+
+
+class JSONOnly(DefaultContentNegotiation):
+    """Parsers by Content-Type as usual; always render JSON (``?format=`` is just an unknown filter)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class SearchAPIView(APIView):
+    authentication_classes: list = []  # a public, read-only endpoint: no session, no CSRF
+    permission_classes = [AllowAny]
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = JSONOnly
+
+    def get_exception_handler(self):
+        return exception_handler
+
+    @staticmethod
+    def split(data: QueryDict) -> tuple[dict[str, str], dict[str, list[str]]]:
+        """Search parameters (single-valued) and filters (repeatable, OR-ed) from a query or form."""
+        params: dict[str, str] = {}
+        filters: dict[str, list[str]] = {}
+        for key, values in data.lists():
+            if key == "image":
+                continue
+            values = [v for v in values if isinstance(v, str)]
+            if key in PARAMETERS:
+                if len(values) != 1:
+                    raise InvalidQuery(f"'{key}' must be given once.")
+                params[key] = values[0]
+            else:
+                filters[key] = values
+        return params, filters
+
+    @staticmethod
+    def explain_flag(value: str | None) -> bool:
+        text = (value or "").strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise InvalidQuery("'explain' must be 1 or 0.")
+
+    def run(self, params: dict[str, str], filters: dict[str, Any], image: Any = None) -> Response:
+        results = search(
+            q=params.get("q"),
+            image=image,
+            filters=filters,
+            k=params.get("k"),
+            offset=params.get("offset"),
+            mode=params.get("mode"),
+            fusion=params.get("fusion"),
+            alpha=params.get("alpha"),
+            explain=self.explain_flag(params.get("explain")),
+        )
+        return Response(serialize_results(results))
+
+
+class TextSearchView(SearchAPIView):
+    """Search with a text query, filters and facets."""
+
+    throttle_classes = [TextSearchThrottle]
+
+    def get(self, request: Request) -> Response:
+        params, filters = self.split(request.query_params)
+        return self.run(params, filters)
+
+
+class ImageSearchView(SearchAPIView):
+    """Search with a photo (multipart field ``image``), optionally refined by ``q``."""
+
+    throttle_classes = [ImageSearchThrottle]
+    parser_classes = [MultiPartParser]
+
+    def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:
+        request.upload_handlers = [LimitedMemoryUploadHandler(request)]
+        return super().initialize_request(request, *args, **kwargs)
+
+    def post(self, request: Request) -> Response:
+        limit = int(conf.get("MAX_IMAGE_BYTES"))
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > limit + MULTIPART_OVERHEAD:
+            raise ImageTooLarge(f"The upload is larger than the {limit:,}-byte image limit.")
+        upload = request.FILES.get("image")
+        if upload is None:
+            if "image" in request.data:
+                raise InvalidImage("'image' must be a file upload (multipart/form-data).")
+            raise InvalidQuery("Send the photo as the multipart file field 'image'.", code="missing_image")
+        params, filters = self.split(request.data)
+        return self.run(params, filters, image=upload)
+
+
+class SchemaView(APIView):
+    """The OpenAPI 3 document of this API, built from the registered indexes."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = JSONOnly
+
+    def get(self, request: Request) -> Response:
+        return Response(openapi_schema(request.build_absolute_uri("/")))
