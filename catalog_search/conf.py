@@ -35,6 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "SWEEP_AFTER_SECONDS": 60,  # the sweep re-enqueues outbox rows untouched for this long
     "MAX_ATTEMPTS": 5,  # after this many failed attempts an object is left for a human (shown as failed)
     "BROKER_RETRY_AFTER_SECONDS": 30,  # after a failed enqueue, saves skip the broker for this long
+    # Training: a dotted path to callable(checkpoint_dir) -> dict of metrics, printed after `train`.
+    "TRAIN_EVALUATION": None,
     # HTTP API throttling (DRF rate strings like "120/minute"; None disables). Per client IP or user.
     "THROTTLE_TEXT": "120/minute",
     "THROTTLE_IMAGE": "30/minute",

@@ -90,6 +90,8 @@ class Encoder:
     def __init__(self, name: str, device: str | None = None, batch_size: int | None = None):
         from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
+        from catalog_search import modeling  # noqa: F401  (registers the project's own encoder with AutoModel)
+
         self.name = name
         source = model_path(name)
         self.device = _pick_device(device or conf.get("DEVICE"))

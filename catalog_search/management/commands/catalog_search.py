@@ -14,6 +14,7 @@ from catalog_search.broker import broker_error, enqueue
 from catalog_search.models import IndexRun
 from catalog_search.registry import SearchIndex, get_index_by_label, get_indexes
 from catalog_search.status import full_status
+from catalog_search.training import TrainConfig
 from catalog_search.triggers import install_triggers
 
 STALL_HINT_SECONDS = 15
@@ -23,7 +24,7 @@ class Command(BaseCommand):
     help = "Manage the catalog search index. Run a subcommand with --help for its options."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        sub = parser.add_subparsers(dest="subcommand", required=True, metavar="{reindex,status,install-triggers}")
+        sub = parser.add_subparsers(dest="subcommand", required=True, metavar="{reindex,status,train,install-triggers}")
         reindex = sub.add_parser(
             "reindex",
             help="Reindex objects through the Celery workers (or in this process with --sync).",
@@ -48,6 +49,38 @@ class Command(BaseCommand):
         status = sub.add_parser("status", help="Show index health per model and the encoders.")
         status.add_argument("--json", action="store_true", help="machine-readable output")
         sub.add_parser("install-triggers", help="(Re)create the outbox triggers (migrate does this too).")
+        train = sub.add_parser(
+            "train",
+            help="Train an image-text encoder on the catalog's own photos and texts.",
+            description="Contrastive training on (photo, text) pairs of a registered model. From scratch: the "
+            "project's small dual encoder (frozen MiniLM text tower, CNN image tower). With --init: "
+            "fine-tune the vision side of an existing dual encoder (e.g. CLIP). Saves a transformers "
+            "checkpoint that CATALOG_SEARCH['MODEL'] can point at.",
+        )
+        train.add_argument("--output", required=True, metavar="DIR", help="where to save the checkpoint")
+        train.add_argument(
+            "--model", metavar="app.Model", help="registered model to train on (default: the one with an image field)"
+        )
+        train.add_argument("--init", metavar="DIR_OR_HUB_ID", help="start from this checkpoint")
+        train.add_argument("--steps", type=int, default=TrainConfig.steps)
+        train.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+        train.add_argument("--lr", type=float, default=TrainConfig.lr)
+        train.add_argument(
+            "--image-size",
+            type=int,
+            default=TrainConfig.image_size,
+            help="input size of a new image tower (ignored with --init)",
+        )
+        train.add_argument(
+            "--group-by",
+            default="",
+            metavar="FIELD,FIELD",
+            help="objects sharing these values are positives of each other, e.g. category,color",
+        )
+        train.add_argument(
+            "--time-budget", type=float, default=None, metavar="SECONDS", help="stop early after this long"
+        )
+        train.add_argument("--seed", type=int, default=0)
 
     def handle(self, *args: Any, **options: Any) -> None:
         command = options["subcommand"]
@@ -55,6 +88,8 @@ class Command(BaseCommand):
             self.reindex(options)
         elif command == "status":
             self.status(options)
+        elif command == "train":
+            self.train(options)
         else:
             tables = install_triggers()
             self.stdout.write(self.style.SUCCESS(f"Outbox triggers installed on: {', '.join(tables) or 'nothing'}"))
@@ -176,3 +211,55 @@ class Command(BaseCommand):
                 self.stdout.write(
                     self.style.WARNING(f"    {failure['object_id']}: {failure['state']}: {failure['reason']}")
                 )
+
+    # train ---------------------------------------------------------------------------------------
+
+    def train(self, options: dict) -> None:
+        from pathlib import Path
+
+        from django.utils.module_loading import import_string
+
+        from catalog_search.training import train
+
+        if options["model"]:
+            index = get_index_by_label(options["model"])
+            if index is None:
+                raise CommandError(f"{options['model']} is not registered with catalog_search")
+        else:
+            with_images = [i for i in get_indexes() if i.image_field]
+            if len(with_images) != 1:
+                raise CommandError("Name the model to train on with --model app.Model")
+            index = with_images[0]
+        config = TrainConfig(
+            steps=options["steps"],
+            batch_size=options["batch_size"],
+            lr=options["lr"],
+            image_size=options["image_size"],
+            seed=options["seed"],
+            time_budget=options["time_budget"],
+            group_by=tuple(f.strip() for f in options["group_by"].split(",") if f.strip()),
+            init=options["init"],
+        )
+        output = Path(options["output"])
+        with tqdm(total=config.steps, unit="step", desc="Training", file=self.stderr._out) as bar:
+
+            def progress(step: int, total: int, loss: float) -> None:
+                bar.update(step - bar.n)
+                bar.set_postfix(loss=f"{loss:.3f}")
+
+            try:
+                report = train(index, output, config, progress)
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Saved {output} after {report.steps} steps in {report.seconds:.0f} s "
+                f"({report.pairs} photos, {report.captions} texts, final loss {report.loss:.3f})."
+            )
+        )
+        for key, value in report.validation.items():
+            self.stdout.write(f"  validation {key}: {value}")
+        hook = conf.get("TRAIN_EVALUATION")
+        if hook:
+            for key, value in import_string(hook)(output).items():
+                self.stdout.write(f"  {key}: {value}")
