@@ -75,25 +75,26 @@ def search(
     alpha: float | None = None,
     explain: bool = False,
     models: list[str] | None = None,
+    rrf_k: int | None = None,
 ) -> SearchResults:
     """Search the registered models.
 
     ``q`` is text, ``image`` a photo (bytes, file object or PIL image); both together make a composed
     query ("this, but in red"). ``filters`` use Django lookup style on declared filter fields
     (``{"category": ["bags", "shoes"], "price__lte": 50}``). ``models`` limits the search to some
-    registered models ("shop.product"). Raises InvalidQuery (and subclasses) for bad input and
+    registered models ("shop.product"). ``rrf_k`` overrides ``CATALOG_SEARCH['RRF_K']`` (tuning). Raises InvalidQuery (and subclasses) for bad input and
     ServiceUnavailable when the index or the encoder cannot answer.
     """
     started = time.perf_counter()
     query = build_query(q, image, filters, k, offset, mode, fusion, alpha, explain, models)
     try:
-        return _run(query, started)
+        return _run(query, started, rrf_k or int(conf.get("RRF_K")))
     except DatabaseError as exc:
         logger.exception("catalog_search: database error during search")
         raise IndexUnavailable(f"The search index is unavailable: {type(exc).__name__}") from exc
 
 
-def _run(query: SearchQuery, started: float) -> SearchResults:
+def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
     warnings: list[str] = []
     use_bm25 = query.mode in ("hybrid", "bm25") and query.q is not None
     use_vector = query.mode in ("hybrid", "vector") or query.image is not None
@@ -138,7 +139,7 @@ def _run(query: SearchQuery, started: float) -> SearchResults:
     if query.fusion == "weighted":
         ranked = fusion.weighted(signals, {"vector": query.alpha, "bm25": 1.0 - query.alpha})
     else:
-        ranked = fusion.rrf(signals, int(conf.get("RRF_K")))
+        ranked = fusion.rrf(signals, rrf_k)
     # Resolve a few extra so objects deleted since indexing (dropped on resolve) do not shorten the page.
     page = ranked[query.offset : query.offset + 2 * query.k]
 

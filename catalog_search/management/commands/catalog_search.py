@@ -24,7 +24,9 @@ class Command(BaseCommand):
     help = "Manage the catalog search index. Run a subcommand with --help for its options."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        sub = parser.add_subparsers(dest="subcommand", required=True, metavar="{reindex,status,train,install-triggers}")
+        sub = parser.add_subparsers(
+            dest="subcommand", required=True, metavar="{reindex,status,evaluate,train,install-triggers}"
+        )
         reindex = sub.add_parser(
             "reindex",
             help="Reindex objects through the Celery workers (or in this process with --sync).",
@@ -49,6 +51,23 @@ class Command(BaseCommand):
         status = sub.add_parser("status", help="Show index health per model and the encoders.")
         status.add_argument("--json", action="store_true", help="machine-readable output")
         sub.add_parser("install-triggers", help="(Re)create the outbox triggers (migrate does this too).")
+        evaluate = sub.add_parser(
+            "evaluate",
+            help="Score search quality on judged queries (Recall@k, nDCG@k, MRR per mode).",
+            description="Each line of the JSONL file is a query (q and/or image path, optional filters) with "
+            'graded relevant ids: {"q": "red tote", "relevant": {"17": 3, "42": 1}}. '
+            "See docs/relevance.md.",
+        )
+        evaluate.add_argument("--judgments", required=True, metavar="FILE.jsonl")
+        evaluate.add_argument("--k", type=int, default=10, help="cutoff (default 10)")
+        evaluate.add_argument(
+            "--mode",
+            choices=["bm25", "vector", "hybrid-rrf", "hybrid-weighted"],
+            action="append",
+            help="only these modes (repeatable; default: all, weighted over an alpha sweep)",
+        )
+        evaluate.add_argument("--tune", action="store_true", help="also report the best alpha and RRF k")
+        evaluate.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE ('-': stdout)")
         train = sub.add_parser(
             "train",
             help="Train an image-text encoder on the catalog's own photos and texts.",
@@ -90,6 +109,8 @@ class Command(BaseCommand):
             self.status(options)
         elif command == "train":
             self.train(options)
+        elif command == "evaluate":
+            self.evaluate(options)
         else:
             tables = install_triggers()
             self.stdout.write(self.style.SUCCESS(f"Outbox triggers installed on: {', '.join(tables) or 'nothing'}"))
@@ -263,3 +284,35 @@ class Command(BaseCommand):
         if hook:
             for key, value in import_string(hook)(output).items():
                 self.stdout.write(f"  {key}: {value}")
+
+    # evaluate ------------------------------------------------------------------------------------
+
+    def evaluate(self, options: dict) -> None:
+        from pathlib import Path
+
+        from catalog_search import evaluation
+
+        if options["k"] < 1 or options["k"] > int(conf.get("MAX_K")):
+            raise CommandError(f"--k must be between 1 and {conf.get('MAX_K')}")
+        try:
+            judgments = evaluation.load_judgments(Path(options["judgments"]))
+        except (OSError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+        modes = set(options["mode"] or ["bm25", "vector", "hybrid-rrf", "hybrid-weighted"])
+        runs = [
+            r
+            for r in evaluation.standard_runs(evaluation.ALPHAS)
+            if r.name in modes or (r.fusion == "weighted" and "hybrid-weighted" in modes)
+        ]
+        table = evaluation.evaluate(judgments, runs, options["k"])
+        self.stdout.write(f"{len(judgments)} queries, k={options['k']}")
+        self.stdout.write(evaluation.format_table(table))
+        result: dict = {"k": options["k"], "queries": len(judgments), "modes": table}
+        if options["tune"]:
+            tuned = evaluation.tune(judgments, options["k"])
+            self.stdout.write(f"best alpha: {tuned['best_alpha']}  best RRF k: {tuned['best_rrf_k']}")
+            result["tune"] = tuned
+        if options["json"] == "-":
+            self.stdout.write(json.dumps(result, indent=2))
+        elif options["json"]:
+            Path(options["json"]).write_text(json.dumps(result, indent=2))

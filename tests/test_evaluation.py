@@ -1,0 +1,87 @@
+"""Relevance metrics against hand-computed values, and the evaluate command end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from catalog_search import indexing
+from catalog_search.evaluation import Judgment, Run, evaluate, mrr_at_k, ndcg_at_k, recall_at_k, tune
+
+
+def test_metrics_match_hand_computed_values():
+    ranked = ["a", "b", "c", "d"]
+    relevant = {"b": 3, "d": 1, "e": 2}
+    assert recall_at_k(ranked, relevant, 3) == pytest.approx(1 / 3)
+    # DCG@3 = (2^3-1)/log2(3) = 4.416508; ideal = 7/log2(2) + 3/log2(3) + 1/log2(4) = 9.392789
+    assert ndcg_at_k(ranked, relevant, 3) == pytest.approx(4.416508 / 9.392789, abs=1e-6)
+    assert mrr_at_k(ranked, relevant, 3) == 0.5
+    assert recall_at_k(ranked, relevant, 4) == pytest.approx(2 / 3)
+    # k=4 adds d (grade 1) at rank 4: + 1/log2(5) = 0.430677
+    assert ndcg_at_k(ranked, relevant, 4) == pytest.approx((4.416508 + 0.430677) / 9.392789, abs=1e-6)
+
+
+def test_metrics_edge_cases():
+    assert ndcg_at_k(["b", "e", "d"], {"b": 3, "d": 1, "e": 2}, 3) == pytest.approx(1.0)
+    assert (recall_at_k(["x"], {"b": 1}, 10), ndcg_at_k(["x"], {"b": 1}, 10), mrr_at_k(["x"], {"b": 1}, 10)) == (
+        0.0,
+        0.0,
+        0.0,
+    )
+    assert ndcg_at_k(["a"], {}, 10) == 0.0 and recall_at_k(["a"], {}, 10) == 0.0
+    assert mrr_at_k(["x", "y", "b"], {"b": 1}, 2) == 0.0  # beyond the cutoff
+
+
+def test_evaluate_and_tune_average_over_queries():
+    results = {("q1", "bm25"): ["a", "b"], ("q2", "bm25"): ["c"], ("q1", "vector"): ["b"], ("q2", "vector"): ["x"]}
+
+    def searcher(judgment, run, k):
+        return results.get((judgment.q, run.mode), ["b", "a"])
+
+    judgments = [Judgment("q1", None, {}, {"b": 1}), Judgment("q2", None, {}, {"c": 2})]
+    table = evaluate(judgments, [Run("bm25", "bm25"), Run("vector", "vector")], k=10, searcher=searcher)
+    assert table["bm25"] == {"recall@10": 1.0, "ndcg@10": pytest.approx((1 / 1.584963 + 1) / 2, abs=1e-4), "mrr": 0.75}
+    assert table["vector"] == {"recall@10": 0.5, "ndcg@10": 0.5, "mrr": 0.5}
+    tuned = tune(judgments, 10, searcher)
+    assert tuned["best_alpha"] == 0.1 and tuned["best_rrf_k"] == 10  # all ties: the first value wins
+
+
+@pytest.mark.django_db
+def test_evaluate_command(tmp_path, make_product, product_index, encoder, capsys):
+    tote = make_product("Red leather tote", color="red")
+    boots = make_product("Black leather boots", color="black", category="shoes")
+    make_product("Green wool scarf", color="green", category="accessories")
+    indexing.reindex(product_index, encoder)
+    with tote.image.open("rb") as fh:
+        (tmp_path / "tote.png").write_bytes(fh.read())
+    lines = [
+        {"q": "leather tote", "relevant": {str(tote.pk): 3, str(boots.pk): 1}},
+        {"q": "boots", "filters": {"category": ["shoes"]}, "relevant": {str(boots.pk): 3}},
+        {"image": "tote.png", "relevant": {str(tote.pk): 3}},
+    ]
+    judgments = tmp_path / "judgments.jsonl"
+    judgments.write_text("\n".join(json.dumps(line) for line in lines))
+    call_command(
+        "catalog_search",
+        "evaluate",
+        "--judgments",
+        str(judgments),
+        "--k",
+        "5",
+        "--tune",
+        "--json",
+        str(tmp_path / "out.json"),
+    )
+    out = capsys.readouterr().out
+    assert "3 queries, k=5" in out and "hybrid-rrf" in out and "best alpha" in out
+    data = json.loads((tmp_path / "out.json").read_text())
+    bm25 = data["modes"]["bm25"]
+    # bm25: query 1 ranks the tote first and the boots second (perfect), query 2 perfect, the photo query 0.
+    assert bm25["ndcg@5"] == pytest.approx(2 / 3, abs=1e-4) and bm25["recall@5"] == pytest.approx(2 / 3, abs=1e-4)
+    assert data["modes"]["vector"]["mrr"] > 0  # the photo query finds its own picture first
+    assert "hybrid-weighted a=0.5" in data["modes"]
+    with pytest.raises(CommandError, match="not a judgment"):
+        (tmp_path / "bad.jsonl").write_text('{"q": "x"}\n')
+        call_command("catalog_search", "evaluate", "--judgments", str(tmp_path / "bad.jsonl"))
