@@ -215,6 +215,11 @@ def test_model_switch_builds_beside_the_old_index_and_switches_atomically(fresh_
             message=f"the switch\n{new.output()}",
         )
         wait_for(lambda: not EncoderRow.objects.filter(pk=first.pk).exists(), timeout=30, message="cleanup")
+        wait_for(
+            lambda: any(identity == second.identity for identity, _ in answers),
+            timeout=60,
+            message="a search answered with the new encoder",
+        )
     finally:
         stop.set()
         searcher.join(30)
