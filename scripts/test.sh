@@ -13,6 +13,9 @@ fi
 python -m pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
 python -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
 python -c "import torch, django, catalog_search" # fail early and clearly if the install did not work
+# Noto Color Emoji (demo artwork) and Debian's Chromium for the browser test (Playwright's own
+# browser download is not used).
+./scripts/system-packages.sh --browser
 ruff check .
 ruff format --check .
 python -m pytest "$@"

@@ -1,0 +1,239 @@
+"""The demo shop's search page at ``/``: rendered on the server, so it works without JavaScript.
+
+GET runs a text search (``q``, filters in the query string, ``page``); POST runs a photo search from the
+multipart photo form (the photo is decoded in memory and never stored). ``static/shop/search.js`` then
+enhances the page: drag-and-drop, previews and searches through the JSON API without reloads.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlencode
+
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db import DatabaseError
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http.multipartparser import MultiPartParserError
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_http_methods
+
+import catalog_search
+from catalog_search import conf
+from catalog_search.api.uploads import LimitedMemoryUploadHandler
+from catalog_search.exceptions import InvalidQuery, ServiceUnavailable
+from catalog_search.retrieval.engine import SearchResults
+from demo_project.shop.models import Product
+
+logger = logging.getLogger(__name__)
+
+PER_PAGE = 24
+MULTIPART_OVERHEAD = 64 * 1024  # form fields and part headers around the photo
+FACETS = (("category", "Category"), ("brand", "Brand"), ("color", "Color"))
+PRICE_KEYS = ("price__gte", "price__lte", "price__lt")
+NOT_FILTERS = {"q", "page", "csrfmiddlewaretoken", "image"}
+TRACKING = ("utm_", "fbclid", "gclid", "msclkid")  # links from ads and newsletters carry these: ignore them
+UNAVAILABLE = "Search is temporarily unavailable. Please try again in a moment."
+
+
+@csrf_exempt  # checked by _photo_search, once the memory-only upload handler is in place
+@require_http_methods(["GET", "HEAD", "POST"])
+def search_page(request: HttpRequest) -> HttpResponse:
+    """The search page: text search for GET, photo search for POST."""
+    if request.method != "POST":
+        return _text_search(request)
+    limit = int(conf.get("MAX_IMAGE_BYTES"))
+    if _content_length(request) > limit + MULTIPART_OVERHEAD:
+        return _error(request, f"The photo is larger than the {limit // (1024 * 1024)} MB limit.", 413, photo=True)
+    request.upload_handlers = [LimitedMemoryUploadHandler(request)]
+    try:
+        return _photo_search(request)
+    except InvalidQuery as exc:  # the upload went over the limit while it was being read
+        return _error(request, exc.message, exc.status, photo=True)
+    except (MultiPartParserError, RequestDataTooBig, SuspiciousOperation):
+        return _error(request, "The photo upload could not be read. Please choose the photo again.", 400, photo=True)
+
+
+def _text_search(request: HttpRequest) -> HttpResponse:
+    params = request.GET
+    q = params.get("q", "").strip()
+    if not q:
+        return _render(request, {"hint": True, "examples": _examples()})
+    try:
+        page = _page_number(params.get("page"))
+        filters = _filters(params)
+        offset = (page - 1) * PER_PAGE
+        # One extra result tells whether there is a next page.
+        results = catalog_search.search(q=q, filters=filters, k=PER_PAGE + 1, offset=offset, explain=True)
+    except InvalidQuery as exc:
+        return _error(request, exc.message, exc.status, request.GET, q=q)
+    except ServiceUnavailable as exc:
+        return _error(request, UNAVAILABLE, 503, request.GET, q=q, detail=exc.message)
+    has_next = len(results) > PER_PAGE and offset + PER_PAGE <= conf.get("MAX_OFFSET")
+    context = _results_context(params, results, q=q, offset=offset)
+    context.update(
+        page=page,
+        prev_url=_url(params, page=page - 1 if page > 2 else None) if page > 1 else None,
+        next_url=_url(params, page=page + 1) if has_next else None,
+    )
+    return _render(request, context)
+
+
+@csrf_protect
+def _photo_search(request: HttpRequest) -> HttpResponse:
+    upload = request.FILES.get("image")
+    refine = request.POST.get("q", "").strip()
+    if upload is None:
+        return _error(request, "Choose a photo to search with.", 400, request.POST, photo=True, refine=refine)
+    try:
+        filters = _filters(request.POST)
+        results = catalog_search.search(q=refine or None, image=upload, filters=filters, k=PER_PAGE, explain=True)
+    except InvalidQuery as exc:
+        return _error(request, exc.message, exc.status, request.POST, photo=True, refine=refine)
+    except ServiceUnavailable as exc:
+        return _error(request, UNAVAILABLE, 503, request.POST, photo=True, refine=refine, detail=exc.message)
+    context = _results_context(request.POST, results, q="", offset=0)
+    context.update(photo=True, refine=refine, page=1)
+    return _render(request, context)
+
+
+def _results_context(params: QueryDict, results: SearchResults, *, q: str, offset: int) -> dict:
+    hits = results.results[:PER_PAGE]
+    selected = {name: params.getlist(name) for name, _label in FACETS}
+    return {
+        "searched": True,
+        "q": q,
+        "results": results,
+        "hits": hits,
+        "first": offset + 1,
+        "last": offset + len(hits),
+        "facet_groups": [_facet_group(name, label, results.facets, selected[name]) for name, label in FACETS],
+        "price_buckets": _price_buckets(params, results.facets.get("price", [])),
+        "price": {key: params.get(key, "") for key in PRICE_KEYS},
+        "in_stock": params.get("in_stock", "") in ("true", "1", "yes", "on"),
+        "carry": _filter_pairs(params),
+        "has_filters": bool(_filters(params)),
+        "clear_url": _url(QueryDict(mutable=True), q=q) if q else "/",
+    }
+
+
+def _facet_group(name: str, label: str, facets: dict[str, list[dict]], selected: list[str]) -> dict[str, Any]:
+    """Checkbox options with counts; selected values stay listed even when nothing matches them."""
+    options = [{"value": str(o["value"]), "count": o["count"]} for o in facets.get(name, [])]
+    known = {o["value"] for o in options}
+    options += [{"value": v, "count": 0} for v in selected if v not in known]
+    for option in options:
+        option["checked"] = option["value"] in selected
+    return {"name": name, "label": label, "options": options}
+
+
+def _price_buckets(params: QueryDict, buckets: list[dict]) -> list[dict[str, Any]]:
+    """The price facet's ``[min, max)`` buckets as links that set ``price__gte`` and ``price__lt``."""
+    out = []
+    for bucket in buckets:
+        low, high = _num(bucket["min"]), _num(bucket["max"])
+        if high is None:
+            label = f"${low} and up"
+        elif bucket["min"] == 0:
+            label = f"Under ${high}"
+        else:
+            label = f"${low} – ${high}"
+        active = params.get("price__gte", "") == low and params.get("price__lt", "") == (high or "")
+        changes = {"price__gte": low, "price__lt": high, "price__lte": None, "page": None}
+        if active:
+            changes.update(price__gte=None, price__lt=None)
+        url = _url(params, **changes)
+        out.append({"label": label, "count": bucket["count"], "active": active, "url": url, "gte": low, "lt": high})
+    return out
+
+
+def _error(
+    request: HttpRequest, message: str, status: int, params: QueryDict | None = None, **context: Any
+) -> HttpResponse:
+    """The page with an error message; ``params`` (when readable) carry the filters to the next search."""
+    q = context.get("q", "")
+    context.update(error=message, carry=_filter_pairs(params) if params is not None else [])
+    if q:
+        context["clear_url"] = _url(QueryDict(mutable=True), q=q)
+    return _render(request, context, status=status)
+
+
+def _render(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    context.setdefault("q", request.GET.get("q", "").strip())
+    # Empty facet groups still render, so the script can fill them after a search without reload.
+    context.setdefault("facet_groups", [{"name": name, "label": label, "options": []} for name, label in FACETS])
+    context.setdefault("clear_url", "/")
+    context.setdefault("per_page", PER_PAGE)
+    context.setdefault("max_mb", int(conf.get("MAX_IMAGE_BYTES")) // (1024 * 1024))
+    return render(request, "shop/search.html", context, status=status)
+
+
+def _filters(params: QueryDict) -> dict[str, list[str]]:
+    """Filters in the API's style from a query string or form; empty form fields are left out."""
+    filters = {}
+    for key, values in params.lists():
+        values = [v for v in values if isinstance(v, str) and v.strip()]
+        if key not in NOT_FILTERS and not key.startswith(TRACKING) and values:
+            filters[key] = values
+    return filters
+
+
+def _filter_pairs(params: QueryDict) -> list[tuple[str, str]]:
+    return [(key, value) for key, values in _filters(params).items() for value in values]
+
+
+def _page_number(raw: str | None) -> int:
+    last = int(conf.get("MAX_OFFSET")) // PER_PAGE + 1
+    if raw in (None, ""):
+        return 1
+    try:
+        page = int(raw)
+    except ValueError:
+        page = 0
+    if not 1 <= page <= last:
+        raise InvalidQuery(f"Page must be a number between 1 and {last}.")
+    return page
+
+
+def _url(params: QueryDict, **changes: Any) -> str:
+    """``?query`` of ``params`` with some keys replaced (``None`` removes a key)."""
+    query = params.copy()
+    for key in ("csrfmiddlewaretoken", "image"):
+        query.pop(key, None)
+    for key, value in changes.items():
+        query.pop(key, None)
+        if value is not None:
+            query[key] = str(value)
+    pairs = [(k, v) for k, vs in query.lists() for v in vs if v != ""]
+    return "?" + urlencode(pairs) if pairs else "/"
+
+
+def _num(value: Any) -> str | None:
+    """A bucket bound as it appears in URLs: ``25``, ``12.5``."""
+    if value is None:
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    return str(number.quantize(Decimal(1))) if number == number.to_integral_value() else str(number.normalize())
+
+
+def _content_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def _examples() -> list[str]:
+    """Example queries for the empty page: the catalog's biggest categories."""
+    try:
+        rows = Product.objects.values("category").annotate(n=Count("pk")).order_by("-n", "category")[:8]
+        return [row["category"] for row in rows if row["category"]]
+    except DatabaseError:
+        logger.warning("shop: could not list categories for the search hints", exc_info=True)
+        return []

@@ -1,0 +1,396 @@
+"""The search page in headless Chromium (Playwright) against a live server: text search, a facet filter,
+a photo search with a text refinement, the "Why?" disclosure, history, the error state and the page
+without JavaScript. Saves the screenshots the README shows (docs/screenshots/).
+
+Needs the Debian packages ``chromium`` and ``chromium-driver`` (scripts/test.sh installs them) and the
+``playwright`` Python package; Playwright's own browser download is not used.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import json
+import math
+import random
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.files.base import ContentFile
+from django.urls import re_path
+from django.views.static import serve
+from PIL import Image, ImageDraw, ImageFilter
+
+from catalog_search.encoders import get_encoder
+from catalog_search.indexing import reindex
+from catalog_search.registry import get_index
+from demo_project.shop.models import Product
+from demo_project.urls import urlpatterns as demo_urlpatterns
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+VIEWPORT = {"width": 1280, "height": 900}
+TIMEOUT_MS = 15_000
+
+# The live server's URLs: the demo's, plus media files (the demo serves them only with DEBUG on).
+urlpatterns = [
+    *demo_urlpatterns,
+    re_path(r"^media/(?P<path>.*)$", serve, {"document_root": str(django_settings.MEDIA_ROOT)}),
+]
+
+COLORS = {
+    "red": (214, 48, 49),
+    "blue": (45, 100, 214),
+    "green": (46, 160, 90),
+    "black": (40, 40, 46),
+    "yellow": (240, 196, 40),
+    "white": (246, 246, 246),
+}
+KINDS = [  # (kind, category, material, base price)
+    ("tote", "bags", "leather", 49),
+    ("backpack", "bags", "canvas", 64),
+    ("sneakers", "shoes", "mesh", 89),
+    ("boots", "shoes", "suede", 139),
+    ("mug", "home", "ceramic", 14),
+    ("lamp", "home", "metal", 79),
+    ("t-shirt", "apparel", "cotton", 22),
+    ("cap", "apparel", "wool", 19),
+]
+BRANDS = ["Acme", "Northwind", "Umbra", "Kestrel"]
+
+
+def draw_product(kind: str, rgb: tuple[int, int, int], size: int = 240, seed: int = 0) -> bytes:
+    """A simple catalog-style picture of ``kind`` in ``rgb`` on a light studio background."""
+    rng = random.Random(seed)
+    image = Image.new("RGB", (size, size), (244, 245, 247))
+    d = ImageDraw.Draw(image)
+    s = size / 240
+    outline = tuple(max(0, c - 60) for c in rgb)
+    d.ellipse((50 * s, 200 * s, 190 * s, 220 * s), fill=(226, 228, 232))  # floor shadow
+
+    def poly(points: list[tuple[float, float]]) -> None:
+        d.polygon([(x * s, y * s) for x, y in points], fill=rgb, outline=outline)
+
+    if kind == "tote":
+        d.arc((85 * s, 35 * s, 155 * s, 115 * s), 180, 360, fill=outline, width=int(8 * s))
+        poly([(60, 80), (180, 80), (195, 205), (45, 205)])
+    elif kind == "backpack":
+        d.rounded_rectangle((70 * s, 45 * s, 170 * s, 205 * s), radius=int(35 * s), fill=rgb, outline=outline, width=3)
+        d.rounded_rectangle((88 * s, 125 * s, 152 * s, 190 * s), radius=int(12 * s), outline=outline, width=3)
+        d.arc((95 * s, 25 * s, 145 * s, 65 * s), 180, 360, fill=outline, width=int(6 * s))
+    elif kind == "sneakers":
+        poly([(30, 170), (45, 115), (95, 110), (150, 140), (205, 150), (212, 182), (30, 182)])
+        d.rectangle((30 * s, 182 * s, 212 * s, 196 * s), fill=(250, 250, 250), outline=outline)
+        for x in (70, 85, 100):
+            d.line((x * s, 120 * s, (x + 10) * s, 140 * s), fill=(250, 250, 250), width=int(3 * s))
+    elif kind == "boots":
+        poly([(70, 40), (135, 40), (138, 140), (200, 160), (205, 192), (65, 192)])
+        d.rectangle((65 * s, 192 * s, 205 * s, 204 * s), fill=outline)
+    elif kind == "mug":
+        d.ellipse((145 * s, 95 * s, 195 * s, 160 * s), outline=rgb, width=int(10 * s))
+        d.rounded_rectangle((60 * s, 70 * s, 160 * s, 200 * s), radius=int(10 * s), fill=rgb, outline=outline, width=3)
+    elif kind == "lamp":
+        poly([(85, 40), (155, 40), (185, 110), (55, 110)])
+        d.rectangle((115 * s, 110 * s, 125 * s, 190 * s), fill=outline)
+        d.ellipse((80 * s, 185 * s, 160 * s, 205 * s), fill=outline)
+    elif kind == "t-shirt":
+        poly(
+            [
+                (85, 45),
+                (155, 45),
+                (205, 80),
+                (185, 110),
+                (165, 98),
+                (165, 205),
+                (75, 205),
+                (75, 98),
+                (55, 110),
+                (35, 80),
+            ]
+        )
+        d.arc((100 * s, 30 * s, 140 * s, 65 * s), 0, 180, fill=outline, width=int(4 * s))
+    else:  # cap
+        d.pieslice((55 * s, 70 * s, 185 * s, 200 * s), 180, 360, fill=rgb, outline=outline)
+        d.ellipse((120 * s, 125 * s, 215 * s, 150 * s), fill=outline)
+        d.ellipse((112 * s, 62 * s, 128 * s, 76 * s), fill=outline)
+    jitter = rng.randint(-6, 6)
+    image = image.rotate(jitter, fillcolor=(244, 245, 247), resample=Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@functools.cache
+def held_out_photo() -> bytes:
+    """A "customer photo" unlike the catalog art: a tote drawn differently, at an angle, on a wooden
+    table with uneven light and sensor noise, as a JPEG."""
+    width, height = 480, 360
+    image = Image.new("RGB", (width, height))
+    px = image.load()
+    for y in range(height):
+        for x in range(width):
+            grain = 12 * math.sin(x / 9 + 3 * math.sin(y / 37))
+            light = 1.15 - 0.5 * ((x - 320) ** 2 + (y - 60) ** 2) ** 0.5 / width
+            px[x, y] = tuple(int(max(0, min(255, (c + grain) * light))) for c in (168, 122, 84))
+    bag = Image.new("RGBA", (220, 240), (0, 0, 0, 0))
+    d = ImageDraw.Draw(bag)
+    d.arc((50, 0, 170, 120), 200, 340, fill=(120, 20, 30, 255), width=10)
+    d.polygon([(25, 60), (195, 60), (215, 235), (5, 235)], fill=(190, 32, 44, 255))
+    d.line((25, 92, 195, 92), fill=(140, 20, 30, 255), width=6)
+    bag = bag.rotate(-14, expand=True, resample=Image.Resampling.BICUBIC)
+    shadow = Image.new("RGBA", bag.size, (0, 0, 0, 0))
+    shadow.putalpha(bag.getchannel("A").point(lambda a: a // 3))
+    image.paste(shadow.filter(ImageFilter.GaussianBlur(8)), (150, 80), shadow.filter(ImageFilter.GaussianBlur(8)))
+    image.paste(bag, (130, 55), bag)
+    rng = random.Random(7)
+    noise = Image.effect_noise((width, height), 18).convert("RGB")
+    image = Image.blend(image, noise, 0.06 + rng.random() * 0.01)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def catalog(transactional_db) -> list[Product]:
+    """48 products (8 kinds x 6 colors) with pictures, indexed synchronously."""
+    products = []
+    for k, (kind, category, material, base) in enumerate(KINDS):
+        for c, (color, rgb) in enumerate(COLORS.items()):
+            n = k * len(COLORS) + c
+            product = Product(
+                title=f"{color.capitalize()} {material} {kind}",
+                description=f"A {color} {kind} made of {material}.",
+                category=category,
+                brand=BRANDS[n % len(BRANDS)],
+                color=color,
+                price=Decimal(base + 3 * c) + Decimal("0.99"),
+                in_stock=n % 5 != 0,
+            )
+            product.image.save(f"browser-{n}.png", ContentFile(draw_product(kind, rgb, seed=n)), save=False)
+            product.save()
+            products.append(product)
+    reindex(get_index(Product), get_encoder())
+    return products
+
+
+@pytest.fixture
+def chromium(monkeypatch):
+    """A headless Chromium page (1280 px wide); fails, never skips, when the browser is missing."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            "Chromium is missing: install the Debian packages with "
+            "`sudo apt-get update && sudo apt-get install -y chromium chromium-driver` "
+            "(scripts/test.sh does it when run as root)."
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("Playwright is missing: `pip install -e '.[test]'` (or `pip install playwright`).")
+    # Playwright's sync API runs an event loop in this thread; Django would refuse ORM calls next to it.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def wait_for_search(page, action, path: str = "/api/search/"):
+    """Run ``action`` and wait until the page has rendered the API's answer."""
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith(path), timeout=TIMEOUT_MS) as info:
+        action()
+    page.wait_for_selector("#loading", state="hidden", timeout=TIMEOUT_MS)
+    return info.value
+
+
+def cards(page) -> list[dict]:
+    return page.eval_on_selector_all(
+        "#grid .card",
+        """cards => cards.map(c => ({
+            title: c.querySelector('.card-title').textContent,
+            category: c.querySelector('.card-category').textContent,
+            price: c.querySelector('.price').textContent,
+            stock: c.querySelector('.stock').textContent,
+            image: c.querySelector('img') ? c.querySelector('img').naturalWidth : 0,
+        }))""",
+    )
+
+
+def shoot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("document.querySelectorAll('img[loading=lazy]').forEach(i => { i.loading = 'eager'; })")
+    page.wait_for_function(
+        "() => Array.from(document.images).every(i => i.hidden || (i.complete && i.naturalWidth > 0))",
+        timeout=TIMEOUT_MS,
+    )
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_search_page_in_chromium(catalog, chromium, live_server, settings):
+    settings.ROOT_URLCONF = __name__
+    context = chromium.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    # Empty state: hints with example queries.
+    page.goto(live_server.url + "/")
+    assert page.is_visible("#hint") and page.is_hidden("#filters-panel")
+    assert page.locator(".examples a").count() == 4
+
+    # Text search without a reload: keyword matches rank first; the URL follows.
+    page.fill("#q", "tote")
+    wait_for_search(page, lambda: page.press("#q", "Enter"))
+    found = cards(page)
+    assert errors == [], errors
+    assert len(found) == 24
+    assert all("tote" in c["title"].lower() for c in found[:6]), [c["title"] for c in found[:6]]
+    assert all(c["price"].startswith("$") and c["stock"] in ("In stock", "Out of stock") for c in found)
+    assert all(c["image"] > 0 for c in found[:6]), "product pictures did not load"
+    assert page.url.endswith("/?q=tote")
+    assert "Results for “tote”" in page.inner_text("#results-heading")
+    assert page.locator("#pager a[rel=next]").is_visible()
+    shoot(page, "search-text.png")
+
+    # A category facet: every card is in that category, the checkbox is checked, the URL has the filter.
+    bags = page.locator('input[name="category"][value="bags"]')
+    count = int(page.locator('[data-facet="category"] li', has=bags).locator(".facet-count").inner_text())
+    assert count == 12
+    wait_for_search(page, lambda: bags.check())
+    filtered = cards(page)
+    assert len(filtered) == 12 and {c["category"] for c in filtered} == {"bags"}
+    assert all("tote" in c["title"].lower() for c in filtered[:6])
+    assert page.is_checked('input[name="category"][value="bags"]')
+    assert "category=bags" in page.url
+    assert page.locator('[data-facet="category"] li').count() == 1
+
+    # "Why?" shows each signal's score and rank.
+    why = page.locator("#grid .card").first.locator("details.why")
+    why.locator("summary").click()
+    assert why.get_attribute("open") is not None
+    table = why.inner_text()
+    assert re.search(r"Keywords \(BM25\)\s+\d+\.\d{3}\s+1\b", table), table
+    assert re.search(r"Vector \(image/text\)\s+-?\d+\.\d{3}\s+\d+", table), table
+    assert re.search(r"Fused \(rrf\): \d\.\d{4}", table) and "tote" in table
+    shoot(page, "search-filter.png")
+
+    # Back to the unfiltered search (history), then forward again.
+    wait_for_search(page, page.go_back)
+    assert page.url.endswith("/?q=tote") and len({c["category"] for c in cards(page)}) > 1
+    assert not page.is_checked('input[name="category"][value="bags"]')
+    wait_for_search(page, page.go_forward)
+    assert {c["category"] for c in cards(page)} == {"bags"}
+
+    # Drag and drop a photo onto the drop zone: it is previewed.
+    photo = held_out_photo()
+    page.evaluate(
+        """([data, name]) => {
+            const bytes = Uint8Array.from(atob(data), ch => ch.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, {type: "image/jpeg"}));
+            const zone = document.getElementById("dropzone");
+            for (const type of ["dragenter", "dragover", "drop"]) {
+                zone.dispatchEvent(new DragEvent(type, {dataTransfer: transfer, bubbles: true, cancelable: true}));
+            }
+        }""",
+        [base64.b64encode(photo).decode(), "dropped.jpg"],
+    )
+    assert page.is_visible("#photo-preview") and "dropped.jpg" in page.inner_text("#photo-name")
+
+    # The file picker: a held-out-style photo refined by "red"; the sidebar's filter still applies.
+    page.set_input_files("#photo", files=[{"name": "customer-photo.jpg", "mimeType": "image/jpeg", "buffer": photo}])
+    assert "customer-photo.jpg" in page.inner_text("#photo-name")
+    page.wait_for_function("() => document.getElementById('photo-preview').naturalWidth > 0")
+    page.fill("#refine", "red")
+    response = wait_for_search(page, lambda: page.click("#photo-form button[type=submit]"), "/api/search/image/")
+    assert response.status == 200 and response.request.method == "POST"
+    answer = json.loads(response.body())
+    assert answer["query"]["q"] == "red" and answer["query"]["filters"] == {"category": ["bags"]}
+    results = answer["results"]
+    assert results and all(r["scores"]["vector"] is not None for r in results)
+    # The refinement is also a keyword query: whatever it matched is red.
+    assert {r["fields"]["color"] for r in results if r["scores"]["bm25"] is not None} == {"red"}
+    shown = cards(page)
+    assert len(shown) == 12 and {c["category"] for c in shown} == {"bags"}
+    assert [c["title"] for c in shown] == [r["fields"]["title"] for r in results[:24]]
+    assert page.inner_text("#refinement") == "refined by “red”"
+    assert page.inner_text("#results-heading").startswith("Photo search")
+    why = page.locator("#grid .card").first.locator("details.why")
+    why.locator("summary").click()
+    assert re.search(r"Keywords \(BM25\)\s+(—\s+—|\d+\.\d{3}\s+\d+)", why.inner_text())
+    assert re.search(r"Vector \(image/text\)\s+-?\d+\.\d{3}\s+\d+", why.inner_text())
+    assert page.input_value("#q") == ""
+    page.evaluate("window.scrollTo(0, 0)")
+    shoot(page, "search-photo.png")
+
+    # Filtering photo results re-runs the photo search with the same photo (kept in memory).
+    wait_for_search(page, lambda: page.uncheck('input[name="category"][value="bags"]'), "/api/search/image/")
+    assert len({c["category"] for c in cards(page)}) > 1 and page.inner_text("#refinement") == "refined by “red”"
+
+    # Error state: the API's JSON error message is shown.
+    text_api = re.compile(r"/api/search/\?")
+    page.route(
+        text_api,
+        lambda route: route.fulfill(
+            status=503,
+            content_type="application/json",
+            body=json.dumps({"error": {"code": "index_unavailable", "message": "The index is being rebuilt."}}),
+        ),
+    )
+    page.fill("#q", "boots")
+    wait_for_search(page, lambda: page.press("#q", "Enter"))
+    assert page.is_visible("#error")
+    assert "temporarily unavailable" in page.inner_text("#error") and "being rebuilt" in page.inner_text("#error")
+    page.unroute(text_api)
+    assert errors == [], errors
+    context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_search_page_without_javascript(catalog, chromium, live_server, settings):
+    settings.ROOT_URLCONF = __name__
+    context = chromium.new_context(viewport=VIEWPORT, java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(live_server.url + "/")
+    page.fill("#q", "boots")
+    page.click("#search-form button[type=submit]")
+    page.wait_for_url("**/?q=boots")
+    assert all("boots" in c["title"].lower() for c in cards(page)[:6])
+
+    page.check('input[name="category"][value="shoes"]')
+    page.check('input[name="in_stock"]')
+    page.click("#filters button[type=submit]")
+    page.wait_for_url("**category=shoes**")
+    shown = cards(page)
+    assert shown and {c["category"] for c in shown} == {"shoes"} and {c["stock"] for c in shown} == {"In stock"}
+
+    page.goto(live_server.url + "/?q=tote")
+    page.click("#pager a[rel=next]")
+    page.wait_for_url("**page=2**")
+    assert len(cards(page)) == 24 and page.inner_text(".pager-page") == "Page 2"
+
+    # The photo form posts the photo (multipart, CSRF token) and renders the results on the server.
+    page.set_input_files("#photo", files=[{"name": "c.jpg", "mimeType": "image/jpeg", "buffer": held_out_photo()}])
+    page.fill("#refine", "in red")
+    page.click("#photo-form button[type=submit]")
+    page.wait_for_load_state()
+    assert "refined by “in red”" in page.inner_text("#results-heading")
+    assert len(cards(page)) == 24
+    context.close()
