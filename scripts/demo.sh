@@ -48,7 +48,7 @@ python manage.py seed_demo_catalog --if-empty
 if [ -z "${CATALOG_SEARCH_MODEL:-}" ] && [ ! -f demo_project/encoder/config.json ]; then
     echo "==> Training the demo encoder (about 15 minutes on 2 cores; once)"
     python manage.py catalog_search train --output demo_project/encoder --group-by color,attributes__type \
-        --steps 700 --time-budget 900
+        --steps 1000 --time-budget 900
 fi
 
 echo "==> Celery worker + beat (log: var/log/worker.log)"

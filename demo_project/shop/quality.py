@@ -100,9 +100,14 @@ def evaluate(encoder, count: int = 1000, seed: int = 2, paraphrases_per_pair: in
     top = _rank(encoder.encode_texts(para_queries), items, 10)
     precision = [np.mean([key[j] == pair for j in row]) for pair, row in zip(para_pairs, top, strict=True)]
 
+    # Three customer photos per type: the artist's own colors, and two recolored (own random stream, so
+    # the sample does not depend on how many paraphrases were drawn above).
+    colors = random.Random(f"customer-colors/{seed}")
     customer = [(t.slug, customer_photo(t.slug, seed=i)) for i, t in enumerate(TYPES)]
     customer += [
-        (t.slug, customer_photo(t.slug, seed=100 + i, color=rng.choice(list(COLORS)))) for i, t in enumerate(TYPES)
+        (t.slug, customer_photo(t.slug, seed=100 * round_ + i, color=colors.choice(list(COLORS))))
+        for round_ in (1, 2)
+        for i, t in enumerate(TYPES)
     ]
     base = items[:count]  # the uniform held-out catalog, without the dense paraphrase pairs
     top = _rank(encoder.encode_images([_decode(j) for _, j in customer]), base, 5)
