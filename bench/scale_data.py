@@ -1,0 +1,417 @@
+"""Shared loader of the scale benchmarks: a reusable database with N products of the demo shop, fast.
+
+    python bench/scale_data.py --products 100000 [--seed 1]
+    python bench/scale_data.py --products 1000000 --real 100000 --no-vectors   # BM25 scale only
+
+The database lives in ``var/bench/scale-<N>-s<seed>[-novec]/`` (an embedded PostgreSQL 18 + pgvector of its
+own) and is loaded once: later runs and other benchmarks reuse it (``ensure_loaded`` + ``start``).
+
+What is real and what is synthetic:
+
+- **Products**: ``demo_project.shop.catalog.generate(count, seed)``, the demo shop's own text generator
+  (titles, descriptions, brands, prices, stock; photos are never rendered), bulk-inserted as
+  ``shop.Product`` rows. The image field names a file that does not exist (nothing reads it).
+- **Documents, postings, BM25 statistics**: through catalog_search's own code, ``indexing.build_doc``
+  (the analyzer) and ``indexing.write_documents`` in batches, so every length, df and avgdl is what
+  production would store.
+- **Vectors**: synthetic, not from a network (encoding 100k photos takes hours on 2 cores). 512-d, unit
+  length, built like real CLIP embeddings are shaped: a shared "cone" direction (CLIP vectors of any two
+  images have cosine ~0.5, not 0), a per-modality offset (the image/text modality gap), centroids for
+  category, product type (around its category), color, pattern, material and brand, a 48-d latent "style"
+  subspace (pose, lighting, background: real embeddings have low intrinsic dimension) and a little
+  isotropic noise. Uniform random 512-d vectors would be the wrong test: all pairwise distances are
+  nearly equal, so HNSW graphs and filtered scans behave nothing like on real data. Text vectors use the
+  same recipe with the text modality offset. They are written with ``indexing.write_vectors`` (inside
+  ``write_documents``) under the Encoder row of the random-weight ViT-B/32 that ``bench/common.py``
+  builds, so ``catalog_search.search`` and the API use them, with the query encoded by that model.
+- **HNSW**: the Encoder row is created by ``indexing.ensure_encoder`` (which creates the per-encoder
+  partial HNSW indexes); the loader drops them while it writes and recreates them afterwards with the
+  same ``indexing.ensure_vector_indexes`` DDL (same m, ef_construction, expression and predicate), because
+  a bulk build is far faster than 200k incremental inserts and gives an equivalent graph.
+- ``--real R`` with ``--products N > R``: R products through the real path, then the rest by copying them
+  in SQL (``INSERT ... SELECT`` per replica: products, documents, postings), with df, N and total length
+  scaled to match, checked by a recount. For the 1M BM25 benchmark: no Python per document.
+
+PostgreSQL runs with ``shared_buffers = 1GB`` (a tuned server; the initdb default of 128 MB would be
+smaller than the 100k vector index).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as ``python bench/scale_data.py``
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT, bench_env, build_model, setup_django, start_postgres
+
+BENCH_DIR = ROOT / "var" / "bench"
+MODEL_DIR = BENCH_DIR / "clip-vit-b32-random"
+PG_SETTINGS = {"shared_buffers": "1GB"}
+DIM = 512
+BATCH = 2000
+
+
+@dataclass(frozen=True)
+class ScaleSpec:
+    """Which database: ``products`` in total, ``real`` of them through the real indexing path."""
+
+    products: int
+    seed: int = 1
+    real: int | None = None  # None = all of them
+    vectors: bool = True
+
+    @property
+    def real_count(self) -> int:
+        return min(self.real or self.products, self.products)
+
+    @property
+    def data_dir(self) -> Path:
+        real = f"-r{self.real_count}" if self.real_count < self.products else ""
+        return BENCH_DIR / f"scale-{self.products}-s{self.seed}{real}{'' if self.vectors else '-novec'}"
+
+    def args(self) -> list[str]:
+        out = ["--products", str(self.products), "--seed", str(self.seed)]
+        if self.real_count < self.products:
+            out += ["--real", str(self.real_count)]
+        return out + ([] if self.vectors else ["--no-vectors"])
+
+
+def meta(spec: ScaleSpec) -> dict[str, Any] | None:
+    """What the loader recorded (counts, timings), or None if the database is not loaded."""
+    path = spec.data_dir / "loaded.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def ensure_loaded(spec: ScaleSpec) -> dict[str, Any]:
+    """Load the database in a subprocess unless it already is; returns its metadata."""
+    import subprocess
+
+    if meta(spec) is None:
+        print(f"==> Loading {spec.data_dir.name} (once; reused afterwards)", file=sys.stderr)
+        subprocess.run([sys.executable, str(Path(__file__).resolve()), *spec.args()], check=True, cwd=ROOT)
+    loaded = meta(spec)
+    assert loaded is not None
+    return loaded
+
+
+def start(spec: ScaleSpec) -> dict[str, str]:
+    """Start the (loaded) database server and return the ``bench.settings`` environment for it.
+    The server stops when this process exits."""
+    url = start_postgres(spec.data_dir / "pgdata", settings=PG_SETTINGS)
+    build_model(MODEL_DIR)
+    return bench_env(url, spec.data_dir / "var", MODEL_DIR)
+
+
+# Synthetic vectors --------------------------------------------------------------------------------
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+class VectorModel:
+    """Deterministic CLIP-like vectors from product attributes (see the module docstring)."""
+
+    WEIGHTS = {"cone": 0.7, "modality": 1.0, "category": 0.55, "type": 0.85, "color": 0.65}
+    WEIGHTS |= {"pattern": 0.35, "material": 0.3, "brand": 0.2, "style": 0.55, "noise": 0.3}
+    STYLE_DIM = 48
+
+    def __init__(self, seed: int = 1, dim: int = DIM):
+        from demo_project.shop.artwork import TYPES
+        from demo_project.shop.catalog import BRANDS, MATERIALS
+        from demo_project.shop.photos import COLORS
+
+        rng = np.random.default_rng([seed, 512])
+        self.dim = dim
+        self.cone = _unit(rng.normal(size=dim))
+        self.modality = {m: _unit(rng.normal(size=dim)) for m in ("image", "text")}
+        categories = sorted({t.category for t in TYPES})
+        self.category = {c: _unit(rng.normal(size=dim)) for c in categories}
+        self.type = {t.slug: _unit(0.7 * self.category[t.category] + _unit(rng.normal(size=dim))) for t in TYPES}
+        self.color = {c: _unit(rng.normal(size=dim)) for c in COLORS}
+        self.pattern = {p: _unit(rng.normal(size=dim)) for p in ("solid", "striped", "dotted", "checked")}
+        materials = sorted({m for group in MATERIALS.values() for m in group})
+        self.material = {m: _unit(rng.normal(size=dim)) for m in materials}
+        self.brand = {b.name: _unit(rng.normal(size=dim)) for b in BRANDS}
+        self.style = rng.normal(size=(self.STYLE_DIM, dim)) / np.sqrt(dim)
+
+    def vectors(self, rows: list[dict[str, str]], modality: str, rng: np.random.Generator) -> np.ndarray:
+        """float32 unit vectors, one per row of attributes (category, type, color, pattern, material, brand)."""
+        w = self.WEIGHTS
+        n = len(rows)
+        x = np.tile(w["cone"] * self.cone + w["modality"] * self.modality[modality], (n, 1))
+        for name in ("category", "type", "color", "pattern", "material", "brand"):
+            table = getattr(self, name)
+            zero = np.zeros(self.dim)
+            x += w[name] * np.stack([table.get(r.get(name, ""), zero) for r in rows])
+        style = rng.normal(size=(n, self.STYLE_DIM)) @ self.style  # norm ~ sqrt(48/512) * ... then scaled
+        x += w["style"] * _unit(style)
+        x += w["noise"] * _unit(rng.normal(size=(n, self.dim)))
+        return _unit(x).astype(np.float32)
+
+
+def product_attributes(products) -> list[dict[str, str]]:
+    return [
+        {
+            "category": p.category,
+            "type": p.attributes.get("type", ""),
+            "color": p.color,
+            "pattern": p.pattern,
+            "material": p.attributes.get("material", ""),
+            "brand": p.brand,
+        }
+        for p in products
+    ]
+
+
+def query_vectors(n: int, seed: int = 7, model_seed: int = 1) -> tuple[np.ndarray, list[dict[str, str]]]:
+    """``n`` text-side query vectors ("red sneakers", "leather tote", ...) from the same recipe as the
+    stored vectors but never stored: what a text query's embedding looks like to the index."""
+    from demo_project.shop.artwork import TYPES
+    from demo_project.shop.photos import COLORS
+
+    model = VectorModel(model_seed)
+    rng = np.random.default_rng([seed, 99])
+    rows = []
+    for _ in range(n):
+        art = TYPES[rng.integers(len(TYPES))]
+        row = {"category": art.category, "type": art.slug}
+        if rng.random() < 0.7:
+            row["color"] = list(COLORS)[rng.integers(len(COLORS))]
+        rows.append(row)
+    return model.vectors(rows, "text", rng), rows
+
+
+# Loading --------------------------------------------------------------------------------------------
+
+
+def _insert_products(specs) -> None:
+    from demo_project.shop.models import Product
+
+    rows = [
+        Product(
+            title=s.title,
+            description=s.description,
+            category=s.category,
+            brand=s.brand,
+            color=s.color,
+            pattern=s.pattern,
+            price=s.price,
+            in_stock=s.in_stock,
+            image=f"products/{s.image_name}",
+            attributes=s.attributes,
+        )
+        for s in specs
+    ]
+    Product.objects.bulk_create(rows, batch_size=5000)
+
+
+def _index_real(spec: ScaleSpec, encoder_row, log) -> None:
+    """Documents, postings and statistics through build_doc + write_documents; vectors synthetic."""
+    from catalog_search.indexing import Vectors, build_doc, write_documents
+    from catalog_search.registry import get_index
+    from demo_project.shop.models import Product
+
+    index = get_index(Product)
+    model = VectorModel(spec.seed)
+    done, started = 0, time.perf_counter()
+    queryset = Product.objects.order_by("pk")
+    last = 0
+    while True:
+        batch = list(queryset.filter(pk__gt=last)[:BATCH])
+        if not batch:
+            break
+        last = batch[-1].pk
+        docs = [build_doc(index, p, with_image=False) for p in batch]
+        vectors = []
+        if encoder_row is not None:
+            attrs = product_attributes(batch)
+            rng = np.random.default_rng([spec.seed, last])
+            image, text = model.vectors(attrs, "image", rng), model.vectors(attrs, "text", rng)
+            vectors = [Vectors(encoder_row, [d.object_id for d in docs], list(image), list(text))]
+        write_documents(index, docs, vectors)
+        done += len(batch)
+        log(f"\r  indexed {done}/{spec.real_count} ({done / (time.perf_counter() - started):.0f}/s)", end="")
+    log()
+
+
+def _replicate(spec: ScaleSpec, log) -> None:
+    """Copy the real products ``products / real - 1`` times in SQL, with consistent BM25 statistics."""
+    from django.db import connection, transaction
+
+    from catalog_search.registry import get_index
+    from demo_project.shop.models import Product
+
+    base = spec.real_count
+    ct = get_index(Product).content_type.pk
+    copies = -(-spec.products // base) - 1
+    cols = "title, description, category, brand, color, pattern, price, in_stock, image, attributes"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT min(id), max(id), count(*) FROM shop_product")
+        low, high, count = cursor.fetchone()
+        assert (low, high, count) == (1, base, base), "real products must have ids 1..R"
+        cursor.execute("ALTER TABLE shop_product DISABLE TRIGGER USER")  # no outbox rows for copies
+        cursor.execute("ALTER TABLE catalog_search_posting DROP CONSTRAINT catalog_search_posting_pkey")
+        for r in range(1, copies + 1):
+            n = min(base, spec.products - r * base)
+            t = time.perf_counter()
+            with transaction.atomic():
+                cursor.execute(
+                    f"INSERT INTO shop_product (id, {cols}) SELECT id + %s, {cols} FROM shop_product "
+                    "WHERE id <= %s ORDER BY id",
+                    [r * base, n],
+                )
+                cursor.execute(
+                    "INSERT INTO catalog_search_document (content_type_id, object_id, length, terms, content_hash, "
+                    "error, indexed_at) SELECT content_type_id, (object_id::bigint + %s)::text, length, terms, "
+                    "content_hash, error, now() FROM catalog_search_document WHERE content_type_id = %s "
+                    "AND object_id::bigint <= %s ORDER BY id",
+                    [r * base, ct, n],
+                )
+                cursor.execute(
+                    "INSERT INTO catalog_search_posting (term, document_id, tf) "
+                    "SELECT p.term, nd.id, p.tf FROM catalog_search_document od "
+                    "JOIN catalog_search_document nd ON nd.content_type_id = od.content_type_id "
+                    "AND nd.object_id = (od.object_id::bigint + %s)::text "
+                    "JOIN catalog_search_posting p ON p.document_id = od.id "
+                    "WHERE od.content_type_id = %s AND od.object_id::bigint <= %s",
+                    [r * base, ct, n],
+                )
+            log(f"  copy {r}/{copies}: {n} products in {time.perf_counter() - t:.0f} s")
+        log("  rebuilding the posting primary key")
+        cursor.execute("SET maintenance_work_mem = '1GB'")
+        cursor.execute("ALTER TABLE catalog_search_posting ADD PRIMARY KEY (term, document_id)")
+        cursor.execute("ALTER TABLE shop_product ENABLE TRIGGER USER")
+        cursor.execute(
+            "SELECT setval(pg_get_serial_sequence('shop_product', 'id'), (SELECT max(id) FROM shop_product))"
+        )
+        # Statistics: exactly what incremental indexing would have produced, recounted from the rows.
+        with transaction.atomic():
+            cursor.execute(
+                "UPDATE catalog_search_corpusstat c SET doc_count = d.n, total_length = d.len "
+                "FROM (SELECT count(*) AS n, sum(length) AS len FROM catalog_search_document "
+                "WHERE content_type_id = %s) d WHERE c.content_type_id = %s",
+                [ct, ct],
+            )
+            cursor.execute("DELETE FROM catalog_search_termstat WHERE content_type_id = %s", [ct])
+            cursor.execute(
+                "INSERT INTO catalog_search_termstat (content_type_id, term, df) "
+                "SELECT %s, p.term, count(*) FROM catalog_search_posting p "
+                "JOIN catalog_search_document d ON d.id = p.document_id AND d.content_type_id = %s GROUP BY p.term",
+                [ct, ct],
+            )
+
+
+def load(spec: ScaleSpec, log=None) -> dict[str, Any]:
+    """Fill the (empty, migrated) database of ``spec``; returns the metadata written to loaded.json."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    from catalog_search.encoders import get_encoder
+    from catalog_search.indexing import drop_vector_indexes, ensure_encoder, ensure_vector_indexes
+    from catalog_search.models import OutboxEntry
+    from demo_project.shop.catalog import generate
+    from demo_project.shop.models import Product
+
+    def say(*args: Any, **kwargs: Any) -> None:
+        print(*args, **kwargs, file=sys.stderr, flush=True)
+
+    log = log or say
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    if Product.objects.exists():
+        raise SystemExit(f"{spec.data_dir} has products but no loaded.json: an interrupted load; delete the folder")
+    encoder_row = None
+    if spec.vectors:
+        encoder_row = ensure_encoder(get_encoder())  # the random ViT-B/32: query vectors come from it
+        drop_vector_indexes(encoder_row)  # rebuilt below with the same DDL, in bulk
+    t = time.perf_counter()
+    _insert_products(generate(spec.real_count, spec.seed))
+    timings["products_s"] = time.perf_counter() - t
+    log(f"  {spec.real_count} products inserted in {timings['products_s']:.0f} s")
+    t = time.perf_counter()
+    _index_real(spec, encoder_row, log)
+    OutboxEntry.objects.all().delete()  # the trigger queued every insert; no worker runs here
+    timings["index_s"] = time.perf_counter() - t
+    if encoder_row is not None:
+        t = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute("SET maintenance_work_mem = '2GB'")
+            cursor.execute("SET max_parallel_maintenance_workers = 1")
+            ensure_vector_indexes(encoder_row)
+        timings["hnsw_s"] = time.perf_counter() - t
+        log(f"  HNSW indexes built in {timings['hnsw_s']:.0f} s")
+    if spec.products > spec.real_count:
+        t = time.perf_counter()
+        _replicate(spec, log)
+        timings["replicate_s"] = time.perf_counter() - t
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    timings["total_s"] = time.perf_counter() - t0
+    info = {
+        "products": Product.objects.count(),
+        "real": spec.real_count,
+        "seed": spec.seed,
+        "vectors": spec.vectors,
+        "encoder_id": encoder_row.pk if encoder_row else None,
+        "timings": {k: round(v, 1) for k, v in timings.items()},
+        "loaded_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    (spec.data_dir / "loaded.json").write_text(json.dumps(info, indent=1))
+    return info
+
+
+def check_statistics() -> dict[str, Any]:
+    """Recount N, total length and every df from the rows; the stored statistics must equal them."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM catalog_search_termstat t FULL JOIN (SELECT d.content_type_id, p.term, "
+            "count(*) AS df FROM catalog_search_posting p JOIN catalog_search_document d ON d.id = p.document_id "
+            "GROUP BY 1, 2) r ON r.content_type_id = t.content_type_id AND r.term = t.term "
+            "WHERE t.df IS DISTINCT FROM r.df"
+        )
+        (bad_df,) = cursor.fetchone()
+        cursor.execute(
+            "SELECT c.doc_count, c.total_length, d.n, d.len FROM catalog_search_corpusstat c JOIN "
+            "(SELECT content_type_id, count(*) AS n, sum(length) AS len FROM catalog_search_document GROUP BY 1) d "
+            "ON d.content_type_id = c.content_type_id"
+        )
+        doc_count, total, n, length = cursor.fetchone()
+    return {"df_mismatches": bad_df, "doc_count_ok": doc_count == n, "total_length_ok": abs(total - length) < 1e-6 * n}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--products", type=int, required=True)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--real", type=int, help="products through the real indexing path; the rest copied in SQL")
+    parser.add_argument("--no-vectors", action="store_true", help="BM25 only: no encoder, no embeddings")
+    parser.add_argument("--check", action="store_true", help="recount the BM25 statistics after loading")
+    args = parser.parse_args(argv)
+    spec = ScaleSpec(args.products, args.seed, args.real, not args.no_vectors)
+    spec.data_dir.mkdir(parents=True, exist_ok=True)
+    setup_django(start(spec))
+    info = meta(spec)
+    if info is None:
+        print(f"==> Loading {spec.products} products into {spec.data_dir}", file=sys.stderr)
+        info = load(spec)
+    print(json.dumps(info, indent=1))
+    if args.check:
+        print(json.dumps(check_statistics()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
