@@ -4,6 +4,8 @@
   also run by ``migrate``).
 - catalog_search.E002: ``CATALOG_SEARCH['MODEL']`` cannot be loaded (checked without reading weights).
 - catalog_search.E003: a SearchIndex names a field its model does not have, or of the wrong kind.
+- catalog_search.E004: ``CATALOG_SEARCH['RUNTIME']`` is unknown, or "onnx" without ONNX Runtime or without
+  an export (whether the export matches the weights is checked when the encoder loads: it needs a hash).
 """
 
 from __future__ import annotations
@@ -94,6 +96,29 @@ def check_model_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]
             id="catalog_search.E002",
         )
     ]
+
+
+@checks.register()
+def check_runtime_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    from catalog_search.runtimes import MANIFEST, RUNTIMES, onnx_dir
+
+    runtime = conf.get("RUNTIME")
+    problem, hint = None, ""
+    if runtime not in RUNTIMES:
+        problem, hint = f"is {runtime!r}", f"Use one of: {', '.join(RUNTIMES)}."
+    elif runtime == "onnx":
+        folder = onnx_dir(conf.get("MODEL"))
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            problem, hint = "is 'onnx' but onnxruntime is not installed", "pip install 'catalog-search[onnx]'"
+        else:
+            if not (folder / MANIFEST).is_file():
+                problem = f"is 'onnx' but there is no export in {folder}"
+                hint = "Run: python manage.py catalog_search export-onnx"
+    if problem is None:
+        return []
+    return [checks.Error(f"CATALOG_SEARCH['RUNTIME'] {problem}.", hint=hint, id="catalog_search.E004")]
 
 
 @checks.register()

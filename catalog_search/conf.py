@@ -11,6 +11,15 @@ DEFAULTS: dict[str, Any] = {
     "MODEL": "openai/clip-vit-base-patch32",
     "DEVICE": "auto",  # "auto" picks CUDA when available, else CPU; or "cpu", "cuda", "cuda:1", ...
     "ENCODE_BATCH_SIZE": 32,
+    # Where forward passes run: "torch" (any checkpoint, CPU or CUDA) or "onnx" (ONNX Runtime on the CPU,
+    # from the graphs `manage.py catalog_search export-onnx` writes; several times faster on CPUs).
+    "RUNTIME": "torch",
+    "ONNX_DIR": None,  # None = <model dir>/onnx for a local model, ~/.cache/catalog_search/onnx/<id> for a hub id
+    "THREADS": None,  # intra-op threads of the runtime; None = the library's default (one per core)
+    "FAST_PREPROCESSING": True,  # numpy/PIL resize+crop+normalize for CLIP-style processors (same pixels)
+    # Query-embedding cache: a Django cache alias (use a shared one such as Redis) or None to disable.
+    "QUERY_CACHE": "default",
+    "QUERY_CACHE_TIMEOUT": 7 * 24 * 3600,  # seconds; entries are keyed by encoder identity, so never stale
     # Text analysis.
     "LANGUAGE": "english",  # any Snowball stemmer language, or None to disable stemming
     "STOPWORDS": None,  # None = the built-in list for LANGUAGE; or an iterable of words

@@ -9,7 +9,6 @@ tensors: both are handled.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import logging
 import threading
@@ -17,11 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from catalog_search import conf
 from catalog_search.exceptions import EncoderUnavailable
+from catalog_search.preprocessing import FastImagePreprocessor
+from catalog_search.runtimes import load_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -67,95 +67,72 @@ def _cached_snapshot(repo_id: str) -> Path | None:
     return Path(config).parent if isinstance(config, str) else None
 
 
-def _features(output: object) -> torch.Tensor:
-    """The projected embedding from either a tensor (transformers 4) or an output object (5)."""
-    if isinstance(output, torch.Tensor):
-        return output
-    for attr in ("pooler_output", "text_embeds", "image_embeds"):
-        value = getattr(output, attr, None)
-        if isinstance(value, torch.Tensor):
-            return value
-    raise TypeError(f"Cannot find an embedding in {type(output).__name__}")
-
-
-def _pick_device(setting: str) -> torch.device:
-    if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(setting)
-
-
 class Encoder:
-    """A loaded dual encoder. ``identity`` names it in the index; ``dim`` is its vector size."""
+    """A loaded dual encoder. ``identity`` names it in the index; ``dim`` is its vector size.
 
-    def __init__(self, name: str, device: str | None = None, batch_size: int | None = None):
-        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+    The identity is the checkpoint's, whatever the runtime: the ONNX export of a checkpoint encodes into
+    the same vector space (cosine about 0.999, measured), so switching runtimes needs no reindex."""
 
-        from catalog_search import modeling  # noqa: F401  (registers the project's own encoder with AutoModel)
+    def __init__(self, name: str, device: str | None = None, batch_size: int | None = None, runtime: str | None = None):
+        from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
+
+        from catalog_search import modeling  # noqa: F401  (registers the project's own encoder with AutoConfig)
 
         self.name = name
         source = model_path(name)
-        self.device = _pick_device(device or conf.get("DEVICE"))
         self.batch_size = batch_size or conf.get("ENCODE_BATCH_SIZE")
         try:
-            self.model = AutoModel.from_pretrained(source).to(self.device).eval()
+            config = AutoConfig.from_pretrained(source)
             self.tokenizer = AutoTokenizer.from_pretrained(source)
             self.image_processor = AutoImageProcessor.from_pretrained(source)
         except Exception as exc:  # OSError, ValueError, ImportError, ... from transformers/hub
             raise EncoderUnavailable(
                 f"Could not load the encoder from CATALOG_SEARCH['MODEL'] = {name!r}: {exc}"
             ) from exc
-        for method in ("get_text_features", "get_image_features"):
-            if not hasattr(self.model, method):
-                raise EncoderUnavailable(
-                    f"CATALOG_SEARCH['MODEL'] = {name!r} is a {type(self.model).__name__}, which has no "
-                    f"{method}(); use a dual encoder such as CLIPModel or SiglipModel."
-                )
-        accepted = inspect.signature(self.model.get_text_features).parameters
-        self._text_keys = {"input_ids", "attention_mask", "token_type_ids"} & set(accepted)
-        # SigLIP 2 (NaFlex) also needs the processor's pixel_attention_mask and spatial_shapes.
-        self._image_keys = {"pixel_values"} | set(inspect.signature(self.model.get_image_features).parameters)
-        text_config = getattr(self.model.config, "text_config", None)
+        model_fingerprint = fingerprint(name)
+        self.runtime = load_runtime(runtime or conf.get("RUNTIME"), source, name, model_fingerprint, device)
+        self.fast_preprocessing = conf.get("FAST_PREPROCESSING") and FastImagePreprocessor.supports(
+            self.image_processor
+        )
+        self._preprocess = FastImagePreprocessor(self.image_processor) if self.fast_preprocessing else None
+        text_config = getattr(config, "text_config", None)
         limit = getattr(text_config, "max_position_embeddings", None) or self.tokenizer.model_max_length
         self._max_length = min(int(limit), 512)
         # SigLIP was trained on max-length padding; other models use dynamic padding.
-        self._padding = "max_length" if self.model.config.model_type.startswith("siglip") else True
+        self._padding = "max_length" if config.model_type.startswith("siglip") else True
         self.dim = int(self.encode_texts(["probe"]).shape[1])
-        self.identity = f"{Path(name).name or name}@{fingerprint(name)}"[-255:]
+        self.identity = f"{Path(name).name or name}@{model_fingerprint}"[-255:]
 
-    @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for ``texts``, shape (len(texts), dim), float32, unit length."""
         chunks = []
         for start in range(0, len(texts), self.batch_size):
             batch = [t or " " for t in texts[start : start + self.batch_size]]
             tokens = self.tokenizer(
-                batch,
-                padding=self._padding,
-                truncation=True,
-                max_length=self._max_length,
-                return_tensors="pt",
+                batch, padding=self._padding, truncation=True, max_length=self._max_length, return_tensors="np"
             )
-            inputs = {k: v.to(self.device) for k, v in tokens.items() if k in self._text_keys}
-            chunks.append(_features(self.model.get_text_features(**inputs)))
+            chunks.append(self.runtime.text({k: v for k, v in tokens.items() if k in self.runtime.text_inputs}))
         return _normalize(chunks, getattr(self, "dim", 0))
 
-    @torch.inference_mode()
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Vectors for RGB ``images`` (see images.open_image), float32, unit length."""
         chunks = []
         for start in range(0, len(images), self.batch_size):
-            pixels = self.image_processor(images=list(images[start : start + self.batch_size]), return_tensors="pt")
-            inputs = {k: v.to(self.device) for k, v in pixels.items() if k in self._image_keys}
-            chunks.append(_features(self.model.get_image_features(**inputs)))
+            batch = list(images[start : start + self.batch_size])
+            if self._preprocess is not None:
+                pixels = self._preprocess(batch)
+            else:
+                pixels = self.image_processor(images=batch, return_tensors="np")
+            chunks.append(self.runtime.image({k: v for k, v in pixels.items() if k in self.runtime.image_inputs}))
         return _normalize(chunks, self.dim)
 
 
-def _normalize(chunks: list[torch.Tensor], dim: int) -> np.ndarray:
+def _normalize(chunks: list[np.ndarray], dim: int) -> np.ndarray:
     if not chunks:
         return np.zeros((0, dim), dtype=np.float32)
-    vectors = torch.cat(chunks).float()
-    vectors = torch.nn.functional.normalize(vectors, dim=-1)
-    return vectors.cpu().numpy().astype(np.float32, copy=False)
+    vectors = np.concatenate(chunks).astype(np.float32, copy=False)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)  # the same epsilon as torch.nn.functional.normalize
 
 
 def normalize(vector: np.ndarray) -> np.ndarray:
@@ -165,17 +142,19 @@ def normalize(vector: np.ndarray) -> np.ndarray:
 
 
 _lock = threading.Lock()
-_loaded: dict[str, Encoder] = {}
+_loaded: dict[tuple[str, str], Encoder] = {}
 
 
 def get_encoder(name: str | None = None) -> Encoder:
-    """The process-wide encoder for ``name`` (default: ``CATALOG_SEARCH['MODEL']``), loaded once."""
+    """The process-wide encoder for ``name`` (default: ``CATALOG_SEARCH['MODEL']``) in the configured
+    runtime, loaded once."""
     name = name or conf.get("MODEL")
+    key = (name, conf.get("RUNTIME"))
     with _lock:
-        if name not in _loaded:
-            logger.info("Loading encoder %s", name)
-            _loaded[name] = Encoder(name)
-        return _loaded[name]
+        if key not in _loaded:
+            logger.info("Loading encoder %s (%s runtime)", name, key[1])
+            _loaded[key] = Encoder(name)
+        return _loaded[key]
 
 
 def clear_cache() -> None:

@@ -103,8 +103,12 @@ def encoder_status() -> list[dict[str, Any]]:
 
 def full_status() -> dict[str, Any]:
     models = [model_status(index) for index in get_indexes()]
+    from catalog_search import query_cache
+
     return {
         "models": [{**asdict(m), "progress": round(m.progress, 4)} for m in models],
         "encoders": encoder_status(),
         "configured_model": conf.get("MODEL"),
+        "runtime": conf.get("RUNTIME"),
+        "query_cache": query_cache.stats(),
     }

@@ -186,7 +186,7 @@ def _image_stats(output_or_init: str | None) -> tuple[int | None, list[float], l
 
 def embed_captions(model, tokenizer, captions: list[str], batch_size: int = 256) -> torch.Tensor:
     """Unit-length embeddings of every caption with the (frozen) text tower."""
-    from catalog_search.encoders import _features
+    from catalog_search.runtimes import features as _features
 
     chunks = []
     with torch.inference_mode():
@@ -301,7 +301,7 @@ def train(
 
 
 def _vision(model, pixels: torch.Tensor) -> torch.Tensor:
-    from catalog_search.encoders import _features
+    from catalog_search.runtimes import features as _features
 
     return _features(model.get_image_features(pixel_values=pixels))
 

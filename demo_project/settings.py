@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from demo_project.embedded_db import database_config
 
@@ -76,10 +77,29 @@ CATALOG_SEARCH = {
     "MODEL": os.environ.get("CATALOG_SEARCH_MODEL", str(DEMO_ENCODER)),
     # `catalog_search train` also reports the demo encoder's quality on a held-out catalog.
     "TRAIN_EVALUATION": "demo_project.shop.quality.report",
+    # "onnx": the int8 ONNX export (scripts/demo.sh runs `catalog_search export-onnx` when it is missing).
+    "RUNTIME": os.environ.get("CATALOG_SEARCH_RUNTIME", "torch"),
+    "QUERY_CACHE": "query_cache",
 }
 
 # Celery: Redis broker; tasks acknowledged after they finish (a killed worker's task is redelivered).
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+# Query embeddings are cached in Redis, shared by every web process (database 1 of the broker's server
+# unless QUERY_CACHE_URL says otherwise). Django's default cache stays local for the throttle counters.
+_redis = urlsplit(CELERY_BROKER_URL)
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "query_cache": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ.get("QUERY_CACHE_URL")
+        or (
+            urlunsplit(_redis._replace(path="/1")) if _redis.scheme.startswith("redis") else "redis://127.0.0.1:6379/1"
+        ),
+        "KEY_PREFIX": "demo",
+        # Fail fast when Redis is down: search then encodes without the cache (catalog_search/query_cache.py).
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    },
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -20,8 +20,9 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.models.clip.modeling_clip import CLIPOutput
 
 from catalog_search.checks import check_model_setting
-from catalog_search.encoders import Encoder, _features, fingerprint, get_encoder
+from catalog_search.encoders import Encoder, fingerprint, get_encoder
 from catalog_search.exceptions import EncoderUnavailable
+from catalog_search.runtimes import features as _features
 from tests.tiny_models import TEXT, build_tiny_clip, build_tiny_dual_encoder, build_tiny_siglip
 
 TEXTS = ["red leather handbag", "blue running shoes with white laces and a thick sole", "", "hat", "x" * 300]
@@ -141,11 +142,11 @@ def test_device_is_picked_automatically_and_settings_apply(model_dirs):
     path = str(model_dirs["clip"])
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     auto = Encoder(path, device="auto")
-    assert auto.device.type == expected
-    assert next(auto.model.parameters()).device.type == expected
+    assert auto.runtime.device.type == expected
+    assert next(auto.runtime.model.parameters()).device.type == expected
     with override_settings(CATALOG_SEARCH={"MODEL": path, "DEVICE": "cpu", "ENCODE_BATCH_SIZE": 3}):
         configured = Encoder(path)
-    assert configured.device == torch.device("cpu")
+    assert configured.runtime.device == torch.device("cpu")
     assert configured.batch_size == 3
     np.testing.assert_allclose(configured.encode_texts(TEXTS), auto.encode_texts(TEXTS), atol=1e-5)
 
@@ -173,7 +174,9 @@ def test_features_accepts_tensors_and_output_objects(encoders):
     encoder = encoders["clip"]
     tokens = encoder.tokenizer(["red bag", "shoes"], padding=True, return_tensors="pt")
     with torch.inference_mode():
-        output = encoder.model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+        output = encoder.runtime.model.get_text_features(
+            input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+        )
     assert _features(output).shape == (2, 24)
 
 

@@ -41,7 +41,7 @@ def test_training_learns_and_saves_a_loadable_checkpoint(small_catalog, tmp_path
     saved = json.loads((tmp_path / "model" / "training.json").read_text())
     assert saved["steps"] == 40 and saved["config"]["group_by"] == ["color"]
     encoder = Encoder(str(tmp_path / "model"))  # the normal loading path: AutoModel + processors
-    assert isinstance(encoder.model, CatalogDualEncoderModel) and encoder.dim == 384
+    assert isinstance(encoder.runtime.model, CatalogDualEncoderModel) and encoder.dim == 384
     product = Product.objects.filter(color="red").first()
     with product.image.open("rb") as fh:
         from catalog_search.images import open_image

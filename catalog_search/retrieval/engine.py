@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from django.db import DatabaseError, models
 
-from catalog_search import conf
+from catalog_search import conf, query_cache
 from catalog_search.analysis import get_analyzer
 from catalog_search.encoders import Encoder, get_encoder, normalize
 from catalog_search.exceptions import EncoderUnavailable, IndexUnavailable
@@ -182,12 +182,12 @@ def active_encoder() -> tuple[EncoderRow, Encoder]:
 def _query_vector(query: SearchQuery) -> tuple[EncoderRow, np.ndarray]:
     row, encoder = active_encoder()
     if query.image is None:
-        return row, encoder.encode_texts([query.q])[0]
+        return row, query_cache.text_vector(encoder, query.q)
     image_vector = encoder.encode_images([query.image])[0]
     if query.q is None:
         return row, image_vector
     # Composed query: move the photo's embedding toward the refinement text ("this, but in red").
-    text_vector = encoder.encode_texts([query.q])[0]
+    text_vector = query_cache.text_vector(encoder, query.q)
     return row, normalize(image_vector + float(conf.get("COMPOSED_TEXT_WEIGHT")) * text_vector)
 
 

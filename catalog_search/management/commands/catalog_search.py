@@ -1,4 +1,4 @@
-"""``manage.py catalog_search <subcommand>``: reindex, status, install-triggers."""
+"""``manage.py catalog_search <subcommand>``: reindex, status, evaluate, train, export-onnx, install-triggers."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(
-            dest="subcommand", required=True, metavar="{reindex,status,evaluate,train,install-triggers}"
+            dest="subcommand", required=True, metavar="{reindex,status,evaluate,train,export-onnx,install-triggers}"
         )
         reindex = sub.add_parser(
             "reindex",
@@ -50,6 +50,27 @@ class Command(BaseCommand):
         reindex.add_argument("--no-wait", action="store_true", help="queue the work and return at once")
         status = sub.add_parser("status", help="Show index health per model and the encoders.")
         status.add_argument("--json", action="store_true", help="machine-readable output")
+        status.add_argument(
+            "--reset-cache-stats", action="store_true", help="restart the query-embedding cache's hit counters"
+        )
+        export = sub.add_parser(
+            "export-onnx",
+            help="Export the encoder to optimized (int8) ONNX graphs for CATALOG_SEARCH['RUNTIME'] = 'onnx'.",
+            description="Traces both towers of the encoder, fuses transformer subgraphs, quantizes the image "
+            "tower to int8 and checks parity with PyTorch. Re-run it after the model's weights change: the "
+            "onnx runtime refuses an export made from other weights.",
+        )
+        export.add_argument("--model", metavar="DIR_OR_HUB_ID", help="default: CATALOG_SEARCH['MODEL']")
+        export.add_argument(
+            "--output", metavar="DIR", help="default: CATALOG_SEARCH['ONNX_DIR'], else <model dir>/onnx"
+        )
+        export.add_argument(
+            "--quantize",
+            choices=["image", "all", "none"],
+            default="image",
+            help="towers with int8 weights (default: image; int8 text towers lose accuracy on short queries)",
+        )
+        export.add_argument("--no-optimize", action="store_true", help="skip the transformer graph fusions")
         sub.add_parser("install-triggers", help="(Re)create the outbox triggers (migrate does this too).")
         evaluate = sub.add_parser(
             "evaluate",
@@ -107,6 +128,8 @@ class Command(BaseCommand):
             self.reindex(options)
         elif command == "status":
             self.status(options)
+        elif command == "export-onnx":
+            self.export_onnx(options)
         elif command == "train":
             self.train(options)
         elif command == "evaluate":
@@ -206,11 +229,27 @@ class Command(BaseCommand):
     # status --------------------------------------------------------------------------------------
 
     def status(self, options: dict) -> None:
+        if options["reset_cache_stats"]:
+            from catalog_search import query_cache
+
+            query_cache.reset_stats()
         data = full_status()
         if options["json"]:
             self.stdout.write(json.dumps(data, indent=2))
             return
-        self.stdout.write(f"Configured model: {data['configured_model']}")
+        self.stdout.write(f"Configured model: {data['configured_model']} ({data['runtime']} runtime)")
+        cache = data["query_cache"]
+        if not cache["enabled"]:
+            self.stdout.write("Query-embedding cache: off")
+        elif "error" in cache:
+            self.stdout.write(self.style.WARNING(f"Query-embedding cache {cache['alias']!r}: {cache['error']}"))
+        else:
+            rate = "n/a" if cache["hit_rate"] is None else f"{cache['hit_rate']:.1%}"
+            since = f" since {cache['since']}" if cache["since"] else ""
+            self.stdout.write(
+                f"Query-embedding cache {cache['alias']!r}: hit rate {rate} "
+                f"({cache['hits']} hits, {cache['misses']} misses{since})"
+            )
         for enc in data["encoders"]:
             extra = f", {enc['missing']} documents to build" if "missing" in enc else ""
             self.stdout.write(f"Encoder {enc['identity']} [{enc['state']}] dim={enc['dim']}{extra}")
@@ -232,6 +271,47 @@ class Command(BaseCommand):
                 self.stdout.write(
                     self.style.WARNING(f"    {failure['object_id']}: {failure['state']}: {failure['reason']}")
                 )
+
+    # export-onnx ---------------------------------------------------------------------------------
+
+    def export_onnx(self, options: dict) -> None:
+        from pathlib import Path
+
+        from catalog_search.exceptions import EncoderUnavailable
+        from catalog_search.runtimes import onnx_dir
+
+        try:
+            from catalog_search.onnx_export import export_onnx
+        except ImportError as exc:
+            raise CommandError(f"{exc}: pip install 'catalog-search[onnx]'") from exc
+        name = options["model"] or conf.get("MODEL")
+        output = Path(options["output"]).expanduser() if options["output"] else onnx_dir(name)
+        self.stdout.write(f"Exporting {name} to {output}")
+        try:
+            manifest = export_onnx(
+                name,
+                output,
+                quantize=options["quantize"],
+                optimize=not options["no_optimize"],
+                log=lambda line: self.stdout.write(f"  {line}"),
+            )
+        except EncoderUnavailable as exc:
+            raise CommandError(str(exc)) from exc
+        sizes = ", ".join(
+            f"{manifest[t]} {(output / manifest[t]).stat().st_size / 1e6:.1f} MB" for t in ("text", "image")
+        )
+        parity = manifest["min_cosine_to_torch"]
+        self.stdout.write(f"Wrote {sizes} in {manifest['seconds']} s.")
+        style = self.style.SUCCESS if min(parity.values()) >= 0.99 else self.style.WARNING
+        self.stdout.write(
+            style(f"Lowest cosine to PyTorch on sample inputs: text {parity['text']:.4f}, image {parity['image']:.4f}")
+        )
+        if options["output"] and output != onnx_dir(name):
+            self.stdout.write(
+                f"Set CATALOG_SEARCH['ONNX_DIR'] = {str(output)!r} and CATALOG_SEARCH['RUNTIME'] = 'onnx'."
+            )
+        else:
+            self.stdout.write("Set CATALOG_SEARCH['RUNTIME'] = 'onnx' to use it (no reindex needed).")
 
     # train ---------------------------------------------------------------------------------------
 
