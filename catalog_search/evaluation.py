@@ -6,7 +6,9 @@ Judgments are JSON lines, one query each::
     {"image": "photos/bag.jpg", "q": "in red", "relevant": {"17": 3}}
 
 ``relevant`` maps object ids (or ``app_label.model:id`` to tell models apart) to graded relevance
-(> 0; unlisted objects are irrelevant). ``image`` paths are relative to the judgments file.
+(> 0; unlisted objects are irrelevant). ``image`` paths are relative to the judgments file. Optional
+``tags`` (e.g. ``["paraphrase"]``) group queries: ``report`` gives a table per tag as well as overall.
+Other keys are ignored (the demo's generator adds the ``target`` a query was written for).
 
 Metrics at cutoff k, averaged over queries:
 - Recall@k = |relevant in top k| / |relevant|
@@ -25,6 +27,8 @@ from typing import Any
 
 ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 RRF_KS = (10, 20, 40, 60, 100)
+MODES = ("bm25", "vector", "hybrid-rrf", "hybrid-weighted")
+Table = dict[str, dict[str, float]]
 
 
 def recall_at_k(ranked: Sequence[str], relevant: Mapping[str, float], k: int) -> float:
@@ -91,8 +95,7 @@ class Run:
 
 def standard_runs(alphas: Sequence[float] = (0.3, 0.5, 0.7)) -> list[Run]:
     runs = [Run("bm25", "bm25"), Run("vector", "vector"), Run("hybrid-rrf", "hybrid")]
-    runs += [Run(f"hybrid-weighted a={a:g}", "hybrid", "weighted", alpha=a) for a in alphas]
-    return runs
+    return runs + weighted_sweep(alphas)
 
 
 def scores(ranked: Sequence[str], relevant: Mapping[str, float], k: int) -> dict[str, float]:
@@ -103,23 +106,53 @@ def scores(ranked: Sequence[str], relevant: Mapping[str, float], k: int) -> dict
     }
 
 
+def score_runs(
+    judgments: Sequence[Judgment],
+    runs: Sequence[Run],
+    k: int = 10,
+    searcher: Callable[..., list[str]] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, list[dict[str, float]]]:
+    """Per-query metrics per run (run name -> one dict per judgment, in order): searched once, averaged many ways.
+
+    ``progress(n)`` is called after each run with the number of searches it made.
+    """
+    searcher = searcher or _search_keys
+    per_query = {}
+    for run in runs:
+        per_query[run.name] = [scores(searcher(j, run, k), j.relevant, k) for j in judgments]
+        if progress:
+            progress(len(judgments))
+    return per_query
+
+
+def mean_table(per_query: Mapping[str, Sequence[Mapping[str, float]]], rows: Sequence[int] | None = None) -> Table:
+    """Average per-query metrics over ``rows`` (default: all queries); 4 decimals, as printed."""
+    table: Table = {}
+    for name, results in per_query.items():
+        chosen = [results[i] for i in rows] if rows is not None else list(results)
+        metrics = list(chosen[0]) if chosen else []
+        table[name] = {m: round(sum(r[m] for r in chosen) / max(1, len(chosen)), 4) for m in metrics}
+    return table
+
+
 def evaluate(
     judgments: Sequence[Judgment],
     runs: Sequence[Run],
     k: int = 10,
     searcher: Callable[..., list[str]] | None = None,
-) -> dict[str, dict[str, float]]:
+) -> Table:
     """Mean metrics per run. A run that cannot answer a query (a photo query in bm25 mode) scores 0 on it."""
-    searcher = searcher or _search_keys
-    table: dict[str, dict[str, float]] = {}
-    for run in runs:
-        totals: dict[str, float] = {}
-        for judgment in judgments:
-            ranked = searcher(judgment, run, k)
-            for name, value in scores(ranked, judgment.relevant, k).items():
-                totals[name] = totals.get(name, 0.0) + value
-        table[run.name] = {name: round(total / max(1, len(judgments)), 4) for name, total in totals.items()}
-    return table
+    return mean_table(score_runs(judgments, runs, k, searcher))
+
+
+def tag_rows(judgments: Sequence[Judgment]) -> dict[str, list[int]]:
+    """Tag -> indexes of the judgments carrying it, in first-seen order (query kinds, for per-kind tables)."""
+    found: dict[str, list[int]] = {}
+    for i, judgment in enumerate(judgments):
+        for tag in judgment.tags:
+            found.setdefault(tag, []).append(i)
+    return found
 
 
 def _search_keys(judgment: Judgment, run: Run, k: int) -> list[str]:
@@ -146,16 +179,81 @@ def _search_keys(judgment: Judgment, run: Run, k: int) -> list[str]:
     return [f"{hit.type}:{hit.id}" if typed else str(hit.id) for hit in results]
 
 
+def weighted_sweep(alphas: Sequence[float] = ALPHAS) -> list[Run]:
+    return [Run(f"hybrid-weighted a={a:g}", "hybrid", "weighted", alpha=a) for a in alphas]
+
+
+def rrf_sweep(rrf_ks: Sequence[int] = RRF_KS) -> list[Run]:
+    return [Run(f"hybrid-rrf k={r}", "hybrid", "rrf", rrf_k=r) for r in rrf_ks]
+
+
+def best_parameters(table: Mapping[str, Mapping[str, float]], k: int) -> dict[str, float | int]:
+    """Best alpha and RRF k by nDCG@k in a table holding both sweeps; ties go to the first value."""
+    metric = f"ndcg@{k}"
+    return {
+        "best_alpha": max(ALPHAS, key=lambda a: table[f"hybrid-weighted a={a:g}"][metric]),
+        "best_rrf_k": max(RRF_KS, key=lambda r: table[f"hybrid-rrf k={r}"][metric]),
+    }
+
+
 def tune(judgments: Sequence[Judgment], k: int = 10, searcher: Callable[..., list[str]] | None = None) -> dict:
     """Best alpha (weighted fusion) and best RRF k by nDCG@k."""
-    weighted = evaluate(judgments, [Run(f"a={a:g}", "hybrid", "weighted", alpha=a) for a in ALPHAS], k, searcher)
-    rrf = evaluate(judgments, [Run(f"k={r}", "hybrid", "rrf", rrf_k=r) for r in RRF_KS], k, searcher)
-    best_alpha = max(ALPHAS, key=lambda a: weighted[f"a={a:g}"][f"ndcg@{k}"])
-    best_k = max(RRF_KS, key=lambda r: rrf[f"k={r}"][f"ndcg@{k}"])
-    return {"best_alpha": best_alpha, "best_rrf_k": best_k, "alpha_sweep": weighted, "rrf_k_sweep": rrf}
+    weighted, rrf = weighted_sweep(), rrf_sweep()
+    table = evaluate(judgments, [*weighted, *rrf], k, searcher)
+    return {
+        **best_parameters(table, k),
+        "alpha_sweep": {r.name: table[r.name] for r in weighted},
+        "rrf_k_sweep": {r.name: table[r.name] for r in rrf},
+    }
+
+
+def plan(modes: Sequence[str] | None = None, tune: bool = False) -> tuple[list[Run], list[Run]]:
+    """The runs ``report`` shows for ``modes`` (default all), and the extra runs ``tune`` needs."""
+    modes = list(modes or MODES)
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise ValueError(f"Unknown modes {sorted(unknown)}; modes are {', '.join(MODES)}.")
+    shown = [
+        r for r in standard_runs(ALPHAS) if r.name in modes or (r.fusion == "weighted" and "hybrid-weighted" in modes)
+    ]
+    names = {r.name for r in shown}
+    extra = [r for r in (*weighted_sweep(), *rrf_sweep()) if r.name not in names] if tune else []
+    return shown, extra
+
+
+def report(
+    judgments: Sequence[Judgment],
+    k: int = 10,
+    modes: Sequence[str] | None = None,
+    tune: bool = False,
+    searcher: Callable[..., list[str]] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Everything ``evaluate`` prints: the table overall and per tag, and with ``tune`` the best parameters.
+
+    ``modes`` picks among bm25, vector, hybrid-rrf and hybrid-weighted (the alpha sweep). Each distinct
+    run searches every query once; the per-tag tables and the tuning reuse those rankings.
+    """
+    runs, extra = plan(modes, tune)
+    per_query = score_runs(judgments, [*runs, *extra], k, searcher, progress)
+    shown = {r.name: per_query[r.name] for r in runs}
+    result: dict[str, Any] = {"k": k, "queries": len(judgments), "modes": mean_table(shown), "by_tag": {}}
+    for tag, rows in tag_rows(judgments).items():
+        result["by_tag"][tag] = {"queries": len(rows), "modes": mean_table(shown, rows)}
+    if tune:
+        sweeps = {r.name: per_query[r.name] for r in (*weighted_sweep(), *rrf_sweep())}
+        overall = mean_table(sweeps)
+        result["tune"] = {
+            **best_parameters(overall, k),
+            "by_tag": {tag: best_parameters(mean_table(sweeps, rows), k) for tag, rows in tag_rows(judgments).items()},
+            "alpha_sweep": {r.name: overall[r.name] for r in weighted_sweep()},
+            "rrf_k_sweep": {r.name: overall[r.name] for r in rrf_sweep()},
+        }
+    return result
 
 
 def format_table(table: Mapping[str, Mapping[str, float]]) -> str:
+    """A fixed-width text table: one row per run, one column per metric."""
     columns = list(next(iter(table.values())).keys()) if table else []
     width = max([len(name) for name in table] + [8])
     lines = [f"{'mode':<{width}}  " + "  ".join(f"{c:>9}" for c in columns)]

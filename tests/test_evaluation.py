@@ -8,7 +8,17 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from catalog_search import indexing
-from catalog_search.evaluation import Judgment, Run, evaluate, mrr_at_k, ndcg_at_k, recall_at_k, tune
+from catalog_search.evaluation import (
+    Judgment,
+    Run,
+    evaluate,
+    mrr_at_k,
+    ndcg_at_k,
+    plan,
+    recall_at_k,
+    report,
+    tune,
+)
 
 
 def test_metrics_match_hand_computed_values():
@@ -48,6 +58,38 @@ def test_evaluate_and_tune_average_over_queries():
     assert tuned["best_alpha"] == 0.1 and tuned["best_rrf_k"] == 10  # all ties: the first value wins
 
 
+def test_report_per_tag_and_tuning_search_each_run_once():
+    calls = []
+
+    def searcher(judgment, run, k):
+        calls.append((judgment.q, run.name))
+        if run.mode == "bm25":
+            return ["a"]  # right for q1 only
+        if run.fusion == "weighted":
+            return ["b"] if run.alpha >= 0.7 else ["a"]  # high alpha is right for q2 only
+        return ["b"] if (run.rrf_k or 60) <= 20 else ["x"]
+
+    judgments = [
+        Judgment("q1", None, {}, {"a": 3}, ["plain"]),
+        Judgment("q2", None, {}, {"b": 3}, ["paraphrase"]),
+        Judgment("q3", None, {}, {"b": 1}, ["paraphrase"]),
+    ]
+    result = report(judgments, k=10, tune=True, searcher=searcher)
+    shown, extra = plan(tune=True)
+    assert len(calls) == len(set(calls)) == 3 * (len(shown) + len(extra))  # the sweeps reuse the shown runs
+    assert result["modes"]["bm25"]["ndcg@10"] == pytest.approx(1 / 3, abs=1e-4)
+    assert (result["by_tag"]["plain"]["queries"], result["by_tag"]["paraphrase"]["queries"]) == (1, 2)
+    assert result["by_tag"]["plain"]["modes"]["bm25"]["mrr"] == 1.0
+    assert result["by_tag"]["paraphrase"]["modes"]["bm25"]["mrr"] == 0.0
+    assert result["by_tag"]["paraphrase"]["modes"]["hybrid-weighted a=0.7"]["mrr"] == 1.0
+    tuned = result["tune"]
+    # overall: alpha >= 0.7 answers two queries of three; RRF k <= 20 likewise
+    assert (tuned["best_alpha"], tuned["best_rrf_k"]) == (0.7, 10)
+    assert tuned["by_tag"]["plain"]["best_alpha"] == 0.1
+    with pytest.raises(ValueError, match="Unknown modes"):
+        report(judgments, modes=["bm42"], searcher=searcher)
+
+
 @pytest.mark.django_db
 def test_evaluate_command(tmp_path, make_product, product_index, encoder, capsys):
     tote = make_product("Red leather tote", color="red")
@@ -59,7 +101,7 @@ def test_evaluate_command(tmp_path, make_product, product_index, encoder, capsys
     lines = [
         {"q": "leather tote", "relevant": {str(tote.pk): 3, str(boots.pk): 1}},
         {"q": "boots", "filters": {"category": ["shoes"]}, "relevant": {str(boots.pk): 3}},
-        {"image": "tote.png", "relevant": {str(tote.pk): 3}},
+        {"image": "tote.png", "relevant": {str(tote.pk): 3}, "tags": ["photo"]},
     ]
     judgments = tmp_path / "judgments.jsonl"
     judgments.write_text("\n".join(json.dumps(line) for line in lines))
@@ -75,13 +117,15 @@ def test_evaluate_command(tmp_path, make_product, product_index, encoder, capsys
         str(tmp_path / "out.json"),
     )
     out = capsys.readouterr().out
-    assert "3 queries, k=5" in out and "hybrid-rrf" in out and "best alpha" in out
+    assert "3 queries, k=5" in out and "hybrid-rrf" in out and "best alpha" in out and "[photo] 1 queries" in out
     data = json.loads((tmp_path / "out.json").read_text())
     bm25 = data["modes"]["bm25"]
     # bm25: query 1 ranks the tote first and the boots second (perfect), query 2 perfect, the photo query 0.
     assert bm25["ndcg@5"] == pytest.approx(2 / 3, abs=1e-4) and bm25["recall@5"] == pytest.approx(2 / 3, abs=1e-4)
     assert data["modes"]["vector"]["mrr"] > 0  # the photo query finds its own picture first
     assert "hybrid-weighted a=0.5" in data["modes"]
+    assert data["by_tag"]["photo"]["modes"]["bm25"]["ndcg@5"] == 0.0  # bm25 cannot answer a photo
+    assert set(data["tune"]) >= {"best_alpha", "best_rrf_k", "by_tag", "alpha_sweep", "rrf_k_sweep"}
     with pytest.raises(CommandError, match="not a judgment"):
         (tmp_path / "bad.jsonl").write_text('{"q": "x"}\n')
         call_command("catalog_search", "evaluate", "--judgments", str(tmp_path / "bad.jsonl"))

@@ -372,26 +372,29 @@ class Command(BaseCommand):
 
         from catalog_search import evaluation
 
-        if options["k"] < 1 or options["k"] > int(conf.get("MAX_K")):
+        k = options["k"]
+        if k < 1 or k > int(conf.get("MAX_K")):
             raise CommandError(f"--k must be between 1 and {conf.get('MAX_K')}")
         try:
             judgments = evaluation.load_judgments(Path(options["judgments"]))
         except (OSError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
-        modes = set(options["mode"] or ["bm25", "vector", "hybrid-rrf", "hybrid-weighted"])
-        runs = [
-            r
-            for r in evaluation.standard_runs(evaluation.ALPHAS)
-            if r.name in modes or (r.fusion == "weighted" and "hybrid-weighted" in modes)
-        ]
-        table = evaluation.evaluate(judgments, runs, options["k"])
-        self.stdout.write(f"{len(judgments)} queries, k={options['k']}")
-        self.stdout.write(evaluation.format_table(table))
-        result: dict = {"k": options["k"], "queries": len(judgments), "modes": table}
+        shown, extra = evaluation.plan(options["mode"], options["tune"])
+        with tqdm(
+            total=(len(shown) + len(extra)) * len(judgments), unit="search", desc="Evaluating", file=self.stderr._out
+        ) as bar:
+            result = evaluation.report(judgments, k, options["mode"], options["tune"], progress=bar.update)
+        self.stdout.write(f"{len(judgments)} queries, k={k}")
+        self.stdout.write(evaluation.format_table(result["modes"]))
+        for tag, part in result["by_tag"].items():
+            self.stdout.write(f"\n[{tag}] {part['queries']} queries")
+            self.stdout.write(evaluation.format_table(part["modes"]))
         if options["tune"]:
-            tuned = evaluation.tune(judgments, options["k"])
-            self.stdout.write(f"best alpha: {tuned['best_alpha']}  best RRF k: {tuned['best_rrf_k']}")
-            result["tune"] = tuned
+            tuned = result["tune"]
+            self.stdout.write(f"\nbest alpha: {tuned['best_alpha']}  best RRF k: {tuned['best_rrf_k']}  (by nDCG@{k})")
+            for tag, best in tuned["by_tag"].items():
+                self.stdout.write(f"  [{tag}] best alpha: {best['best_alpha']}  best RRF k: {best['best_rrf_k']}")
+            self.stdout.write(evaluation.format_table(tuned["rrf_k_sweep"]))
         if options["json"] == "-":
             self.stdout.write(json.dumps(result, indent=2))
         elif options["json"]:
