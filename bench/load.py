@@ -478,8 +478,8 @@ def render(
         f"and then {args.warmup:g} s of unmeasured load before every measurement.",
         f"- **Load**: {args.clients} closed-loop keep-alive clients (threads, `http.client`) for {args.seconds:g} s: "
         f"{args.text_share:.0%} text GETs `/api/search/` (catalog vocabulary, half with two filters, facets always "
-        f"computed), {1 - args.text_share:.0%} photo POSTs `/api/search/image/` (customer photos: the held-out OpenMoji art set, recolored JPEGs; 35% with a `q` "
-        "refinement, 25% with a category filter). Every non-2xx or exception counts as an error.",
+        f"computed), {1 - args.text_share:.0%} photo POSTs `/api/search/image/` (customer photos: the held-out "
+        "OpenMoji art set, recolored JPEGs; 35% with a `q` refinement, 25% with a category filter). Every non-2xx or exception counts as an error.",
         "",
         f"### Result: {best} ({'median of ' + str(runs) + ' runs' if runs > 1 else 'one run'})",
         "",

@@ -2,6 +2,7 @@
 
     python bench/scale_data.py --products 100000 [--seed 1]
     python bench/scale_data.py --products 1000000 --real 100000 --no-vectors   # BM25 scale only
+    python bench/scale_data.py --describe   # writes the "Scale data" section of docs/benchmarks.md
 
 The database lives in ``var/bench/scale-<N>-s<seed>[-novec]/`` (an embedded PostgreSQL 18 + pgvector of its
 own) and is loaded once: later runs and other benchmarks reuse it (``ensure_loaded`` + ``start``).
@@ -51,7 +52,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as ``python bench/scale_data.py``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, bench_env, build_model, setup_django, start_postgres
+from bench.common import DOC, ROOT, bench_env, build_model, machine_facts, setup_django, start_postgres, write_section
 
 BENCH_DIR = ROOT / "var" / "bench"
 MODEL_DIR = BENCH_DIR / "clip-vit-b32-random"
@@ -392,14 +393,95 @@ def check_statistics() -> dict[str, Any]:
     return {"df_mismatches": bad_df, "doc_count_ok": doc_count == n, "total_length_ok": abs(total - length) < 1e-6 * n}
 
 
+HEADING = "## Scale data (bench/scale_data.py)"
+
+
+def vector_statistics(n: int = 4000) -> dict[str, float]:
+    """Mean cosine similarities of the synthetic vectors (what makes them CLIP-like), on ``n`` products."""
+    from demo_project.shop.catalog import generate
+
+    rows = [
+        {"category": s.category, "type": s.slug, "color": s.color, "pattern": s.pattern, "material": s.material}
+        | {"brand": s.brand}
+        for s in generate(n, 1)
+    ]
+    model, rng = VectorModel(1), np.random.default_rng(0)
+    image, text = model.vectors(rows, "image", rng), model.vectors(rows, "text", rng)
+    sims = image @ image.T
+    off = ~np.eye(n, dtype=bool)
+    types = np.array([r["type"] for r in rows])
+    same = (types[:, None] == types[None, :]) & off
+    cross = text @ image.T
+    return {
+        "image_image_random": float(sims[off].mean()),
+        "image_image_same_type": float(sims[same].mean()),
+        "text_image_same_product": float(np.diag(cross).mean()),
+        "text_image_random": float(cross[off].mean()),
+    }
+
+
+def describe(doc: Path) -> str:
+    """The doc section: what the scale databases hold and how long they took to load."""
+    stats = vector_statistics()
+    facts = machine_facts()
+    lines = [
+        HEADING,
+        "",
+        "Command (from the project root, `.venv` active): `python bench/scale_data.py --describe` (the loads "
+        "themselves: `python bench/scale_data.py --products N [--real R --no-vectors]`, run on demand by the "
+        "benchmarks).",
+        "",
+        f"- **Machine**: `nproc` = {facts['nproc']}, {facts['cpu']}, shared with other jobs (the loads ran while "
+        "other benchmarks and other engineers' jobs used the same 2 cores).",
+        "- **Text, documents, BM25**: the demo catalog generator (`generate(count, seed)`, text only: photos are "
+        "never rendered), inserted as `shop.Product`, indexed with `indexing.build_doc` + "
+        "`indexing.write_documents` in batches of 2,000: real postings, lengths, df, N and avgdl.",
+        "- **Vectors** (512-d, unit length, float32): synthetic, built like CLIP embeddings are shaped: a shared "
+        "cone direction, an image/text modality offset, centroids for category, product type (near its "
+        "category), color, pattern, material and brand, a 48-d latent style subspace and a little isotropic "
+        f"noise. Mean cosine similarity: two random products' image vectors {stats['image_image_random']:.2f}, "
+        f"same product type {stats['image_image_same_type']:.2f}; a product's text vector vs its own image vector "
+        f"{stats['text_image_same_product']:.2f}, vs a random product's {stats['text_image_random']:.2f}. "
+        "Uniform random 512-d vectors would all be ~90 degrees apart (cosine ~0 +- 0.04): no neighbourhoods, "
+        "so HNSW and filtered scans would be tested on data no encoder produces.",
+        "- **Encoder row and HNSW**: `indexing.ensure_encoder` with the random-weight ViT-B/32 (so the search "
+        "path and the API accept the vectors and encode queries with that model); its HNSW indexes are dropped "
+        "during the load and recreated with `indexing.ensure_vector_indexes` (same DDL), `maintenance_work_mem` "
+        "2 GB. PostgreSQL runs with `shared_buffers` = 1 GB.",
+        "- **1M**: 100k products through the real path, then 9 SQL copies (`INSERT ... SELECT` of products, "
+        "documents and postings, posting primary key rebuilt after), df / N / total length recounted from the "
+        "rows; `--check` recounts every statistic (0 mismatches).",
+        "",
+        "| database | products | through the real path | vectors | insert s | index s | HNSW s | SQL copies s | total s | loaded |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for path in sorted(BENCH_DIR.glob("scale-*/loaded.json")):
+        info = json.loads(path.read_text())
+        t = info["timings"]
+        lines.append(
+            f"| `{path.parent.name}` | {info['products']:,} | {info['real']:,} | {'yes' if info['vectors'] else 'no'} "
+            f"| {t.get('products_s', '-')} | {t.get('index_s', '-')} | {t.get('hnsw_s', '-')} "
+            f"| {t.get('replicate_s', '-')} | {t['total_s']} | {info['loaded_at']} |"
+        )
+    section = "\n".join(lines) + "\n"
+    write_section(doc, section, HEADING)
+    return section
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--products", type=int, required=True)
+    parser.add_argument("--describe", action="store_true", help="write the Scale data section of the doc and exit")
+    parser.add_argument("--products", type=int)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--real", type=int, help="products through the real indexing path; the rest copied in SQL")
     parser.add_argument("--no-vectors", action="store_true", help="BM25 only: no encoder, no embeddings")
     parser.add_argument("--check", action="store_true", help="recount the BM25 statistics after loading")
     args = parser.parse_args(argv)
+    if args.describe:
+        print(describe(DOC))
+        return 0
+    if not args.products:
+        parser.error("--products is required")
     spec = ScaleSpec(args.products, args.seed, args.real, not args.no_vectors)
     spec.data_dir.mkdir(parents=True, exist_ok=True)
     setup_django(start(spec))
