@@ -114,15 +114,17 @@ class Encoder:
             chunks.append(self.runtime.text({k: v for k, v in tokens.items() if k in self.runtime.text_inputs}))
         return _normalize(chunks, getattr(self, "dim", 0))
 
+    def preprocess_images(self, images: Sequence[Image.Image]) -> dict[str, np.ndarray]:
+        """The image processor's arrays for ``images`` (the fast path when it applies)."""
+        if self._preprocess is not None:
+            return self._preprocess(images)
+        return dict(self.image_processor(images=list(images), return_tensors="np"))
+
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Vectors for RGB ``images`` (see images.open_image), float32, unit length."""
         chunks = []
         for start in range(0, len(images), self.batch_size):
-            batch = list(images[start : start + self.batch_size])
-            if self._preprocess is not None:
-                pixels = self._preprocess(batch)
-            else:
-                pixels = self.image_processor(images=batch, return_tensors="np")
+            pixels = self.preprocess_images(images[start : start + self.batch_size])
             chunks.append(self.runtime.image({k: v for k, v in pixels.items() if k in self.runtime.image_inputs}))
         return _normalize(chunks, self.dim)
 

@@ -105,11 +105,7 @@ def export_onnx(
     tokens = tokenize(["a red bag", "two shoes"])
     text_names = [key for key in tokens if key in runtime.text_inputs]
     images = _sample_images()[:2]
-    pixels = (
-        reference._preprocess(images)
-        if reference._preprocess
-        else reference.image_processor(images=images, return_tensors="np")
-    )
+    pixels = reference.preprocess_images(images)
     image_names = [key for key in pixels if key in runtime.image_inputs]
 
     output.mkdir(parents=True, exist_ok=True)
@@ -157,11 +153,7 @@ def export_onnx(
             for tower, file in files.items()
         }
         text_tokens = tokenize(PARITY_TEXTS)
-        image_pixels = (
-            reference._preprocess(_sample_images())
-            if reference._preprocess
-            else reference.image_processor(images=_sample_images(), return_tensors="np")
-        )
+        image_pixels = reference.preprocess_images(_sample_images())
         text_feed = {k: np.asarray(text_tokens[k]).astype(np.int64) for k in text_names}
         image_feed = {k: np.asarray(image_pixels[k]) for k in image_names}
         parity = {

@@ -51,6 +51,11 @@ if [ -z "${CATALOG_SEARCH_MODEL:-}" ] && [ ! -f demo_project/encoder/config.json
         --steps 1000 --time-budget 900
 fi
 
+if [ "${CATALOG_SEARCH_RUNTIME:-torch}" = "onnx" ] && { python manage.py check 2>&1 || true; } | grep -q "catalog_search.E004"; then
+    echo "==> ONNX export of the encoder (CATALOG_SEARCH_RUNTIME=onnx; once)"
+    python manage.py catalog_search export-onnx
+fi
+
 echo "==> Celery worker + beat (log: var/log/worker.log)"
 celery -A demo_project worker -B --loglevel=INFO --schedule var/celerybeat-schedule \
     >> var/log/worker.log 2>&1 &
