@@ -11,8 +11,10 @@
    (ONNX Runtime's integer convolution is slower than its fp32 one on CPU). The text tower stays fp32 by
    default (see QUANTIZE_CHOICES).
 4. Check parity: the exported graphs encode sample texts and images next to the PyTorch model; the lowest
-   cosine similarity is stored in the manifest and printed. The manifest is written last, so an interrupted
-   export leaves nothing the runtime would load.
+   cosine similarity is stored in the manifest and printed.
+5. Only then replace the previous export: manifest removed, graphs moved in, manifest written last. A
+   failed export leaves the previous one untouched; an interrupted move leaves no manifest, so the runtime
+   never loads a half-replaced pair of graphs.
 
 The manifest also records the source checkpoint's fingerprint, so the runtime refuses a stale export.
 """
@@ -39,6 +41,10 @@ from catalog_search.runtimes import MANIFEST, TorchRuntime, features
 # optimized fp32 text graph already encodes a query in a few ms; image encoding is the throughput cost.
 QUANTIZE_CHOICES = ("image", "all", "none")
 PARITY_TEXTS = ["red leather tote", "a pair of blue running shoes", "x", "wooden chair with a striped cushion"]
+
+
+class ExportError(Exception):
+    """The model cannot be exported (an operator ONNX has no equivalent for, ...); the torch runtime still works."""
 
 
 class _Tower(torch.nn.Module):
@@ -109,7 +115,6 @@ def export_onnx(
     image_names = [key for key in pixels if key in runtime.image_inputs]
 
     output.mkdir(parents=True, exist_ok=True)
-    (output / MANIFEST).unlink(missing_ok=True)  # the old export is invalid from here until the new one is done
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=output))
     try:
         files: dict[str, str] = {}
@@ -125,16 +130,7 @@ def export_onnx(
                 # Tracer warnings about shape-dependent Python branches: the traced branches are the ones
                 # every input takes (batch and sequence stay dynamic); parity is checked below.
                 warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    _Tower(model, method, names).eval(),
-                    inputs,
-                    str(path),
-                    input_names=names,
-                    output_names=["embeds"],
-                    dynamic_axes={**axes, "embeds": {0: "batch"}},
-                    opset_version=17,
-                    dynamo=False,  # the TorchScript exporter handles every transformers dual encoder here
-                )
+                _trace(model, method, names, inputs, axes, path, tower)
             recipe = _optimizer_type(model.config, tower) if optimize else None
             if recipe:
                 log(f"Optimizing the {tower} graph ({recipe} fusions) ...")
@@ -143,13 +139,13 @@ def export_onnx(
             if int8:
                 log(f"Quantizing the {tower} graph to int8 ...")
                 path = _quantize(path)
-            final = output / (f"{tower}.int8.onnx" if int8 else f"{tower}.onnx")
-            shutil.move(str(path), final)
+            final = work / (f"{tower}.int8.onnx" if int8 else f"{tower}.onnx")
+            path.rename(final)
             files[tower] = final.name
 
         log("Checking parity with PyTorch ...")
         sessions = {
-            tower: ort.InferenceSession(str(output / file), providers=["CPUExecutionProvider"])
+            tower: ort.InferenceSession(str(work / file), providers=["CPUExecutionProvider"])
             for tower, file in files.items()
         }
         text_tokens = tokenize(PARITY_TEXTS)
@@ -179,6 +175,11 @@ def export_onnx(
                 "onnxruntime": ort.__version__,
             },
         }
+        # Replace the previous export only now: a failed export leaves it as it was. Without a manifest
+        # in between, no process loads a half-replaced pair of graphs.
+        (output / MANIFEST).unlink(missing_ok=True)
+        for file in files.values():
+            shutil.move(str(work / file), output / file)
         (output / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         for stale in output.glob("*.onnx"):  # graphs of an earlier export with other quantization
             if stale.name not in files.values():
@@ -186,6 +187,26 @@ def export_onnx(
         return manifest
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _trace(model: Any, method: str, names: list[str], inputs: tuple, axes: dict, path: Path, tower: str) -> None:
+    try:
+        torch.onnx.export(
+            _Tower(model, method, names).eval(),
+            inputs,
+            str(path),
+            input_names=names,
+            output_names=["embeds"],
+            dynamic_axes={**axes, "embeds": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,  # the TorchScript exporter handles the dual encoders tested here
+        )
+    except Exception as exc:  # torch.onnx's UnsupportedOperatorError, tracer errors, ...
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(
+            f"The {tower} tower of {type(model).__name__} cannot be exported to ONNX: {first_line}. "
+            "Keep CATALOG_SEARCH['RUNTIME'] = 'torch' for this model."
+        ) from exc
 
 
 def _optimize(path: Path, recipe: str, log: Callable[[str], None]) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.core import checks
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 from PIL import Image
 from transformers import AutoImageProcessor, CLIPImageProcessor, SiglipImageProcessor
@@ -168,3 +168,11 @@ def test_export_command(tmp_path, capsys):
     assert "Lowest cosine to PyTorch on sample inputs: text 1.0000, image 0.99" in out
     assert "Set CATALOG_SEARCH['RUNTIME'] = 'onnx'" in out
     assert (tmp_path / "dual" / "onnx" / MANIFEST).is_file()
+
+
+def test_a_model_onnx_cannot_express_fails_clearly(tmp_path):
+    model = str(BUILDERS["siglip2"][0](tmp_path / "siglip2"))  # NaFlex resizes with an antialiased upsample
+    with pytest.raises(CommandError, match="image tower of Siglip2Model cannot be exported to ONNX.*'torch'"):
+        call_command("catalog_search", "export-onnx", "--model", model, "--output", str(tmp_path / "onnx"))
+    assert not (tmp_path / "onnx" / MANIFEST).exists()
+    assert not list((tmp_path / "onnx").glob("*.onnx"))  # no half-written export left behind

@@ -281,7 +281,7 @@ class Command(BaseCommand):
         from catalog_search.runtimes import onnx_dir
 
         try:
-            from catalog_search.onnx_export import export_onnx
+            from catalog_search.onnx_export import ExportError, export_onnx
         except ImportError as exc:
             raise CommandError(f"{exc}: pip install 'catalog-search[onnx]'") from exc
         name = options["model"] or conf.get("MODEL")
@@ -295,7 +295,7 @@ class Command(BaseCommand):
                 optimize=not options["no_optimize"],
                 log=lambda line: self.stdout.write(f"  {line}"),
             )
-        except EncoderUnavailable as exc:
+        except (EncoderUnavailable, ExportError) as exc:
             raise CommandError(str(exc)) from exc
         sizes = ", ".join(
             f"{manifest[t]} {(output / manifest[t]).stat().st_size / 1e6:.1f} MB" for t in ("text", "image")
