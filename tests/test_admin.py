@@ -53,9 +53,25 @@ def test_status_page_shows_counts_failures_and_encoder(client, operator, product
     assert "Broken lamp" not in html  # failures are listed by object id with the reason
     assert f"<code>{products[-1].pk}</code>" in html and "not an image" in html
     assert "[active]" not in html and "active, 24 dimensions" in html
+    assert "(torch runtime)" in html and "Query-embedding cache:" in html
     status = client.get(reverse("admin:catalog_search_status_json")).json()
     product = next(m for m in status["models"] if m["label"] == "shop.product")
     assert (product["total"], product["indexed"], product["pending"], product["failed"]) == (4, 4, 0, 1)
+
+
+def test_status_page_shows_the_query_cache_hit_rate(client, operator, products, settings):
+    from catalog_search import query_cache, search
+
+    caches_alias = "query_cache"  # the Redis-backed alias of the demo settings (the tests' private Redis)
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "QUERY_CACHE": caches_alias}
+    from django.core.cache import caches
+
+    caches[caches_alias].clear()
+    query_cache._down_until = 0.0
+    for _ in range(4):
+        search(q="red tote", mode="vector")
+    html = client.get(reverse(STATUS)).content.decode()
+    assert "<code>query_cache</code>, hit rate 75% (3 hits, 1 misses since " in html
 
 
 def test_reindex_selected_action_queues_the_selection(client, operator, products):
