@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-RRF_KS = (10, 20, 40, 60, 100)
+RRF_KS = (5, 10, 20, 40, 60, 100)
 MODES = ("bm25", "vector", "hybrid-rrf", "hybrid-weighted")
 Table = dict[str, dict[str, float]]
 
@@ -161,7 +161,8 @@ def _search_keys(judgment: Judgment, run: Run, k: int) -> list[str]:
 
     if run.mode == "bm25" and not judgment.q:
         return []
-    image = judgment.image.read_bytes() if judgment.image else None
+    # bm25 is the keyword signal alone: search() would add the photo's vector signal to a photo + text query.
+    image = judgment.image.read_bytes() if judgment.image and run.mode != "bm25" else None
     try:
         results = search(
             q=judgment.q,

@@ -26,7 +26,7 @@ from demo_project.shop.judgments import (
 )
 from demo_project.shop.models import Product
 
-COUNTS = {"plain": 12, "paraphrase": 10, "photo": 4, "photo+text": 3}
+COUNTS = {"plain": 12, "synonym": 8, "paraphrase": 10, "photo": 4, "photo+text": 3}
 
 
 @pytest.fixture
@@ -76,6 +76,16 @@ def test_paraphrases_share_no_word_with_any_title(catalog):
     assert shared_words("crimson tote", title_words(["Crimson Leather Tote by Nordlys"])) == {"crimson", "tote"}
 
 
+def test_synonyms_share_no_word_with_the_titles_they_ask_for(catalog):
+    queries = [q for q in build_queries(catalog, seed=3, counts=COUNTS) if q["tags"] == ["synonym"]]
+    assert len(queries) == COUNTS["synonym"]
+    for query in queries:
+        target = Target(**query["target"])
+        own = [title for _, product, title in catalog if (product.type, product.color) == (target.type, target.color)]
+        assert own and not shared_words(query["q"], title_words(own)), (query["q"], own)
+        assert shared_words(query["q"], title_words(t for _, _, t in catalog)), "catalog words, in other titles"
+
+
 def test_a_title_with_a_paraphrase_word_removes_it(catalog):
     # If a shop's titles used "ruby", no paraphrase may use it; the rest still do.
     doctored = [(pk, t, f"{title} ruby vermilion pocketbook") for pk, t, title in catalog]
@@ -112,8 +122,8 @@ def test_generation_is_deterministic_per_seed(catalog, tmp_path):
 
 
 def test_command_writes_the_file(catalog, tmp_path, capsys):
-    counts = ["--plain", "5", "--paraphrase", "4", "--photo", "2", "--photo-text", "1"]
+    counts = ["--plain", "5", "--synonym", "3", "--paraphrase", "4", "--photo", "2", "--photo-text", "1"]
     call_command("demo_judgments", "--output", str(tmp_path / "j.jsonl"), "--seed", "2", *counts)
-    assert "Wrote 12 judged queries" in capsys.readouterr().out
-    assert len(load_judgments(tmp_path / "j.jsonl")) == 12
+    assert "Wrote 15 judged queries" in capsys.readouterr().out
+    assert len(load_judgments(tmp_path / "j.jsonl")) == 15
     assert len(list((tmp_path / "j-photos").iterdir())) == 3

@@ -55,7 +55,7 @@ def test_evaluate_and_tune_average_over_queries():
     assert table["bm25"] == {"recall@10": 1.0, "ndcg@10": pytest.approx((1 / 1.584963 + 1) / 2, abs=1e-4), "mrr": 0.75}
     assert table["vector"] == {"recall@10": 0.5, "ndcg@10": 0.5, "mrr": 0.5}
     tuned = tune(judgments, 10, searcher)
-    assert tuned["best_alpha"] == 0.1 and tuned["best_rrf_k"] == 10  # all ties: the first value wins
+    assert tuned["best_alpha"] == 0.1 and tuned["best_rrf_k"] == 5  # all ties: the first value wins
 
 
 def test_report_per_tag_and_tuning_search_each_run_once():
@@ -84,7 +84,7 @@ def test_report_per_tag_and_tuning_search_each_run_once():
     assert result["by_tag"]["paraphrase"]["modes"]["hybrid-weighted a=0.7"]["mrr"] == 1.0
     tuned = result["tune"]
     # overall: alpha >= 0.7 answers two queries of three; RRF k <= 20 likewise
-    assert (tuned["best_alpha"], tuned["best_rrf_k"]) == (0.7, 10)
+    assert (tuned["best_alpha"], tuned["best_rrf_k"]) == (0.7, 5)
     assert tuned["by_tag"]["plain"]["best_alpha"] == 0.1
     with pytest.raises(ValueError, match="Unknown modes"):
         report(judgments, modes=["bm42"], searcher=searcher)

@@ -20,9 +20,13 @@ Query kinds (the ``tags`` of each line):
 
 - ``plain``: the words a shop uses, "crimson pinstripe tote" (color and type terms from the catalog's own
   word lists, canonical or synonym, so some of them are in titles and some only in other products' titles);
-- ``paraphrase``: synonyms that share no word with any product title, "ruby pocketbook", "plaid cravat";
-  checked against the titles in the database (``ParaphraseError`` otherwise), so only the encoder can
-  find them;
+- ``synonym``: the vocabulary mismatch of the issue's examples ("crimson tote", "trainers"): catalog words
+  that appear in no title of the products asked for (same type and color), so keywords can only find
+  them through other products' titles or descriptions;
+- ``paraphrase``: words that appear in no product title at all, "ruby pocketbook", "plaid cravat"; checked
+  against the titles in the database (``ParaphraseError`` otherwise). Keywords cannot find these, and
+  neither saw the demo encoder's training captions: a test of how far its frozen MiniLM text tower
+  generalizes;
 - ``photo``: a "customer photo" from the held-out OpenMoji art set (never in the catalog), recolored and
   patterned like the target, written as a JPEG next to the JSONL;
 - ``photo+text``: a customer photo of the type in another color, refined by a color word ("this, but
@@ -68,9 +72,9 @@ PATTERN_PARAPHRASES: dict[str, tuple[str, ...]] = {
     "striped": ("stripy",), "dotted": ("spotty", "speckled"), "checked": ("plaid", "tartan"),
 }
 # fmt: on
-KINDS = ("plain", "paraphrase", "photo", "photo+text")
-DEFAULT_COUNTS = {"plain": 120, "paraphrase": 80, "photo": 80, "photo+text": 40}
-PATTERNED_SHARE = 0.3  # of plain, paraphrase and photo targets; the catalog itself has about 10% patterned
+KINDS = ("plain", "synonym", "paraphrase", "photo", "photo+text")
+DEFAULT_COUNTS = {"plain": 100, "synonym": 80, "paraphrase": 60, "photo": 60, "photo+text": 40}
+PATTERNED_SHARE = 0.3  # of the targets of every kind but photo+text; the catalog has about 10% patterned
 
 
 class ParaphraseError(ValueError):
@@ -153,9 +157,12 @@ def build_queries(
     unknown = set(counts) - set(KINDS)
     if unknown:
         raise ValueError(f"Unknown query kinds {sorted(unknown)}; kinds are {', '.join(KINDS)}.")
-    rng = random.Random(f"judgments/{seed}")
     present = sorted({target for _, target, _ in products})
     words = title_words(title for _, _, title in products)
+
+    def rng(kind: str) -> random.Random:  # one stream per kind: one kind's count leaves the others alone
+        return random.Random(f"judgments/{seed}/{kind}")
+
     queries: list[dict] = []
 
     def add(kind: str, target: Target, q: str | None = None, photo: dict | None = None) -> None:
@@ -165,10 +172,28 @@ def build_queries(
             row["photo"] = photo
         queries.append({**row, "relevant": relevant, "tags": [kind], "target": asdict(target)})
 
-    for target in _sample(rng, present, counts["plain"], PATTERNED_SHARE):
-        pattern = [rng.choice(PATTERN_TERMS[target.pattern])] if target.pattern != "solid" else []
-        color = rng.choice(COLORS[target.color].terms)
-        add("plain", target, " ".join([color, *pattern, rng.choice(TYPES_BY_SLUG[target.type].terms)]))
+    plain = rng("plain")
+    for target in _sample(plain, present, counts["plain"], PATTERNED_SHARE):
+        pattern = [plain.choice(PATTERN_TERMS[target.pattern])] if target.pattern != "solid" else []
+        color = plain.choice(COLORS[target.color].terms)
+        add("plain", target, " ".join([color, *pattern, plain.choice(TYPES_BY_SLUG[target.type].terms)]))
+
+    own_titles: dict[tuple[str, str], list[str]] = {}
+    for _, product, title in products:
+        own_titles.setdefault((product.type, product.color), []).append(title)
+    synonyms: dict[Target, list[list[str]]] = {}
+    for target in present:
+        own = title_words(own_titles[(target.type, target.color)])
+        choices = [
+            _fresh(COLORS[target.color].terms, own),
+            *([_fresh(PATTERN_TERMS[target.pattern], own)] if target.pattern != "solid" else []),
+            _fresh(TYPES_BY_SLUG[target.type].terms, own),
+        ]
+        if all(choices):
+            synonyms[target] = choices
+    synonym = rng("synonym")
+    for target in _sample(synonym, sorted(synonyms), counts["synonym"], PATTERNED_SHARE):
+        add("synonym", target, " ".join(synonym.choice(terms) for terms in synonyms[target]))
 
     type_words = {slug: _fresh(terms, words) for slug, terms in TYPE_PARAPHRASES.items()}
     color_words = {name: _fresh(terms, words) for name, terms in COLOR_PARAPHRASES.items()}
@@ -178,22 +203,24 @@ def build_queries(
         for t in present
         if type_words.get(t.type) and color_words[t.color] and (t.pattern == "solid" or pattern_words[t.pattern])
     ]
-    for target in _sample(rng, sayable, counts["paraphrase"], PATTERNED_SHARE):
-        pattern = [rng.choice(pattern_words[target.pattern])] if target.pattern != "solid" else []
-        q = " ".join([rng.choice(color_words[target.color]), *pattern, rng.choice(type_words[target.type])])
+    para = rng("paraphrase")
+    for target in _sample(para, sayable, counts["paraphrase"], PATTERNED_SHARE):
+        pattern = [para.choice(pattern_words[target.pattern])] if target.pattern != "solid" else []
+        q = " ".join([para.choice(color_words[target.color]), *pattern, para.choice(type_words[target.type])])
         if shared_words(q, words):  # unreachable by construction; the promise is worth a check
             raise ParaphraseError(f"paraphrase {q!r} shares {sorted(shared_words(q, words))} with a title")
         add("paraphrase", target, q)
 
-    for n, target in enumerate(_sample(rng, present, counts["photo"], PATTERNED_SHARE)):
+    for n, target in enumerate(_sample(rng("photo"), present, counts["photo"], PATTERNED_SHARE)):
         add("photo", target, photo={**asdict(target), "seed": seed * 100_000 + n})
 
     solid = [t for t in present if t.pattern == "solid"]
-    for n, target in enumerate(_sample(rng, solid, counts["photo+text"], 0.0)):
+    refine = rng("photo+text")
+    for n, target in enumerate(_sample(refine, solid, counts["photo+text"], 0.0)):
         # The photo shows the type in another color (or the artist's own colors); the text names the color.
-        shown = rng.choice([None, *sorted(c for c in COLORS if c != target.color)])
+        shown = refine.choice([None, *sorted(c for c in COLORS if c != target.color)])
         photo = {"type": target.type, "color": shown, "pattern": "solid", "seed": seed * 100_000 + 50_000 + n}
-        add("photo+text", target, rng.choice(COLORS[target.color].terms), photo)
+        add("photo+text", target, refine.choice(COLORS[target.color].terms), photo)
     return queries
 
 
