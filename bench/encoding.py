@@ -296,8 +296,8 @@ def demo_parity(root: Path, count: int) -> dict:
     from catalog_search.evaluation import load_judgments
     from catalog_search.images import open_image
     from catalog_search.indexing import reindex
+    from catalog_search.models import Embedding, OutboxEntry
     from catalog_search.models import Encoder as EncoderRow
-    from catalog_search.models import OutboxEntry
     from catalog_search.onnx_export import export_onnx
     from catalog_search.registry import get_index
     from demo_project.shop.judgments import generate_judgments
@@ -316,7 +316,8 @@ def demo_parity(root: Path, count: int) -> dict:
     text_cos = cosines(fast.encode_texts(titles), fp32.encode_texts(titles))
 
     log("indexing the demo catalog with the fp32 demo encoder ...")
-    EncoderRow.objects.all().delete()  # the ViT-B/32 of part 4 must not stay the active encoder
+    Embedding.objects.all().delete()  # the ViT-B/32 of part 4 must not stay the active encoder
+    EncoderRow.objects.all().delete()
     settings = {"MODEL": str(DEMO_ENCODER), "ONNX_DIR": str(onnx_dir), "QUERY_CACHE": None}
     with override_settings(CATALOG_SEARCH=settings):
         reindex(get_index(Product), fp32, batch_size=64)
@@ -486,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         if part in parts:
             log(f"{number}. {part} ...")
             results[part] = steps[part]()
+            log(json.dumps({part: results[part]}, default=str))  # kept in the log should a later part fail
     if set(parts) != set(PARTS):
         print(json.dumps(results, indent=2, default=str))
         return 0

@@ -90,3 +90,14 @@ def _settings() -> dict:
     from django.conf import settings
 
     return dict(settings.CATALOG_SEARCH)
+
+
+def test_to_many_facet_paths_are_counted_in_their_own_query():
+    """Counted in one GROUPING SETS query, two to-many paths would multiply each other's rows."""
+    from django.contrib.auth.models import Permission, User
+
+    from catalog_search.retrieval.facets import _multivalued
+
+    assert _multivalued(User, "groups__name") and _multivalued(User, "user_permissions__codename")
+    assert not _multivalued(User, "username") and not _multivalued(User, "is_staff")
+    assert not _multivalued(Permission, "content_type__app_label")  # forward foreign key: one value

@@ -4,6 +4,10 @@ The matched set of a query is every object that passes its filters and was retri
 one active signal: all documents containing any query term (BM25; every match, not only the top
 candidates) plus the vector signal's candidate list (its top CANDIDATES). Counts are per distinct
 value for a FacetField and per bucket for a RangeFacet, summed over the searched models.
+
+Cost: the matched set is computed once per model (a materialized CTE) and every facet is counted in
+the same scan of the filtered shop table (GROUPING SETS), so adding a facet adds a hash aggregate, not
+another pass over all BM25 matches (docs/benchmarks.md, search latency).
 """
 
 from __future__ import annotations
@@ -11,12 +15,16 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from django.db import connection
+from django.core.exceptions import EmptyResultSet, FieldDoesNotExist
+from django.db import connection, models
+from django.db.models.functions import Cast
 
 from catalog_search.registry import FacetField, RangeFacet, SearchIndex, _jsonable
 from catalog_search.retrieval import bm25
-from catalog_search.retrieval.filters import values_sql
+from catalog_search.retrieval.filters import filtered_queryset
 from catalog_search.retrieval.query import Filter
+
+Facet = FacetField | RangeFacet
 
 
 def _matched_clause(index: SearchIndex, terms: list[str] | None, pool: list[str]) -> tuple[str, dict]:
@@ -29,21 +37,64 @@ def _matched_clause(index: SearchIndex, terms: list[str] | None, pool: list[str]
     return " UNION ALL ".join(f"({p})" for p in parts), params
 
 
-def _facet_rows(index, filters, facet, matched_sql, matched_params) -> list[tuple[Any, int]]:
-    sql, params = bm25._named(values_sql(index, filters, facet.name), prefix="v")
-    params_all = {**matched_params, **{f"v{i}": v for i, v in enumerate(params)}}
-    if isinstance(facet, RangeFacet):
-        params_all["bounds"] = [float(b) for b in facet.bounds]
-        select, group = "width_bucket(f.val::float8, %(bounds)s::float8[])", "1"
-    else:
-        select, group = "f.val", "1"
+def _multivalued(model: type[models.Model], path: str) -> bool:
+    """Whether ``path`` crosses a to-many relation (one object can then have several values)."""
+    for part in path.split("__"):
+        try:
+            field = model._meta.get_field(part)
+        except FieldDoesNotExist:
+            return False
+        if field.many_to_many or field.one_to_many:
+            return True
+        if not field.is_relation or field.related_model is None:
+            return False
+        model = field.related_model
+    return False
+
+
+def _facet_groups(index: SearchIndex) -> list[list[Facet]]:
+    """Facets counted together in one query. Single-valued paths share one scan of the shop's table;
+    a to-many path gets its own query (counted together, two such paths would multiply rows)."""
+    single = [f for f in index.facets if not _multivalued(index.model, f.name)]
+    return ([single] if single else []) + [[f] for f in index.facets if f not in single]
+
+
+def _count_group(index, filters, group: list[Facet], matched_sql, matched_params) -> list[list[tuple[Any, int]]]:
+    """Rows (value or bucket, count) per facet of ``group``: one scan of the filtered shop table joined
+    with the matched set (computed once), grouped by every facet at once with GROUPING SETS."""
+    queryset = filtered_queryset(index, filters).order_by()
+    values = queryset.values_list(*(f.name for f in group), Cast("pk", output_field=models.TextField()))
+    try:
+        values_sql, values_params = bm25._named(values.query.sql_with_params(), prefix="v")
+    except EmptyResultSet:  # a filter nothing can match
+        return [[] for _ in group]
+    params = {**matched_params, **{f"v{i}": v for i, v in enumerate(values_params)}}
+    columns = ", ".join(f"c{i}" for i in range(len(group)))
+    keys = []
+    for i, facet in enumerate(group):
+        if isinstance(facet, RangeFacet):
+            params[f"bounds{i}"] = [float(b) for b in facet.bounds]
+            keys.append(f"width_bucket(v.c{i}::float8, %(bounds{i})s::float8[]) AS g{i}")
+        else:
+            keys.append(f"v.c{i} AS g{i}")
+    names = ", ".join(f"g{i}" for i in range(len(group)))
+    sets = ", ".join(f"(g{i})" for i in range(len(group)))
     query = (
-        f"SELECT {select}, count(*) FROM ({sql}) AS f(val, oid) "
-        f"WHERE f.val IS NOT NULL AND f.oid IN ({matched_sql}) GROUP BY {group}"
+        f"WITH matched AS MATERIALIZED (SELECT DISTINCT m.oid FROM ({matched_sql}) AS m(oid)) "
+        f"SELECT {names}, GROUPING({names}), count(*) FROM ("
+        f"  SELECT {', '.join(keys)} FROM ({values_sql}) AS v({columns}, oid)"
+        f"  WHERE v.oid IN (SELECT oid FROM matched)"
+        f") AS s GROUP BY GROUPING SETS ({sets})"
     )
+    rows: list[list[tuple[Any, int]]] = [[] for _ in group]
     with connection.cursor() as cursor:
-        cursor.execute(query, params_all)
-        return cursor.fetchall()
+        cursor.execute(query, params)
+        for *keys_row, grouping, n in cursor.fetchall():
+            # GROUPING(...) has a 1 bit for every column not grouped in this row; exactly one is grouped.
+            i = next(i for i in range(len(group)) if not grouping & (1 << (len(group) - 1 - i)))
+            if keys_row[i] is not None:
+                rows[i].append((keys_row[i], n))
+    return rows
 
 
 def count(
@@ -59,10 +110,14 @@ def count(
     order: list[str] = []
     for index in indexes:
         matched_sql, matched_params = _matched_clause(index, terms, pools.get(index.label, []))
+        counted = []
+        for group in _facet_groups(index):
+            group_rows = _count_group(index, index_filters[index.label], group, matched_sql, matched_params)
+            counted.extend(zip(group, group_rows, strict=True))
         for facet in index.facets:
             if facet.name not in order:
                 order.append(facet.name)
-            rows = _facet_rows(index, index_filters[index.label], facet, matched_sql, matched_params)
+        for facet, rows in counted:
             if isinstance(facet, RangeFacet):
                 _bounds, counter = buckets.setdefault(facet.name, (list(facet.bounds), Counter()))
                 counter.update({int(b): n for b, n in rows})

@@ -40,15 +40,3 @@ def object_ids_sql(index: SearchIndex, filters: list[Filter]) -> tuple[str, list
     except EmptyResultSet:  # e.g. rating__gte beyond the integer column's range: nothing can match
         return "SELECT NULL::text WHERE false", []
     return sql, list(params)
-
-
-def values_sql(index: SearchIndex, filters: list[Filter], field: str) -> tuple[str, list]:
-    """``SELECT <field>, pk::text FROM <model table> WHERE ...`` for facet counting."""
-    queryset = (
-        filtered_queryset(index, filters).order_by().values_list(field, Cast("pk", output_field=models.TextField()))
-    )
-    try:
-        sql, params = queryset.query.sql_with_params()
-    except EmptyResultSet:
-        return "SELECT NULL, NULL::text WHERE false", []
-    return sql, list(params)
