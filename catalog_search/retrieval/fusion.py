@@ -1,7 +1,10 @@
 """Merge ranked candidate lists from several signals into one ranking.
 
 - RRF (default): ``score(d) = sum_s 1 / (k + rank_s(d))`` over the signals that retrieved d
-  (Cormack et al. 2009, k = 60). Needs no score calibration between BM25 and cosine similarity.
+  (Cormack et al. 2009). Needs no score calibration between BM25 and cosine similarity. ``k`` is
+  ``CATALOG_SEARCH['RRF_K']``, 5 by default rather than the paper's 60: with two signals whose first ranks
+  are reliable and whose tails are not (BM25 partial matches of one rare word), a small k lets agreement
+  near the top decide (measured in docs/relevance.md).
 - Weighted: each signal's scores are min-max normalized over its own candidate list to [0, 1]
   (a signal that did not retrieve d contributes 0), then ``alpha * vector + (1 - alpha) * bm25``.
 """
@@ -34,7 +37,7 @@ def _ordered(fused: dict[int, Fused]) -> list[Fused]:
     return sorted(fused.values(), key=lambda f: (-f.score, f.key))
 
 
-def rrf(signals: dict[str, list[tuple[int, float]]], k: int = 60) -> list[Fused]:
+def rrf(signals: dict[str, list[tuple[int, float]]], k: int = 5) -> list[Fused]:
     """Reciprocal rank fusion of ``signals`` (name -> [(key, score)] best first)."""
     fused = _collect(signals)
     for item in fused.values():
