@@ -57,7 +57,7 @@ class Command(BaseCommand):
             "export-onnx",
             help="Export the encoder to optimized (int8) ONNX graphs for CATALOG_SEARCH['RUNTIME'] = 'onnx'.",
             description="Traces both towers of the encoder, fuses transformer subgraphs, quantizes the image "
-            "tower to int8 and checks parity with PyTorch. Re-run it after the model's weights change: the "
+            "towers to int8 where that keeps cosine 0.99 to PyTorch, and checks parity. Re-run it after the model's weights change: the "
             "onnx runtime refuses an export made from other weights.",
         )
         export.add_argument("--model", metavar="DIR_OR_HUB_ID", help="default: CATALOG_SEARCH['MODEL']")
@@ -66,9 +66,10 @@ class Command(BaseCommand):
         )
         export.add_argument(
             "--quantize",
-            choices=["image", "all", "none"],
-            default="image",
-            help="towers with int8 weights (default: image; int8 text towers lose accuracy on short queries)",
+            choices=["auto", "image", "all", "none"],
+            default="auto",
+            help="towers with int8 weights; auto (default): each tower whose int8 graph stays within cosine "
+            "0.99 of PyTorch on probe inputs",
         )
         export.add_argument("--no-optimize", action="store_true", help="skip the transformer graph fusions")
         sub.add_parser("install-triggers", help="(Re)create the outbox triggers (migrate does this too).")
@@ -304,7 +305,9 @@ class Command(BaseCommand):
         self.stdout.write(f"Wrote {sizes} in {manifest['seconds']} s.")
         style = self.style.SUCCESS if min(parity.values()) >= 0.99 else self.style.WARNING
         self.stdout.write(
-            style(f"Lowest cosine to PyTorch on sample inputs: text {parity['text']:.4f}, image {parity['image']:.4f}")
+            style(
+                f"Lowest cosine to PyTorch on the probe inputs: text {parity['text']:.4f}, image {parity['image']:.4f}"
+            )
         )
         if options["output"] and output != onnx_dir(name):
             self.stdout.write(
