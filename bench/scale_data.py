@@ -198,21 +198,7 @@ def query_vectors(n: int, seed: int = 7, model_seed: int = 1) -> tuple[np.ndarra
 def _insert_products(specs) -> None:
     from demo_project.shop.models import Product
 
-    rows = [
-        Product(
-            title=s.title,
-            description=s.description,
-            category=s.category,
-            brand=s.brand,
-            color=s.color,
-            pattern=s.pattern,
-            price=s.price,
-            in_stock=s.in_stock,
-            image=f"products/{s.image_name}",
-            attributes=s.attributes,
-        )
-        for s in specs
-    ]
+    rows = [Product(**s.model_fields(), image=f"products/{s.image_name}") for s in specs]
     Product.objects.bulk_create(rows, batch_size=5000)
 
 

@@ -83,20 +83,7 @@ def seed_photos(count: int, seed: int) -> None:
     rows = []
     for spec in generate(count, seed):
         name = default_storage.save(f"products/{spec.image_name}", ContentFile(photo_jpeg(spec)))
-        rows.append(
-            Product(
-                title=spec.title,
-                description=spec.description,
-                category=spec.category,
-                brand=spec.brand,
-                color=spec.color,
-                pattern=spec.pattern,
-                price=spec.price,
-                in_stock=spec.in_stock,
-                image=name,
-                attributes=spec.attributes,
-            )
-        )
+        rows.append(Product(**spec.model_fields(), image=name))
     Product.objects.bulk_create(rows)
 
 

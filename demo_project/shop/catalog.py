@@ -203,6 +203,20 @@ class ProductSpec:
     def image_name(self) -> str:
         return f"demo-{self.sku}-{self.slug}-{self.color}.jpg"
 
+    def model_fields(self) -> dict[str, object]:
+        """The ``shop.Product`` field values of this spec, image aside: ``Product(**spec.model_fields())``."""
+        return {
+            "title": self.title,
+            "description": self.description,
+            "category": self.category,
+            "brand": self.brand,
+            "color": self.color,
+            "pattern": self.pattern,
+            "price": self.price,
+            "in_stock": self.in_stock,
+            "attributes": self.attributes,
+        }
+
 
 def photo_jpeg(spec: ProductSpec) -> bytes:
     """The product photo of ``spec`` as JPEG bytes; identical for identical specs."""

@@ -74,17 +74,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def _product(spec: ProductSpec) -> Product:
-        product = Product(
-            title=spec.title,
-            description=spec.description,
-            category=spec.category,
-            brand=spec.brand,
-            color=spec.color,
-            pattern=spec.pattern,
-            price=spec.price,
-            in_stock=spec.in_stock,
-            attributes=spec.attributes,
-        )
+        product = Product(**spec.model_fields())
         product.image.save(spec.image_name, ContentFile(photo_jpeg(spec)), save=False)
         return product
 
