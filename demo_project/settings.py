@@ -80,6 +80,9 @@ CATALOG_SEARCH = {
     # "onnx": the int8 ONNX export (scripts/demo.sh runs `catalog_search export-onnx` when it is missing).
     "RUNTIME": os.environ.get("CATALOG_SEARCH_RUNTIME", "torch"),
     "QUERY_CACHE": "query_cache",
+    # Tuned on the demo judgments with `catalog_search evaluate --tune` (docs/relevance.md): the demo
+    # encoder's first ranks are reliable, so a small RRF k lets them outrank BM25 partial matches.
+    "RRF_K": 5,
 }
 
 # Celery: Redis broker; tasks acknowledged after they finish (a killed worker's task is redelivered).
