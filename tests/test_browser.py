@@ -262,6 +262,13 @@ def test_search_page_in_chromium(catalog, chromium, live_server, settings):
     assert len(found) == 24
     assert all("tote" in c["title"].lower() for c in found[:6]), [c["title"] for c in found[:6]]
     assert all(c["price"].startswith("$") and c["stock"] in ("In stock", "Out of stock") for c in found)
+    # The cards render as soon as the API answers; their pictures arrive after. Wait until the first
+    # six have finished (loaded or failed: `complete` is true for a broken image too), then check them.
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('#grid .card img')).slice(0, 6).every(i => i.complete)",
+        timeout=TIMEOUT_MS,
+    )
+    found = cards(page)
     assert all(c["image"] > 0 for c in found[:6]), "product pictures did not load"
     assert page.url.endswith("/?q=tote")
     assert "Results for “tote”" in page.inner_text("#results-heading")
