@@ -21,9 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shlex
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -31,7 +31,17 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import DOC, machine_facts, section_header, setup_django, use_database, versions, write_section
+from bench.common import (
+    DOC,
+    machine_facts,
+    note_text,
+    section_header,
+    setup_django,
+    shown_command,
+    use_database,
+    versions,
+    write_section,
+)
 from bench.scale_data import ScaleSpec, ensure_loaded, start
 
 HEADING = "## BM25 query time vs catalog size (bench/bm25_scale.py)"
@@ -81,7 +91,7 @@ def pick_queries(seed: int, per_mix: int) -> dict[str, list[tuple[str, dict]]]:
 def prepared(queries: dict[str, list[tuple[str, dict]]]) -> dict[str, list[tuple[str, list[str], Any]]]:
     """(text, terms, filter SQL) per query, compiled the way search() compiles them."""
     from catalog_search.analysis import get_analyzer
-    from catalog_search.retrieval.filters import object_ids_sql
+    from catalog_search.retrieval.filters import object_ids_sql, passing_ids
     from catalog_search.retrieval.query import build_query
 
     out: dict[str, list[tuple[str, list[str], Any]]] = {}
@@ -90,22 +100,34 @@ def prepared(queries: dict[str, list[tuple[str, dict]]]) -> dict[str, list[tuple
         for text, filters in items:
             query = build_query(q=text, filters=filters, mode="bm25")
             index = query.indexes[0]
-            out[mix].append((text, get_analyzer().terms(text), object_ids_sql(index, query.index_filters[index.label])))
+            filter_sql = object_ids_sql(index, query.index_filters[index.label])
+            passing = partial(passing_ids, index, query.index_filters[index.label])
+            out[mix].append((text, get_analyzer().terms(text), (filter_sql, passing)))
     return out
+
+
+def run_search(ct: int, terms: list[str], filtering, limit: int) -> None:
+    """What a search request runs for BM25: with a filter, the bounded filter count, then the filter inside
+    the query or checked on the best unfiltered matches (``passing``), as ``engine._run`` decides."""
+    from catalog_search import conf
+    from catalog_search.retrieval import bm25, vector
+
+    filter_sql, passing = filtering
+    cap = int(conf.get("EXACT_SEARCH_MAX_ROWS"))
+    count = vector.count_filtered(filter_sql, cap)
+    bm25.search(ct, terms, filter_sql, limit, passing if count is not None and count > cap else None)
 
 
 def measure(queries, ct: int, limit: int) -> dict[str, float]:
     """Median ms per query of each mix (each query once, after one unmeasured pass)."""
-    from catalog_search.retrieval import bm25
-
     out = {}
     for mix, items in queries.items():
-        for _text, terms, filter_sql in items:  # warm the cache: the steady state of a busy shop
-            bm25.search(ct, terms, filter_sql, limit)
+        for _text, terms, filtering in items:  # warm the cache: the steady state of a busy shop
+            run_search(ct, terms, filtering, limit)
         times = []
-        for _text, terms, filter_sql in items:
+        for _text, terms, filtering in items:
             start = time.perf_counter()
-            bm25.search(ct, terms, filter_sql, limit)
+            run_search(ct, terms, filtering, limit)
             times.append((time.perf_counter() - start) * 1000)
         out[mix] = median(times)
     return out
@@ -137,11 +159,7 @@ def explain(ct: int, terms: list[str], filter_sql, limit: int) -> dict[str, Any]
     from catalog_search.retrieval import bm25
 
     sql_filter, filter_params = bm25._named(filter_sql)
-    sql = bm25._sql(
-        f"d.id, d.object_id, SUM({bm25._SCORE}) AS score",
-        sql_filter,
-        "GROUP BY d.id, d.object_id ORDER BY score DESC, d.id LIMIT %(limit)s",
-    )
+    sql = bm25._sql(f"p.document_id, p.object_id, SUM({bm25._SCORE}) AS score", sql_filter, bm25.TOP_TAIL)
     with connection.cursor() as cursor:
         cursor.execute(
             "EXPLAIN (ANALYZE, FORMAT JSON) " + sql,
@@ -174,8 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doc", type=Path, default=DOC)
     parser.add_argument("--no-doc", action="store_true")
     parser.add_argument("--note", default="", help="markdown appended to the section (the explanation)")
+    parser.add_argument("--note-file", type=Path, help="a markdown file appended after --note")
     args = parser.parse_args(argv)
-    command = "python bench/bm25_scale.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = shown_command("bm25_scale.py", argv)
+    args.note = note_text(args.note, args.note_file)
     facts = machine_facts()
     specs = {size: spec_for(size, args.seed) for size in args.sizes}
     loaded = {size: ensure_loaded(spec) for size, spec in specs.items()}
@@ -208,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         example = {mix: queries[mix][0] for mix in MIXES}
         facts_after[size] = {
             "rows": scored_rows(queries, ct),
-            "explain": {mix: explain(ct, terms, f, limit) for mix, (_t, terms, f) in example.items()},
+            "explain": {mix: explain(ct, terms, f[0], limit) for mix, (_t, terms, f) in example.items()},
             "software": versions(),
             "postings": _count("catalog_search_posting"),
             "documents": _count("catalog_search_document"),
@@ -262,7 +282,10 @@ def render(args, command, facts, loaded, med, times, facts_after, queries, limit
         )
         + ".",
         f"- **Query**: `catalog_search.retrieval.bm25.search(..., limit={limit})` (the candidate pool of a search "
-        "request), one SQL statement: term statistics -> postings -> documents -> score, group, top-k.",
+        "request): term statistics -> postings, read from the posting primary key alone (tf, document length and "
+        "object id are INCLUDE columns) -> score, group, top-k; with a filter, the bounded filter count first, and "
+        "a filter keeping more than EXACT_SEARCH_MAX_ROWS objects is checked on the best unfiltered matches "
+        "(docs/architecture.md, BM25).",
         "- **Mixes**: "
         + "; ".join(f"*{mix}*: " + ", ".join(f"`{t}`" for t, _terms, _f in queries[mix][:4]) + ", ..." for mix in MIXES)
         + " (the *multi+filter* queries add `category=<the type's category>`).",

@@ -26,6 +26,7 @@ import http.client
 import os
 import platform
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -361,6 +362,30 @@ def section_header(heading: str, command: str, facts: dict[str, str], software: 
         f"jobs, CPU only; load average at the start {facts['load']}.",
         f"- **Software**: {software}.",
     ]
+
+
+def shown_command(script: str, argv: list[str] | None) -> str:
+    """The command line a section reports: the script and the arguments that shape the measurement
+    (``--note``, ``--note-file``, ``--doc`` and ``--no-doc`` only say where the words go)."""
+    args, shown = list(sys.argv[1:] if argv is None else argv), []
+    while args:
+        arg = args.pop(0)
+        name = arg.split("=", 1)[0]
+        if name in ("--note", "--note-file", "--doc"):
+            if "=" not in arg and args:
+                args.pop(0)
+            continue
+        if name != "--no-doc":
+            shown.append(arg)
+    return f"python bench/{script} " + shlex.join(shown)
+
+
+def note_text(note: str, note_file: Path | None) -> str:
+    """The section's explanation: ``--note`` text, then the contents of ``--note-file``."""
+    parts = [note] if note else []
+    if note_file is not None:
+        parts.append(note_file.read_text().strip())
+    return "\n\n".join(parts)
 
 
 def write_section(doc: Path, section: str, heading: str) -> None:

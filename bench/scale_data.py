@@ -265,8 +265,9 @@ def _replicate(spec: ScaleSpec, log) -> None:
                     [r * base, ct, n],
                 )
                 cursor.execute(
-                    "INSERT INTO catalog_search_posting (term, document_id, tf) "
-                    "SELECT p.term, nd.id, p.tf FROM catalog_search_document od "
+                    "INSERT INTO catalog_search_posting (term, document_id, tf, content_type_id, object_id, length) "
+                    "SELECT p.term, nd.id, p.tf, nd.content_type_id, nd.object_id, nd.length "
+                    "FROM catalog_search_document od "
                     "JOIN catalog_search_document nd ON nd.content_type_id = od.content_type_id "
                     "AND nd.object_id = (od.object_id::bigint + %s)::text "
                     "JOIN catalog_search_posting p ON p.document_id = od.id "
@@ -276,7 +277,10 @@ def _replicate(spec: ScaleSpec, log) -> None:
             log(f"  copy {r}/{copies}: {n} products in {time.perf_counter() - t:.0f} s")
         log("  rebuilding the posting primary key")
         cursor.execute("SET maintenance_work_mem = '1GB'")
-        cursor.execute("ALTER TABLE catalog_search_posting ADD PRIMARY KEY (term, document_id)")
+        cursor.execute(
+            "ALTER TABLE catalog_search_posting ADD CONSTRAINT catalog_search_posting_pkey "
+            "PRIMARY KEY (term, document_id) INCLUDE (content_type_id, object_id, length, tf)"
+        )
         cursor.execute("ALTER TABLE shop_product ENABLE TRIGGER USER")
         cursor.execute(
             "SELECT setval(pg_get_serial_sequence('shop_product', 'id'), (SELECT max(id) FROM shop_product))"

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -45,9 +44,11 @@ from bench.common import (
     ServerConfig,
     bench_env,
     machine_facts,
+    note_text,
     proc_memory,
     section_header,
     setup_django,
+    shown_command,
     start_postgres,
     use_database,
     versions,
@@ -297,8 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doc", type=Path, default=DOC)
     parser.add_argument("--no-doc", action="store_true")
     parser.add_argument("--note", default="", help="markdown appended to the section (the explanation)")
+    parser.add_argument("--note-file", type=Path, help="a markdown file appended after --note")
     args = parser.parse_args(argv)
-    command = "python bench/storage.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = shown_command("storage.py", argv)
+    args.note = note_text(args.note, args.note_file)
     facts = machine_facts()
     if not redis_ok():
         raise SystemExit(f"No Redis at {REDIS_URL}: the Celery worker needs a broker (see DESIGN.md for the command).")

@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "HNSW_EF_SEARCH": 100,
     "HNSW_MAX_SCAN_TUPLES": 20000,
     "EXACT_SEARCH_MAX_ROWS": 5000,  # a filter matching at most this many rows is searched exactly
+    # A larger filter: the HNSW index gives up to this many nearest rows unfiltered, the filter is checked
+    # on them (falls back to exact search when fewer than the candidate count pass).
+    "FILTERED_ANN_DEPTH": 5000,
     # Indexing pipeline (outbox -> Celery; see docs/indexing.md).
     "INDEX_BATCH_SIZE": 64,  # objects per indexing task
     "OUTBOX_LEASE_SECONDS": 300,  # a claimed outbox row is retried after this long (worker died)

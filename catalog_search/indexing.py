@@ -235,16 +235,19 @@ def write_documents(index: SearchIndex, docs: Sequence[Doc], vectors: Sequence[V
             ],
         )
         ids = dict(cursor.fetchall())
-        post_terms, post_docs, post_tfs = [], [], []
+        post_terms, post_docs, post_tfs, post_oids, post_lengths = [], [], [], [], []
         for doc in docs:
             for term, tf in doc.tf.items():
                 post_terms.append(term)
                 post_docs.append(ids[doc.object_id])
                 post_tfs.append(tf)
+                post_oids.append(doc.object_id)
+                post_lengths.append(doc.length)
         cursor.execute(
-            "INSERT INTO catalog_search_posting (term, document_id, tf) "
-            "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::float8[])",
-            [post_terms, post_docs, post_tfs],
+            "INSERT INTO catalog_search_posting (term, document_id, tf, content_type_id, object_id, length) "
+            "SELECT t, d, f, %s, o, l FROM unnest(%s::text[], %s::bigint[], %s::float8[], %s::text[], %s::float8[]) "
+            "AS x(t, d, f, o, l)",
+            [ct, post_terms, post_docs, post_tfs, post_oids, post_lengths],
         )
         length_delta = sum(d.length for d in docs) - sum(row[2] for row in old)
         _apply_stats(cursor, ct, df_delta, len(docs) - len(old), length_delta)

@@ -66,12 +66,24 @@ class Document(models.Model):
 
 
 class Posting(models.Model):
-    """Term frequency of ``term`` in ``document`` (weighted by field)."""
+    """Term frequency of ``term`` in ``document`` (weighted by field).
+
+    The document's content type, object id and length are copied here (postings are always rewritten
+    together with their document) and the primary key index INCLUDEs them (migration 0002), so BM25
+    scoring and the facets' matched set are index-only scans of the query terms' postings, with no
+    lookup of each matching document (docs/benchmarks.md, BM25).
+    """
 
     pk = models.CompositePrimaryKey("term", "document")
     term = models.TextField()
     document = models.ForeignKey(Document, on_delete=models.DO_NOTHING, related_name="+")
     tf = models.FloatField()
+    # No foreign-key constraint or index: the document row carries them; these are read-only copies.
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
+    object_id = models.CharField(max_length=64)
+    length = models.FloatField(help_text="the document's BM25 length")
 
 
 class TermStat(models.Model):

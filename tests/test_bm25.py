@@ -64,6 +64,13 @@ def _stored_stats_match_postings(ct: int) -> None:
             [ct],
         )
         recomputed = dict(cursor.fetchall())
+        # The copies of each document's fields in its postings (what scoring reads) equal the document.
+        cursor.execute(
+            "SELECT count(*) FROM catalog_search_posting p LEFT JOIN catalog_search_document d "
+            "ON d.id = p.document_id WHERE d.id IS NULL OR p.content_type_id <> d.content_type_id "
+            "OR p.object_id <> d.object_id OR p.length <> d.length"
+        )
+        assert cursor.fetchone()[0] == 0
         cursor.execute("SELECT term, df FROM catalog_search_termstat WHERE content_type_id = %s", [ct])
         assert dict(cursor.fetchall()) == recomputed
         cursor.execute("SELECT count(*), sum(length) FROM catalog_search_document WHERE content_type_id = %s", [ct])
@@ -116,3 +123,45 @@ def test_filters_apply_inside_the_bm25_query(encoder):
     assert len(hits) == 2
     assert {Article.objects.get(pk=h.object_id).section for h in hits} == {"a"}
     assert np.all(np.diff([h.score for h in hits]) <= 0)
+
+
+@pytest.mark.parametrize("section", ["b", "a"], ids=["large-filter-checked-on-candidates", "falls-back-inside"])
+def test_checking_candidates_gives_the_same_hits_as_the_filter_inside(encoder, section):
+    """With ``passing`` (the engine's path for a filter keeping many objects) the best unfiltered matches
+    are checked against the filter; the result equals the filter applied inside the SQL, and when too
+    few of them pass it falls back to exactly that."""
+    from functools import partial
+
+    from django.test.utils import CaptureQueriesContext
+
+    from catalog_search.retrieval.filters import object_ids_sql, passing_ids
+    from catalog_search.retrieval.query import parse_filters
+
+    rng = random.Random(3)
+    index = get_index(Article)
+    Article.objects.bulk_create(
+        Article(headline=_text(rng, 3), body=_text(rng, 15), section="a" if i % 40 == 0 else "b") for i in range(1200)
+    )
+    indexing.reindex(index, encoder)
+    _, per_index = parse_filters({"section": section}, [index])
+    filter_sql = object_ids_sql(index, per_index[index.label])
+    passing = partial(passing_ids, index, per_index[index.label])
+    ct = index.content_type.pk
+    for terms in (["wool"], ["red", "lamp"], ["scarf", "cotton", "modern"]):
+        inside = bm25.search(ct, terms, filter_sql, 60)
+        with CaptureQueriesContext(connection) as queries:
+            checked = bm25.search(ct, terms, filter_sql, 60, passing)
+        # Same hits and scores (summation order may differ in the last bit, so ties are compared rounded).
+        assert _ranked(checked) == _ranked(inside)
+        assert len(checked) == min(60, len(inside))
+        filter_inside = any(
+            "catalog_search_posting" in q["sql"] and "section" in q["sql"] for q in queries.captured_queries
+        )
+        matches = len(bm25.search(ct, terms, None, 100_000))
+        # Section "b" keeps 97.5%: 60 of the best 1000 always pass. Section "a" keeps 2.5%: unless every
+        # match fits in the first 1000, fewer than 60 of them pass and the filter goes inside.
+        assert filter_inside == (section == "a" and matches > 1000)
+
+
+def _ranked(hits) -> list[tuple[float, str]]:
+    return sorted((-round(h.score, 9), h.object_id) for h in hits)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 import catalog_search
@@ -179,6 +180,47 @@ def test_composed_query_refinement_moves_results_toward_the_text(catalog):
     assert set(ranked[:2]) == red, ranked
     assert all(hit.scores["vector"] is not None for hit in refined)
     assert refined.results[0].scores["bm25"] is not None
+
+
+def test_composed_query_keywords_rank_only_the_photos_neighbourhood(catalog, make_product, product_index, encoder):
+    """Photo + "crimson": a crimson product far from the photo is not fused in; those near it are,
+    nearest to the photo first."""
+    from django.conf import settings
+
+    for i, color in enumerate(["yellow", "white", "green", "black", "blue", "red"]):
+        make_product(f"Plain item {i}", category="home", color=color)
+    indexing.reindex(product_index, encoder)
+    with catalog["Blue canvas tote bag"].image.open("rb") as fh:
+        photo = fh.read()
+    small_pool = override_settings(CATALOG_SEARCH={**settings.CATALOG_SEARCH, "CANDIDATES": 5})
+    with small_pool:
+        alone = catalog_search.search(image=photo, k=11)  # the photo's neighbours, nearest first
+        composed_pool = {hit.id for hit in catalog_search.search(image=photo, q="crimson", mode="vector", k=5)}
+    nearest = [hit.object for hit in alone]
+    near, nearer_text = nearest[1], nearest[2]  # among the photo's 5 nearest products
+    far = next(p for p in nearest[5:] if p.pk not in composed_pool)  # in neither vector candidate list
+    for product, words in ((near, "Crimson"), (nearer_text, "Crimson crimson"), (far, "Crimson crimson")):
+        product.title = f"{words} {product.title}"  # the photo vectors stay the same, the keywords change
+        product.save()
+    indexing.index_instances(product_index, [near, nearer_text, far], encoder)
+    with small_pool:
+        results = catalog_search.search(image=photo, q="crimson", k=5, explain=True)
+    by_id = {hit.id: hit for hit in results}
+    assert far.pk not in by_id, titles(results)
+    # The keyword signal lists the neighbours matching "crimson", nearest to the photo first, whatever
+    # their BM25 scores (which the explanation still gives).
+    assert {hit.id for hit in results if hit.ranks["bm25"] is not None} == {near.pk, nearer_text.pk}
+    assert by_id[near.pk].ranks["bm25"] == 1 and by_id[nearer_text.pk].ranks["bm25"] == 2
+    assert by_id[nearer_text.pk].scores["bm25"] > by_id[near.pk].scores["bm25"]
+    assert all(hit.explain["bm25_scope"] == "photo_neighbours" for hit in results)
+    assert by_id[near.pk].explain["photo_similarity"] == pytest.approx(alone.results[1].scores["vector"])
+    assert sum(by_id[near.pk].explain["bm25_terms"].values()) == pytest.approx(by_id[near.pk].scores["bm25"])
+    # Facets count the matched set: the vector candidates plus the keyword matches among the neighbours.
+    assert sum(f["count"] for f in results.facets["category"]) == len(composed_pool | {near.pk, nearer_text.pk})
+    # A text-only query still finds all three by keyword, by BM25 score.
+    text = catalog_search.search(q="crimson", k=12, explain=True)
+    assert {hit.id for hit in text if hit.ranks["bm25"]} == {near.pk, nearer_text.pk, far.pk}
+    assert all("bm25_scope" not in hit.explain for hit in text)
 
 
 def test_explain_gives_per_signal_detail(catalog):

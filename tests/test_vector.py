@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import random
+from functools import partial
 
 import numpy as np
 import pytest
 from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from catalog_search import get_index, indexing
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.retrieval import vector
-from catalog_search.retrieval.filters import object_ids_sql
+from catalog_search.retrieval.filters import object_ids_sql, passing_ids
 from catalog_search.retrieval.query import parse_filters
 from tests.test_bm25 import WORDS
 from tests.testapp.models import Article
@@ -36,9 +38,10 @@ def articles(encoder):
     return index
 
 
-def _exact_top(encoder, index, query_vector: np.ndarray, section: str, k: int) -> list[str]:
+def _exact_top(encoder, index, query_vector: np.ndarray, section: str | list[str], k: int) -> list[str]:
     """Brute force in numpy over the stored vectors of the filtered articles: the oracle."""
-    rows = list(Article.objects.filter(section=section).order_by("pk"))
+    sections = [section] if isinstance(section, str) else section
+    rows = list(Article.objects.filter(section__in=sections).order_by("pk"))
     vectors = encoder.encode_texts([index.get_text(a) for a in rows])
     similarity = vectors @ query_vector
     order = sorted(range(len(rows)), key=lambda i: (-similarity[i], rows[i].pk))
@@ -61,6 +64,55 @@ def test_one_percent_filter_returns_k_results_identical_to_exact(articles, encod
             assert all(Article.objects.get(pk=h.object_id).section == "rare" for h in hits)
 
 
+def _search(encoder, index, filters: dict, query: str, k: int, passing=None, **settings):
+    """vector.search under ``settings``; returns the hits and whether the exact (filtered-sort) path ran."""
+    row = EncoderRow.objects.get(state="active")
+    _, per_index = parse_filters(filters, [index])
+    filter_sql = object_ids_sql(index, per_index[index.label])
+    qvec = encoder.encode_texts([query])[0]
+    with (
+        override_settings(CATALOG_SEARCH={"MODEL": encoder.name, **settings}),
+        CaptureQueriesContext(connection) as queries,
+    ):
+        hits = vector.search(row.pk, row.dim, index.content_type.pk, qvec, {"text": 1.0}, filter_sql, k, passing)
+    exact_ran = any("OFFSET 0" in q["sql"] for q in queries.captured_queries)
+    return qvec, hits, exact_ran
+
+
+@pytest.mark.parametrize("checker", ["sql", "orm"])
+def test_large_filter_over_fetches_through_hnsw_and_matches_exact(articles, encoder, checker):
+    """A filter keeping 4/7 of the catalog: the unfiltered HNSW walk + a check of its candidates answers,
+    with no exact scan, and the result equals brute force over the filtered rows."""
+    index = articles
+    sections = ["common0", "common1", "common2", "common3"]
+    _, per_index = parse_filters({"section": sections}, [index])
+    orm = partial(passing_ids, index, per_index[index.label]) if checker == "orm" else None
+    for query in ("warm wool scarf", "red leather tote", "modern lamp"):
+        qvec, hits, exact_ran = _search(
+            encoder, index, {"section": sections}, query, 20, orm, EXACT_SEARCH_MAX_ROWS=100, FILTERED_ANN_DEPTH=300
+        )
+        assert not exact_ran
+        assert [h.object_id for h in hits] == _exact_top(encoder, index, qvec, sections, 20)
+
+
+def test_filter_rejecting_the_neighbourhood_falls_back_to_exact(articles, encoder):
+    """Over-fetching 50 rows finds too few of a 1% filter: the exact path answers, still k results."""
+    index = articles
+    qvec, hits, exact_ran = _search(
+        encoder, index, {"section": "rare"}, "striped cotton shirt", 10, EXACT_SEARCH_MAX_ROWS=0, FILTERED_ANN_DEPTH=50
+    )
+    assert exact_ran
+    assert [h.object_id for h in hits] == _exact_top(encoder, index, qvec, "rare", 10)
+
+
+def test_passing_ids_checks_candidates_against_the_filter(articles):
+    index = articles
+    _, per_index = parse_filters({"section": "rare"}, [index])
+    rare = {str(pk) for pk in Article.objects.filter(section="rare").values_list("pk", flat=True)}
+    some = [str(pk) for pk in Article.objects.order_by("pk").values_list("pk", flat=True)[:250]]
+    assert passing_ids(index, per_index[index.label], some + ["not-a-number", ""]) == rare & set(some)
+
+
 def test_unfiltered_search_uses_the_hnsw_index(articles, encoder):
     row = EncoderRow.objects.get(state="active")
     qvec = indexing.vector_literal(encoder.encode_texts(["wool"])[0])
@@ -72,3 +124,25 @@ def test_unfiltered_search_uses_the_hnsw_index(articles, encoder):
         )
         plan = "\n".join(r[0] for r in cursor.fetchall())
     assert indexing.vector_index_name(row, "text") in plan, plan
+
+
+def test_search_page_and_facets_are_the_same_whichever_way_the_filter_is_applied(articles, encoder):
+    """search() with a filter keeping 4/7 of the articles: applied inside the queries (default settings:
+    it keeps fewer than EXACT_SEARCH_MAX_ROWS) or checked on over-fetched candidates (threshold 0), the
+    engine returns the same page, scores and facets."""
+    import catalog_search
+
+    filters = {"section": ["common0", "common1", "common2", "common3"]}
+    pages = {}
+    for threshold in (5000, 0):
+        with override_settings(CATALOG_SEARCH={"MODEL": encoder.name, "EXACT_SEARCH_MAX_ROWS": threshold}):
+            with CaptureQueriesContext(connection) as queries:
+                found = catalog_search.search(q="red wool scarf", filters=filters, k=20, models=["testapp.article"])
+            inside = any("OFFSET 0" in q["sql"] for q in queries.captured_queries)
+            assert inside == (threshold == 5000)
+            pages[threshold] = (
+                [(hit.id, round(hit.score, 9), hit.ranks) for hit in found],
+                found.facets,
+            )
+    assert len(pages[0][0]) == 20
+    assert pages[0] == pages[5000]

@@ -7,10 +7,14 @@ Variant (Lucene's, as in Elasticsearch and bm25s' "lucene"), for query terms t (
 
 tf is the field-weighted term frequency and |D| the field-weighted length; N, df and avgdl are per
 content type (each registered model is its own corpus).
+
+Every number a score needs per document (tf, |D|, object id) sits in the posting primary key's INCLUDE
+columns, so the query reads the query terms' index entries and nothing else from the index tables.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from django.db import connection
@@ -25,21 +29,24 @@ class Hit:
     score: float
 
 
-_SCORE = "ln(1 + (s.n - t.df + 0.5) / (t.df + 0.5)) * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * d.length / s.avgdl))"
+# Per posting, in float8 only: idf is computed once per query term (in ``t``), and k1 and b are bound as
+# float8 (a literal 1.2 would be numeric, and numeric arithmetic per posting doubled the query's time).
+_SCORE = "t.idf * p.tf / (p.tf + %(k1)s::float8 * (1 - %(b)s::float8 + %(b)s::float8 * p.length / s.avgdl))"
 
 
 def _sql(select: str, filter_sql: str | None, tail: str) -> str:
-    where = f"AND d.object_id IN ({filter_sql})" if filter_sql else ""
+    where = f"AND p.object_id IN ({filter_sql})" if filter_sql else ""
     return f"""
         WITH s AS (
             SELECT doc_count::float8 AS n, total_length / GREATEST(doc_count, 1) AS avgdl
             FROM catalog_search_corpusstat WHERE content_type_id = %(ct)s AND doc_count > 0
+        ), t AS (
+            SELECT ts.term, ln(1 + (s.n - ts.df + 0.5::float8) / (ts.df + 0.5::float8)) AS idf
+            FROM s JOIN catalog_search_termstat ts ON ts.content_type_id = %(ct)s AND ts.term = ANY(%(terms)s)
         )
         SELECT {select}
-        FROM s
-        JOIN catalog_search_termstat t ON t.content_type_id = %(ct)s AND t.term = ANY(%(terms)s)
-        JOIN catalog_search_posting p ON p.term = t.term
-        JOIN catalog_search_document d ON d.id = p.document_id AND d.content_type_id = %(ct)s
+        FROM s, t
+        JOIN catalog_search_posting p ON p.term = t.term AND p.content_type_id = %(ct)s
         WHERE true {where}
         {tail}
     """
@@ -65,17 +72,43 @@ def _named(filter_sql: tuple[str, list] | None, prefix: str = "f") -> tuple[str 
     return named.replace("\x00", "%%"), params
 
 
-def search(content_type_id: int, terms: list[str], filter_sql: tuple[str, list] | None, limit: int) -> list[Hit]:
-    """The ``limit`` best documents for ``terms`` among those passing the filter, best first."""
+def search(
+    content_type_id: int,
+    terms: list[str],
+    filter_sql: tuple[str, list] | None,
+    limit: int,
+    passing: Callable[[list[str]], Collection[str]] | None = None,
+) -> list[Hit]:
+    """The ``limit`` best documents for ``terms`` among those passing the filter, best first.
+
+    With ``passing`` (object ids -> those passing the filter; the engine gives it for a filter that
+    keeps many objects), the best unfiltered matches are scored first and only they are checked against
+    the filter, a primary-key lookup each, instead of joining every match with every row the filter keeps.
+    When too few of them pass, the filter goes inside the query as usual."""
     terms = sorted(set(terms))
     if not terms:
         return []
+    if passing is not None and filter_sql is not None:
+        depth = max(limit * 5, 1000)
+        best = _top(content_type_id, terms, None, depth)
+        allowed = passing([hit.object_id for hit in best])
+        kept = [hit for hit in best if hit.object_id in allowed]
+        if len(kept) >= limit or len(best) < depth:  # enough, or every match was checked
+            return kept[:limit]
+    return _top(content_type_id, terms, filter_sql, limit)
+
+
+# Ties are broken by document id on the score rounded to 1e-9 (in float8: rounding every group as numeric
+# cost a quarter of the query): the sum of a document's per-term scores can differ in its last bit
+# between query plans, which must not reorder equal scores.
+TOP_TAIL = (
+    f"GROUP BY p.document_id, p.object_id ORDER BY round(SUM({_SCORE}) * 1e9) DESC, p.document_id LIMIT %(limit)s"
+)
+
+
+def _top(content_type_id: int, terms: list[str], filter_sql: tuple[str, list] | None, limit: int) -> list[Hit]:
     sql_filter, filter_params = _named(filter_sql)
-    sql = _sql(
-        f"d.id, d.object_id, SUM({_SCORE}) AS score",
-        sql_filter,
-        "GROUP BY d.id, d.object_id ORDER BY score DESC, d.id LIMIT %(limit)s",
-    )
+    sql = _sql(f"p.document_id, p.object_id, SUM({_SCORE}) AS score", sql_filter, TOP_TAIL)
     with connection.cursor() as cursor:
         cursor.execute(sql, _params(content_type_id, terms, filter_params, limit))
         return [Hit(doc_id, oid, float(score)) for doc_id, oid, score in cursor.fetchall()]
@@ -84,9 +117,10 @@ def search(content_type_id: int, terms: list[str], filter_sql: tuple[str, list] 
 def matched_object_ids_sql(
     content_type_id: int, terms: list[str], filter_sql: tuple[str, list] | None
 ) -> tuple[str, dict]:
-    """SQL (named params) selecting the object ids of every document matching any term (facets)."""
+    """SQL (named params) selecting the object ids of every document matching any term (facets), once per
+    matching term: the caller removes duplicates where it needs to (``IN`` does)."""
     sql_filter, filter_params = _named(filter_sql)
-    sql = _sql("DISTINCT d.object_id", sql_filter, "")
+    sql = _sql("p.object_id", sql_filter, "")
     return sql, _params(content_type_id, sorted(set(terms)), filter_params)
 
 
@@ -95,7 +129,7 @@ def explain_terms(content_type_id: int, terms: list[str], document_ids: list[int
     terms = sorted(set(terms))
     if not terms or not document_ids:
         return {}
-    sql = _sql(f"d.id, t.term, {_SCORE}", None, "AND d.id = ANY(%(ids)s)")
+    sql = _sql(f"p.document_id, t.term, {_SCORE}", None, "AND p.document_id = ANY(%(ids)s)")
     params = _params(content_type_id, terms, [])
     params["ids"] = document_ids
     out: dict[int, dict[str, float]] = {}

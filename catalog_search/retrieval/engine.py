@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from catalog_search.exceptions import EncoderUnavailable, IndexUnavailable
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.registry import SearchIndex
 from catalog_search.retrieval import bm25, facets, fusion, vector
-from catalog_search.retrieval.filters import object_ids_sql
+from catalog_search.retrieval.filters import object_ids_sql, passing_ids
 from catalog_search.retrieval.query import SearchQuery, build_query
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,9 @@ class _Candidates:
     where: dict[int, tuple[SearchIndex, str]] = field(default_factory=dict)  # doc id -> (index, object id)
     bm25_terms: dict[int, dict[str, float]] = field(default_factory=dict)
     similarities: dict[int, dict[str, float]] = field(default_factory=dict)
-    pools: dict[str, list[str]] = field(default_factory=dict)
+    pools: dict[str, list[str]] = field(default_factory=dict)  # vector candidates' object ids per index label
+    neighbour_matches: dict[str, list[str]] = field(default_factory=dict)  # composed: BM25 hits' object ids
+    bm25_scores: dict[int, float] = field(default_factory=dict)  # composed: the keyword matches' BM25 scores
 
 
 def search(
@@ -101,34 +104,65 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
     terms = get_analyzer().terms(query.q) if use_bm25 and query.q else []
     pool = max(int(conf.get("CANDIDATES")), query.offset + query.k)
 
-    qvec, encoder_row = None, None
+    qvec, photo_vec, encoder_row = None, None, None
     if use_vector:
         try:
-            encoder_row, qvec = _query_vector(query)
+            encoder_row, qvec, photo_vec = _query_vector(query)
         except EncoderUnavailable as exc:
             if query.image is not None or query.mode == "vector" or not use_bm25:
                 raise
             warnings.append(f"vector signal unavailable, keyword results only: {exc.message}")
             logger.warning("catalog_search: %s", exc.message)
 
+    # Composed query ("this, but in crimson"): over the whole catalog the refinement's keywords retrieve
+    # every crimson product of any kind, so the keyword signal is the photo's own neighbourhood (the
+    # products nearest to the photo alone: the same kind of product, in any color) matching the words,
+    # nearest first (the photo similarity is that signal's score in both fusions). docs/relevance.md
+    # measures it against ranking them by BM25.
+    composed = bool(terms) and photo_vec is not None
     found = _Candidates()
     for index in query.indexes:
         filter_sql = object_ids_sql(index, query.index_filters[index.label])
+        # One bounded count decides how the signals apply the filter: inside their queries when it keeps
+        # few objects; when it keeps many, by checking only their best unfiltered candidates (`passing`,
+        # a primary-key lookup), which does not grow with the catalog (docs/architecture.md).
+        count = vector.count_filtered(filter_sql, int(conf.get("EXACT_SEARCH_MAX_ROWS")))
+        passing = partial(passing_ids, index, query.index_filters[index.label])
+        large = count is not None and count > int(conf.get("EXACT_SEARCH_MAX_ROWS"))
         ct = index.content_type.pk
-        if terms:
-            for hit in bm25.search(ct, terms, filter_sql, pool):
-                found.bm25.append((hit.document_id, hit.score))
-                found.where[hit.document_id] = (index, hit.object_id)
         if qvec is not None and encoder_row is not None:
             weights = _column_weights(query, index)
-            hits = vector.search(encoder_row.pk, encoder_row.dim, ct, qvec, weights, filter_sql, pool)
+            hits = vector.search(encoder_row.pk, encoder_row.dim, ct, qvec, weights, filter_sql, pool, passing, count)
             found.pools[index.label] = [h.object_id for h in hits]
             for vhit in hits:
                 found.vector.append((vhit.document_id, vhit.score))
                 found.where[vhit.document_id] = (index, vhit.object_id)
                 found.similarities[vhit.document_id] = vhit.similarities
+        if terms:
+            bm25_filter, nearness = filter_sql, {}
+            if composed and photo_vec is not None and encoder_row is not None:
+                weights = _column_weights(query, index)
+                neighbours = vector.search(
+                    encoder_row.pk, encoder_row.dim, ct, photo_vec, weights, filter_sql, pool, passing, count
+                )
+                nearness = {h.object_id: h.score for h in neighbours}
+                # The neighbours passed the filter already, so restricting to them applies it too.
+                bm25_filter = _ids_sql(list(nearness))
+            bm25_passing = passing if large and bm25_filter is filter_sql else None
+            for hit in bm25.search(ct, terms, bm25_filter, pool, bm25_passing):
+                found.where[hit.document_id] = (index, hit.object_id)
+                if composed:
+                    # Among products matching a refinement word, BM25 scores differ mostly by text length,
+                    # which says nothing about which one the shopper photographed: closeness to it does.
+                    found.bm25.append((hit.document_id, nearness[hit.object_id]))
+                    found.bm25_scores[hit.document_id] = hit.score
+                    # At most `pool` neighbours, so this lists every keyword match among them.
+                    found.neighbour_matches.setdefault(index.label, []).append(hit.object_id)
+                else:
+                    found.bm25.append((hit.document_id, hit.score))
     # Several models: merge their lists by score (one ranked list per signal).
-    found.bm25.sort(key=lambda h: (-h[1], h[0]))
+    # Rounded: a BM25 sum can differ in its last bit between query plans; equal scores rank by document id.
+    found.bm25.sort(key=lambda h: (-round(h[1], 9), h[0]))
     found.vector.sort(key=lambda h: (-h[1], h[0]))
 
     signals = {}
@@ -143,12 +177,12 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
     # Resolve a few extra so objects deleted since indexing (dropped on resolve) do not shorten the page.
     page = ranked[query.offset : query.offset + 2 * query.k]
 
-    hits = _resolve(page, found, query, terms)[: query.k]
+    hits = _resolve(page, found, query, terms, composed)[: query.k]
     facet_counts = facets.count(
         query.indexes,
         query.index_filters,
-        terms if "bm25" in signals else None,
-        found.pools if "vector" in signals else {},
+        terms if "bm25" in signals and not composed else None,
+        _matched_ids(found, composed) if "vector" in signals else {},
     )
     return SearchResults(
         query={
@@ -179,16 +213,35 @@ def active_encoder() -> tuple[EncoderRow, Encoder]:
     return row, encoder
 
 
-def _query_vector(query: SearchQuery) -> tuple[EncoderRow, np.ndarray]:
+def _query_vector(query: SearchQuery) -> tuple[EncoderRow, np.ndarray, np.ndarray | None]:
+    """The active encoder, the query vector and, for a composed query, the photo's own vector."""
     row, encoder = active_encoder()
     if query.image is None:
-        return row, query_cache.text_vector(encoder, query.q)
+        return row, query_cache.text_vector(encoder, query.q), None
     image_vector = encoder.encode_images([query.image])[0]
     if query.q is None:
-        return row, image_vector
+        return row, image_vector, None
     # Composed query: move the photo's embedding toward the refinement text ("this, but in red").
     text_vector = query_cache.text_vector(encoder, query.q)
-    return row, normalize(image_vector + float(conf.get("COMPOSED_TEXT_WEIGHT")) * text_vector)
+    composed = normalize(image_vector + float(conf.get("COMPOSED_TEXT_WEIGHT")) * text_vector)
+    return row, composed, image_vector
+
+
+def _matched_ids(found: _Candidates, composed: bool) -> dict[str, list[str]]:
+    """Object ids in the facets' matched set besides BM25's matches: the vector candidates, and for a
+    composed query the keyword matches among the photo's neighbours (its BM25 signal searched no others)."""
+    if not composed:
+        return found.pools
+    labels = found.pools.keys() | found.neighbour_matches.keys()
+    return {
+        label: list(dict.fromkeys(found.pools.get(label, []) + found.neighbour_matches.get(label, [])))
+        for label in labels
+    }
+
+
+def _ids_sql(object_ids: list[str]) -> tuple[str, list]:
+    """A filter (``object_id IN (...)`` SQL) selecting exactly ``object_ids``."""
+    return "SELECT unnest(%s::text[])", [object_ids]
 
 
 def _column_weights(query: SearchQuery, index: SearchIndex) -> dict[str, float]:
@@ -201,7 +254,9 @@ def _column_weights(query: SearchQuery, index: SearchIndex) -> dict[str, float]:
     return {"image": w, "text": 1.0 - w}
 
 
-def _resolve(page: list[fusion.Fused], found: _Candidates, query: SearchQuery, terms: list[str]) -> list[SearchHit]:
+def _resolve(
+    page: list[fusion.Fused], found: _Candidates, query: SearchQuery, terms: list[str], composed: bool
+) -> list[SearchHit]:
     """Model instances for the page: one query per searched model, whatever k is."""
     by_index: dict[str, list[str]] = {}
     for item in page:
@@ -225,13 +280,16 @@ def _resolve(page: list[fusion.Fused], found: _Candidates, query: SearchQuery, t
         obj = instances.get((index.label, oid))
         if obj is None:  # deleted or left the queryset since it was indexed
             continue
+        scores = {name: item.scores.get(name) for name in SIGNALS}
+        if composed:  # the keyword signal was fused on photo similarity; its BM25 score is reported
+            scores["bm25"] = found.bm25_scores.get(item.key)
         hits.append(
             SearchHit(
                 object=obj,
                 id=obj.pk,
                 type=index.label,
                 score=item.score,
-                scores={name: item.scores.get(name) for name in SIGNALS},
+                scores=scores,
                 ranks={name: item.ranks.get(name) for name in SIGNALS},
                 fields=index.display_values(obj),
                 explain={
@@ -239,6 +297,12 @@ def _resolve(page: list[fusion.Fused], found: _Candidates, query: SearchQuery, t
                     "contributions": item.contributions,
                     "bm25_terms": explained.get(item.key, {}),
                     "vector_similarities": found.similarities.get(item.key, {}),
+                    # Composed query: the keyword signal listed the photo's neighbours matching the words, nearest first.
+                    **(
+                        {"bm25_scope": "photo_neighbours", "photo_similarity": item.scores.get("bm25")}
+                        if composed
+                        else {}
+                    ),
                 }
                 if query.explain
                 else None,

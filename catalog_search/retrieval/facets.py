@@ -17,7 +17,7 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet, FieldDoesNotExist
 from django.db import connection, models
-from django.db.models.functions import Cast
+from django.db.models import BooleanField, F, Func
 
 from catalog_search.registry import FacetField, RangeFacet, SearchIndex, _jsonable
 from catalog_search.retrieval import bm25
@@ -25,6 +25,13 @@ from catalog_search.retrieval.filters import filtered_queryset
 from catalog_search.retrieval.query import Filter
 
 Facet = FacetField | RangeFacet
+
+
+class _InMatched(Func):
+    """``<pk> = ANY(ARRAY(<the distinct ids of the query's matched CTE>))``; only inside ``_count_group``."""
+
+    template = "%(expressions)s = ANY(ARRAY(SELECT DISTINCT CAST(oid AS %(pk_type)s) FROM matched))"
+    output_field = BooleanField()
 
 
 def _matched_clause(index: SearchIndex, terms: list[str] | None, pool: list[str]) -> tuple[str, dict]:
@@ -62,8 +69,14 @@ def _facet_groups(index: SearchIndex) -> list[list[Facet]]:
 def _count_group(index, filters, group: list[Facet], matched_sql, matched_params) -> list[list[tuple[Any, int]]]:
     """Rows (value or bucket, count) per facet of ``group``: one scan of the filtered shop table joined
     with the matched set (computed once), grouped by every facet at once with GROUPING SETS."""
-    queryset = filtered_queryset(index, filters).order_by()
-    values = queryset.values_list(*(f.name for f in group), Cast("pk", output_field=models.TextField()))
+    # The matched ids, in the primary key's own type, as one array: PostgreSQL fetches exactly those rows
+    # through the primary key index in table order (a bitmap scan) instead of scanning every row a broad
+    # filter keeps, or probing the index once per matched object (1.3-1.8x slower at 100k products).
+    queryset = filtered_queryset(index, filters).filter(
+        _InMatched(F("pk"), pk_type=index.model._meta.pk.rel_db_type(connection))
+    )
+    queryset = queryset.order_by()
+    values = queryset.values_list(*(f.name for f in group))
     try:
         values_sql, values_params = bm25._named(values.query.sql_with_params(), prefix="v")
     except EmptyResultSet:  # a filter nothing can match
@@ -80,10 +93,9 @@ def _count_group(index, filters, group: list[Facet], matched_sql, matched_params
     names = ", ".join(f"g{i}" for i in range(len(group)))
     sets = ", ".join(f"(g{i})" for i in range(len(group)))
     query = (
-        f"WITH matched AS MATERIALIZED (SELECT DISTINCT m.oid FROM ({matched_sql}) AS m(oid)) "
+        f"WITH matched AS MATERIALIZED (SELECT m.oid FROM ({matched_sql}) AS m(oid)) "
         f"SELECT {names}, GROUPING({names}), count(*) FROM ("
-        f"  SELECT {', '.join(keys)} FROM ({values_sql}) AS v({columns}, oid)"
-        f"  WHERE v.oid IN (SELECT oid FROM matched)"
+        f"  SELECT {', '.join(keys)} FROM ({values_sql}) AS v({columns})"
         f") AS s GROUP BY GROUPING SETS ({sets})"
     )
     rows: list[list[tuple[Any, int]]] = [[] for _ in group]

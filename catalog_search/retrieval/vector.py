@@ -1,9 +1,21 @@
 """Nearest-neighbour retrieval over the stored embeddings of the active encoder.
 
-Filters sit inside the ANN query. A filter that matches few rows (at most EXACT_SEARCH_MAX_ROWS) is
-searched exactly over those rows; otherwise the HNSW index is scanned with pgvector's iterative
-scan (``hnsw.iterative_scan = relaxed_order``), which keeps walking the graph until ``limit`` rows
-pass the filter, and the hits are re-sorted by exact distance.
+Filters never drop a true neighbour: a search returns the ``limit`` nearest rows that pass the filter.
+Three paths, chosen per query (docs/architecture.md, "Vector retrieval"):
+
+- **unfiltered**: the HNSW index, plain.
+- **small filter** (a bounded count finds at most EXACT_SEARCH_MAX_ROWS objects): exact search over
+  exactly those rows, a sort by true distance.
+- **large filter**: *over-fetch*: the HNSW index walked without the filter for the ``2 * limit``
+  nearest rows (no filter in the statement, so the planner always walks the graph), then the filter
+  checked on those candidates only (the caller's ``passing``: an indexed primary-key lookup on the
+  shop's table). If at least ``limit`` pass, they are the answer, because the filtered top ``limit`` of
+  a correct unfiltered top D is the filtered top ``limit``; if too few pass, one deeper walk sized from
+  the share that passed (at most FILTERED_ANN_DEPTH rows); if that cannot be enough (a filter that
+  rejects the query's neighbourhood), the exact path answers. Putting the filter inside the HNSW
+  statement instead made PostgreSQL either skip the index (a hash semi-join reading every filtered
+  vector out of TOAST: 100-400 ms at 100k) or, forced, lose recall in the iterative graph walk
+  (docs/benchmarks.md, "Filtered ANN recall").
 
 A query can target two columns with weights (text queries: text->image and text->text); each column
 is searched and the union is re-scored as ``sum_c w_c * cos(q, v_c) / sum_c w_c`` over the columns a
@@ -12,6 +24,8 @@ document has (a product without an image is scored on its text vector alone).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,8 +69,8 @@ def _nearest(
     query: str,
     filter_sql: tuple[str, list] | None,
     limit: int,
-    exact: bool,
 ) -> list[tuple[int, str]]:
+    """The ``limit`` nearest rows by ``column``; with a filter, exact over the filtered rows."""
     where, params = _filter_clause(filter_sql)
     params.update({"q": query, "ct": content_type_id, "limit": limit})
     rows = (
@@ -64,7 +78,7 @@ def _nearest(
         f"FROM catalog_search_embedding e WHERE e.encoder_id = {int(encoder_id)} AND e.{column} IS NOT NULL "
         f"AND e.content_type_id = %(ct)s {where}"
     )
-    if exact:
+    if filter_sql is not None:
         # OFFSET 0 fences the planner off the HNSW index: a plain sort over the filtered rows.
         sql = f"SELECT document_id, object_id FROM ({rows} OFFSET 0) c ORDER BY dist, document_id LIMIT %(limit)s"
     else:
@@ -77,6 +91,65 @@ def _nearest(
         return cursor.fetchall()
 
 
+def _walk(
+    column: str, encoder_id: int, dim: int, content_type_id: int, query: str, depth: int
+) -> list[tuple[int, str]]:
+    """The ``depth`` nearest rows by ``column`` through the HNSW index, unfiltered, nearest first."""
+    with connection.cursor() as cursor:
+        # One graph search returns at most ef_search rows (pgvector caps it at 1000); a deeper walk
+        # continues with the iterative scan that search() set up.
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(min(depth, 1000))])
+        cursor.execute(
+            f"WITH c AS MATERIALIZED (SELECT e.document_id, e.object_id, "
+            f"e.{column}::vector({dim}) <=> %(q)s::vector({dim}) AS dist FROM catalog_search_embedding e "
+            f"WHERE e.encoder_id = {int(encoder_id)} AND e.{column} IS NOT NULL AND e.content_type_id = %(ct)s "
+            f"ORDER BY dist LIMIT %(depth)s) SELECT document_id, object_id FROM c ORDER BY dist, document_id",
+            {"q": query, "ct": content_type_id, "depth": depth},
+        )
+        return cursor.fetchall()
+
+
+def _over_fetch(
+    column: str,
+    encoder_id: int,
+    dim: int,
+    content_type_id: int,
+    query: str,
+    limit: int,
+    max_depth: int,
+    passing: Callable[[list[str]], Collection[str]],
+) -> list[tuple[int, str]]:
+    """The ``limit`` nearest rows passing the filter among the unfiltered nearest, or fewer if too few
+    of those pass. A first walk of ``2 * limit`` rows measures the share that passes; if it is too small,
+    one deeper walk sized from that share (at most ``max_depth`` rows) follows."""
+    depth = min(2 * limit, max_depth)
+    while True:
+        walked = _walk(column, encoder_id, dim, content_type_id, query, depth)
+        allowed = passing([oid for _, oid in walked])
+        rows = [(doc, oid) for doc, oid in walked if oid in allowed]
+        if len(rows) >= limit or len(walked) < depth or not rows or depth >= max_depth:
+            return rows[:limit]
+        needed = math.ceil(limit * len(walked) / len(rows) * 2)  # 2: the share varies along the walk
+        if needed > max_depth:
+            return rows[:limit]
+        depth = needed
+
+
+def _sql_passing(filter_sql: tuple[str, list]) -> Callable[[list[str]], set[str]]:
+    """A ``passing`` check from the filter's SQL alone (callers without a queryset at hand)."""
+
+    def passing(object_ids: list[str]) -> set[str]:
+        sql, params = _named(filter_sql)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT x FROM unnest(%(ids)s::text[]) AS x WHERE x IN ({sql})",
+                {"ids": object_ids, **{f"f{i}": v for i, v in enumerate(params)}},
+            )
+            return {row[0] for row in cursor.fetchall()}
+
+    return passing
+
+
 def search(
     encoder_id: int,
     dim: int,
@@ -85,25 +158,55 @@ def search(
     weights: dict[str, float],
     filter_sql: tuple[str, list] | None,
     limit: int,
+    passing: Callable[[list[str]], Collection[str]] | None = None,
+    count: int | None = None,
 ) -> list[Hit]:
-    """The ``limit`` nearest documents to ``vector`` under ``weights`` (column -> weight), best first."""
+    """The ``limit`` nearest documents to ``vector`` under ``weights`` (column -> weight), best first.
+
+    ``passing(object_ids)`` returns those of the given object ids that pass the filter (default: from
+    ``filter_sql``); it is used on the over-fetch path only. ``count``: ``count_filtered`` of the
+    filter with cap EXACT_SEARCH_MAX_ROWS, if the caller has it already."""
     query = vector_literal(vector)
-    count = count_filtered(filter_sql, conf.get("EXACT_SEARCH_MAX_ROWS"))
-    exact = count is not None and count <= conf.get("EXACT_SEARCH_MAX_ROWS")
+    exact_max = int(conf.get("EXACT_SEARCH_MAX_ROWS"))
+    if count is None:
+        count = count_filtered(filter_sql, exact_max)
     if count == 0:
         return []
+    max_depth = max(int(conf.get("FILTERED_ANN_DEPTH")), limit)
     candidates: dict[int, str] = {}
     with transaction.atomic(), connection.cursor() as cursor:
+        # ef_search bounds what one graph search returns (pgvector allows at most 1000); past it the scan
+        # continues iteratively (relaxed order: rows are re-sorted by exact distance).
         cursor.execute(
             "SELECT set_config('hnsw.ef_search', %s, true), "
             "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
             "set_config('hnsw.max_scan_tuples', %s, true)",
-            [str(max(int(conf.get("HNSW_EF_SEARCH")), limit)), str(int(conf.get("HNSW_MAX_SCAN_TUPLES")))],
+            [
+                str(min(max(int(conf.get("HNSW_EF_SEARCH")), limit), 1000)),
+                str(max(int(conf.get("HNSW_MAX_SCAN_TUPLES")), max_depth)),
+            ],
         )
         for column, weight in weights.items():
-            if weight > 0:
-                rows = _nearest(column, encoder_id, dim, content_type_id, query, filter_sql, limit, exact)
-                candidates.update(rows)
+            if weight <= 0:
+                continue
+            if filter_sql is None:
+                candidates.update(_nearest(column, encoder_id, dim, content_type_id, query, None, limit))
+                continue
+            rows: list[tuple[int, str]] = []
+            if count is not None and count > exact_max:
+                rows = _over_fetch(
+                    column,
+                    encoder_id,
+                    dim,
+                    content_type_id,
+                    query,
+                    limit,
+                    max_depth,
+                    passing or _sql_passing(filter_sql),
+                )
+            if len(rows) < limit:  # a small filter, or one that rejects most of the query's neighbourhood
+                rows = _nearest(column, encoder_id, dim, content_type_id, query, filter_sql, limit)
+            candidates.update(rows)
     if not candidates:
         return []
     hits = rescore(encoder_id, dim, query, list(candidates), weights)
