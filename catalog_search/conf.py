@@ -35,6 +35,11 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_ALPHA": 0.7,  # weight of the vector signal in weighted fusion
     "TEXT_QUERY_IMAGE_WEIGHT": 1.0,  # text queries: share of text->image vs text->text similarity
     "COMPOSED_TEXT_WEIGHT": 2.0,  # photo + text: query vector = normalize(image + w * text)
+    # Query expansion (retrieval/expansion.py): a query word no indexed text contains gets the nearest
+    # catalog words by the encoder's word embeddings (needs `manage.py catalog_search vocabulary`).
+    "QUERY_EXPANSION": False,
+    "EXPANSION_THRESHOLD": 0.5,  # minimum cosine between the query word and a catalog word
+    "EXPANSION_TERMS": 1,  # catalog words added per unknown query word
     # Vector search.
     "HNSW_M": 16,
     "HNSW_EF_CONSTRUCTION": 64,

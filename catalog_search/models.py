@@ -180,3 +180,18 @@ class IndexStatus(models.Model):
         default_permissions = ()
         permissions = [("reindex", "Can reindex and rebuild the search index")]
         verbose_name = verbose_name_plural = "index status"
+
+
+class Vocabulary(models.Model):
+    """The catalog's words embedded by one encoder, for query expansion (retrieval/expansion.py).
+
+    ``words`` are surface words of the indexed texts (one per index term: its most frequent spelling),
+    ``vectors`` their unit-length float32 embeddings, row-major, ``len(words) * dim * 4`` bytes. Built by
+    ``manage.py catalog_search vocabulary``; a word whose term has left the index is skipped at query time.
+    """
+
+    encoder = models.OneToOneField(Encoder, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    words = ArrayField(models.TextField(), default=list)
+    terms = ArrayField(models.TextField(), default=list, help_text="each word's index term")
+    vectors = models.BinaryField()
+    built_at = models.DateTimeField(auto_now=True)

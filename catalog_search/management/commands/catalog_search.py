@@ -73,6 +73,10 @@ class Command(BaseCommand):
         )
         export.add_argument("--no-optimize", action="store_true", help="skip the transformer graph fusions")
         sub.add_parser("install-triggers", help="(Re)create the outbox triggers (migrate does this too).")
+        sub.add_parser(
+            "vocabulary",
+            help="Embed the catalog's words with the active encoder (for QUERY_EXPANSION; rerun after a reindex).",
+        )
         evaluate = sub.add_parser(
             "evaluate",
             help="Score search quality on judged queries (Recall@k, nDCG@k, MRR per mode).",
@@ -135,6 +139,8 @@ class Command(BaseCommand):
             self.train(options)
         elif command == "evaluate":
             self.evaluate(options)
+        elif command == "vocabulary":
+            self.vocabulary()
         else:
             tables = install_triggers()
             self.stdout.write(self.style.SUCCESS(f"Outbox triggers installed on: {', '.join(tables) or 'nothing'}"))
@@ -369,6 +375,21 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {key}: {value}")
 
     # evaluate ------------------------------------------------------------------------------------
+
+    def vocabulary(self) -> None:
+        from catalog_search.exceptions import EncoderUnavailable
+        from catalog_search.retrieval.engine import active_encoder
+        from catalog_search.retrieval.expansion import build_vocabulary
+
+        try:
+            row, encoder = active_encoder()
+        except EncoderUnavailable as exc:
+            raise CommandError(exc.message) from None
+        started = time.perf_counter()
+        count = build_vocabulary(row, encoder)
+        self.stdout.write(
+            f"Embedded {count:,} catalog words with {row.identity} in {time.perf_counter() - started:.1f} s."
+        )
 
     def evaluate(self, options: dict) -> None:
         from pathlib import Path

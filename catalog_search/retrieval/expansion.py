@@ -1,0 +1,142 @@
+"""Query expansion (the "parse" stage): words the catalog never uses get their nearest catalog word.
+
+A shopper's word that no indexed text contains ("pocketbook", "teacup", a typo) finds nothing by keyword.
+When ``CATALOG_SEARCH["QUERY_EXPANSION"]`` is on, each such word (its index term has no document) is
+compared, by cosine of the active encoder's text embeddings of single words, with the catalog's own
+words (``Vocabulary``: the surface words of the indexed texts, embedded once per encoder by
+``manage.py catalog_search vocabulary``); the ``EXPANSION_TERMS`` nearest at or above
+``EXPANSION_THRESHOLD`` are added to the BM25 terms and appended to the text the query vector is encoded
+from (the original words stay in it). Queries whose words are all in the catalog are left unchanged.
+
+It is only as good as the encoder's knowledge of single words: the demo's MiniLM maps "teacup" to "tea",
+"gown" to "dress" and "plushie" to "plush", but "ruby" to "emerald" (docs/relevance.md measures it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.db import connection
+
+from catalog_search import conf
+from catalog_search.analysis import get_analyzer
+from catalog_search.encoders import Encoder
+from catalog_search.models import Encoder as EncoderRow
+from catalog_search.models import Vocabulary
+from catalog_search.registry import SearchIndex, get_indexes
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Expansion:
+    """What expansion made of a query: extra BM25 terms, the text to encode, and word -> [(word, cosine)]."""
+
+    terms: list[str] = field(default_factory=list)
+    text: str | None = None
+    added: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+
+
+def catalog_words(indexes: Sequence[SearchIndex] | None = None) -> tuple[list[str], list[str]]:
+    """The surface words of the indexed texts and their index terms: per term its most frequent spelling
+    (alphabetic words of two letters or more; numbers and codes are not worth embedding)."""
+    analyzer = get_analyzer()
+    spellings: dict[str, Counter[str]] = {}
+    for index in indexes if indexes is not None else get_indexes():
+        for instance in index.get_queryset().iterator(chunk_size=2000):
+            for word in analyzer.tokens(index.get_text(instance)):
+                if len(word) > 1 and word.isalpha():
+                    term = analyzer.terms(word)
+                    if term:
+                        spellings.setdefault(term[0], Counter())[word] += 1
+    terms = sorted(spellings)
+    return [spellings[t].most_common(1)[0][0] for t in terms], terms
+
+
+def build_vocabulary(row: EncoderRow, encoder: Encoder, indexes: Sequence[SearchIndex] | None = None) -> int:
+    """Embed the catalog's words with ``encoder`` and store them for ``row``; the number of words."""
+    words, terms = catalog_words(indexes)
+    vectors = encoder.encode_texts(words).astype(np.float32) if words else np.zeros((0, row.dim), np.float32)
+    Vocabulary.objects.update_or_create(
+        encoder=row, defaults={"words": words, "terms": terms, "vectors": vectors.tobytes()}
+    )
+    with _lock:
+        _loaded.pop(row.pk, None)
+    return len(words)
+
+
+_lock = threading.Lock()
+_loaded: dict[int, tuple[object, list[str], list[str], np.ndarray]] = {}  # encoder pk -> (built_at, ...)
+
+
+def _vocabulary(row: EncoderRow) -> tuple[list[str], list[str], np.ndarray] | None:
+    """The stored vocabulary of ``row``, loaded once per process (reloaded when rebuilt)."""
+    built = Vocabulary.objects.filter(encoder=row).values_list("built_at", flat=True).first()
+    if built is None:
+        return None
+    with _lock:
+        cached = _loaded.get(row.pk)
+        if cached is None or cached[0] != built:
+            stored = Vocabulary.objects.get(encoder=row)
+            matrix = np.frombuffer(bytes(stored.vectors), dtype=np.float32).reshape(len(stored.words), row.dim)
+            cached = _loaded[row.pk] = (built, list(stored.words), list(stored.terms), matrix)
+    return cached[1], cached[2], cached[3]
+
+
+def _indexed_terms(terms: list[str], content_types: list[int]) -> set[str]:
+    """Those of ``terms`` that some document of ``content_types`` contains."""
+    if not terms or not content_types:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT term FROM catalog_search_termstat "
+            "WHERE term = ANY(%s) AND content_type_id = ANY(%s) AND df > 0",
+            [terms, content_types],
+        )
+        return {term for (term,) in cursor.fetchall()}
+
+
+def expand(q: str, indexes: Sequence[SearchIndex], row: EncoderRow, encoder: Encoder) -> Expansion:
+    """Expand the words of ``q`` that no searched document contains (see the module docstring)."""
+    from catalog_search import query_cache
+
+    analyzer = get_analyzer()
+    words = analyzer.tokens(q)
+    word_terms = {w: t[0] for w in words if (t := analyzer.terms(w))}
+    content_types = [index.content_type.pk for index in indexes]
+    known = _indexed_terms(sorted(set(word_terms.values())), content_types)
+    unknown = [w for w in dict.fromkeys(words) if w in word_terms and word_terms[w] not in known]
+    if not unknown:
+        return Expansion()
+    vocabulary = _vocabulary(row)
+    if vocabulary is None:
+        logger.info("catalog_search: no vocabulary for %s; run `manage.py catalog_search vocabulary`", row.identity)
+        return Expansion()
+    vocab_words, vocab_terms, matrix = vocabulary
+    threshold = float(conf.get("EXPANSION_THRESHOLD"))
+    per_word = int(conf.get("EXPANSION_TERMS"))
+    found = Expansion()
+    candidates: dict[str, list[tuple[str, str, float]]] = {}
+    for word in unknown:
+        similarity = matrix @ query_cache.text_vector(encoder, word)
+        ranked = []
+        for i in np.argsort(-similarity)[: 4 * per_word + 8]:
+            if similarity[i] < threshold:
+                break
+            ranked.append((vocab_words[i], vocab_terms[i], float(similarity[i])))
+        candidates[word] = ranked
+    # A vocabulary word whose term has since left the index would add nothing: skip it.
+    live = _indexed_terms(sorted({t for ranked in candidates.values() for _, t, _ in ranked}), content_types)
+    for word, ranked in candidates.items():
+        chosen = [(w, t, s) for w, t, s in ranked if t in live][:per_word]
+        if chosen:
+            found.added[word] = [(w, round(s, 4)) for w, _, s in chosen]
+            found.terms += [t for _, t, _ in chosen]
+    if found.added:
+        found.text = " ".join([q, *(w for added in found.added.values() for w, _ in added)])
+    return found

@@ -1,0 +1,113 @@
+"""Query expansion over the real embedded PostgreSQL: unknown words get the nearest catalog word.
+
+The tiny test encoder knows no language, so these tests give it word vectors of their own (a stand-in
+``encode_texts``): "pocketbook" is made close to "handbag", "zzz" close to nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.test import override_settings
+
+import catalog_search
+from catalog_search import conf, indexing
+from catalog_search.retrieval import expansion
+from catalog_search.retrieval.engine import active_encoder
+
+pytestmark = pytest.mark.django_db
+
+SETTINGS = {"QUERY_EXPANSION": True, "EXPANSION_THRESHOLD": 0.5, "EXPANSION_TERMS": 1, "QUERY_CACHE": None}
+
+
+def _settings(**extra):
+    from django.conf import settings
+
+    return override_settings(CATALOG_SEARCH={**getattr(settings, "CATALOG_SEARCH", {}), **SETTINGS, **extra})
+
+
+@pytest.fixture
+def shop(make_product, product_index, encoder, monkeypatch):
+    make_product("Red leather handbag", description="Roomy handbag", color="red")
+    make_product("Blue canvas tote", description="Light tote", color="blue")
+    make_product("Black leather boots", description="Waterproof boots", category="shoes", color="black")
+    assert not indexing.reindex(product_index, encoder).failed
+    row, loaded = active_encoder()
+    original = loaded.encode_texts
+    rng = np.random.default_rng(0)
+    fixed: dict[str, np.ndarray] = {}
+
+    def word_vector(text: str) -> np.ndarray:
+        if text not in fixed:
+            fixed[text] = rng.standard_normal(row.dim).astype(np.float32)  # nearly orthogonal to the others
+        return fixed[text]
+
+    def encode_texts(texts):
+        if len(texts) == 1 and " " in texts[0]:  # a whole query: the real encoder
+            return original(texts)
+        vectors = []
+        for text in texts:
+            # "pocketbook" at cosine 0.8 from "handbag"; "boot" (a stem's spelling) is never asked for
+            vector = word_vector("handbag") * 0.8 / np.linalg.norm(word_vector("handbag"))
+            if text == "pocketbook":
+                other = word_vector("pocketbook")
+                other = other - other @ vector / (vector @ vector) * vector
+                vector = vector + 0.6 * other / np.linalg.norm(other)
+            else:
+                vector = word_vector(text)
+            vectors.append(vector / np.linalg.norm(vector))
+        return np.stack(vectors).astype(np.float32)
+
+    monkeypatch.setattr(loaded, "encode_texts", encode_texts)
+    with _settings():
+        count = expansion.build_vocabulary(row, loaded)
+    assert count == 11  # red leather handbag roomy blue canvas tote light black boots waterproof
+    return row, loaded
+
+
+def test_catalog_words_are_one_spelling_per_index_term(shop):
+    words, terms = expansion.catalog_words()
+    assert terms == sorted(terms) and len(words) == len(terms)
+    assert dict(zip(terms, words, strict=True))["boot"] == "boots"
+    assert "handbag" in words and "the" not in words
+
+
+def test_an_unknown_word_gets_its_nearest_catalog_word(shop):
+    row, loaded = shop
+    with _settings():
+        found = expansion.expand("pocketbook", catalog_search.registry.get_indexes(), row, loaded)
+    assert found.added == {"pocketbook": [("handbag", pytest.approx(0.8, abs=1e-3))]}
+    assert found.terms == ["handbag"]
+    assert found.text == "pocketbook handbag"
+
+
+def test_known_words_and_far_words_are_left_alone(shop):
+    row, loaded = shop
+    with _settings():
+        indexes = catalog_search.registry.get_indexes()
+        assert expansion.expand("red tote", indexes, row, loaded).added == {}
+        assert expansion.expand("red zzz", indexes, row, loaded).added == {}  # nothing above 0.5
+    with _settings(EXPANSION_THRESHOLD=0.9):
+        assert expansion.expand("pocketbook", indexes, row, loaded).added == {}
+
+
+def test_search_finds_the_handbag_for_pocketbook_only_when_enabled(shop):
+    with _settings(QUERY_EXPANSION=False):
+        assert catalog_search.search(q="pocketbook", mode="bm25").results == []
+    with _settings():
+        assert conf.get("QUERY_EXPANSION")
+        hits = catalog_search.search(q="pocketbook", mode="bm25").results
+        assert [h.object.title for h in hits] == ["Red leather handbag"]
+        vector_only = catalog_search.search(q="pocketbook", mode="vector")
+        assert vector_only.results and all(h.scores["bm25"] is None for h in vector_only.results)
+
+
+def test_a_word_that_left_the_index_is_not_added(shop, product_index, encoder):
+    from demo_project.shop.models import Product
+
+    Product.objects.filter(title__contains="handbag").delete()
+    indexing.reindex(product_index, encoder)
+    row, loaded = shop
+    with _settings():
+        found = expansion.expand("pocketbook", catalog_search.registry.get_indexes(), row, loaded)
+    assert found.added == {}
