@@ -101,3 +101,54 @@ def test_to_many_facet_paths_are_counted_in_their_own_query():
     assert _multivalued(User, "groups__name") and _multivalued(User, "user_permissions__codename")
     assert not _multivalued(User, "username") and not _multivalued(User, "is_staff")
     assert not _multivalued(Permission, "content_type__app_label")  # forward foreign key: one value
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [{}, {"in_stock": "true", "price__lte": "200"}, {"category": ["bags", "hats"]}, {"brand": "Nobody"}],
+)
+def test_keyword_matches_made_with_the_counts_equal_bm25_alone(catalog, product_index, filters):
+    """One statement scores the matches, reads the shop rows and counts them: its keyword hits are
+    bm25.search's with the filter inside, and its counts those of the separate facet query, whether
+    or not the postings are restricted to the filter as well."""
+    from catalog_search.retrieval import bm25, facets
+    from catalog_search.retrieval.filters import object_ids_sql
+    from catalog_search.retrieval.query import build_query
+
+    query = build_query(q="red leather wool", filters=filters)
+    index_filters = query.index_filters[product_index.label]
+    filter_sql = object_ids_sql(product_index, index_filters)
+    terms = ["red", "leather", "wool"]
+    pool = [str(pk) for pk in Product.objects.order_by("-pk").values_list("pk", flat=True)[:7]]
+    ct = product_index.content_type.pk
+    alone = bm25.search(ct, terms, filter_sql, 15)
+    separate = facets.count(query.indexes, query.index_filters, terms, {product_index.label: pool})
+    for restrict in (None, filter_sql):
+        hits, counted = facets.keyword_matches_and_counts(product_index, index_filters, terms, restrict, pool, 15)
+        assert [(h.document_id, h.object_id, round(h.score, 9)) for h in hits] == [
+            (h.document_id, h.object_id, round(h.score, 9)) for h in alone
+        ]
+        combined = facets.count(
+            query.indexes, query.index_filters, terms, {product_index.label: pool}, {product_index.label: counted}
+        )
+        assert combined == separate
+    if filters.get("brand") == "Nobody":
+        assert hits == [] and all(f["count"] == 0 for f in separate["price"])
+    else:
+        assert len(hits) == 15 and sum(f["count"] for f in separate["price"]) > 15
+
+
+def test_keyword_matches_restricted_to_given_objects(catalog, product_index):
+    """A composed query restricts the keyword signal to the photo's neighbours: only they are scored and
+    counted (with the pool)."""
+    from catalog_search.retrieval import bm25, facets
+    from catalog_search.retrieval.engine import _ids_sql
+
+    neighbours = [str(pk) for pk in Product.objects.filter(color="red").values_list("pk", flat=True)[:12]]
+    restrict = _ids_sql(neighbours)
+    hits, counted = facets.keyword_matches_and_counts(product_index, [], ["leather"], restrict, [], 100)
+    expected = bm25.search(product_index.content_type.pk, ["leather"], restrict, 100)
+    assert hits and {h.object_id for h in hits} <= set(neighbours)
+    assert [h.object_id for h in hits] == [h.object_id for h in expected]
+    colors = dict(next(rows for facet, rows in counted if facet.name == "color"))
+    assert colors == {"red": len(hits)}

@@ -114,6 +114,13 @@ def _top(content_type_id: int, terms: list[str], filter_sql: tuple[str, list] | 
         return [Hit(doc_id, oid, float(score)) for doc_id, oid, score in cursor.fetchall()]
 
 
+def scored_sql(content_type_id: int, terms: list[str], filter_sql: tuple[str, list] | None) -> tuple[str, dict]:
+    """SQL (named params) scoring every document matching any term: (document_id, object_id, score)."""
+    sql_filter, filter_params = _named(filter_sql)
+    sql = _sql(f"p.document_id, p.object_id, SUM({_SCORE}) AS score", sql_filter, "GROUP BY p.document_id, p.object_id")
+    return sql, _params(content_type_id, sorted(set(terms)), filter_params)
+
+
 def matched_object_ids_sql(
     content_type_id: int, terms: list[str], filter_sql: tuple[str, list] | None
 ) -> tuple[str, dict]:

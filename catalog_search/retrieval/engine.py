@@ -121,6 +121,7 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
     # measures it against ranking them by BM25.
     composed = bool(terms) and photo_vec is not None
     found = _Candidates()
+    counted: dict[str, facets.Counted] = {}  # facet counts made along with the keyword matches, per index
     for index in query.indexes:
         filter_sql = object_ids_sql(index, query.index_filters[index.label])
         # One bounded count decides how the signals apply the filter: inside their queries when it keeps
@@ -148,8 +149,19 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
                 nearness = {h.object_id: h.score for h in neighbours}
                 # The neighbours passed the filter already, so restricting to them applies it too.
                 bm25_filter = _ids_sql(list(nearness))
-            bm25_passing = passing if large and bm25_filter is filter_sql else None
-            for hit in bm25.search(ct, terms, bm25_filter, pool, bm25_passing):
+            # With facets to count, one statement scores the matches, reads the shop rows passing the
+            # filters and counts them (facets.keyword_matches_and_counts); else BM25 alone.
+            # The shop rows apply the filter; restricting the postings to it as well pays when it keeps few.
+            restrict = bm25_filter if composed or not large else None
+            both = facets.keyword_matches_and_counts(
+                index, query.index_filters[index.label], terms, restrict, found.pools.get(index.label, []), pool
+            )
+            if both is not None:
+                keyword_hits, counted[index.label] = both
+            else:
+                bm25_passing = passing if large and bm25_filter is filter_sql else None
+                keyword_hits = bm25.search(ct, terms, bm25_filter, pool, bm25_passing)
+            for hit in keyword_hits:
                 found.where[hit.document_id] = (index, hit.object_id)
                 if composed:
                     # Among products matching a refinement word, BM25 scores differ mostly by text length,
@@ -183,6 +195,7 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
         query.index_filters,
         terms if "bm25" in signals and not composed else None,
         _matched_ids(found, composed) if "vector" in signals else {},
+        counted,
     )
     return SearchResults(
         query={

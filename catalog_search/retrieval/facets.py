@@ -8,11 +8,17 @@ value for a FacetField and per bucket for a RangeFacet, summed over the searched
 Cost: the matched set is computed once per model (a materialized CTE) and every facet is counted in
 the same scan of the filtered shop table (GROUPING SETS), so adding a facet adds a hash aggregate, not
 another pass over all BM25 matches (docs/benchmarks.md, search latency).
+
+``keyword_matches_and_counts`` does the keyword retrieval in that same statement: the BM25 scores of
+every matching document are what the matched set is made of, and the filtered shop rows the facets
+read are exactly the matches passing the filters, so the best of them are the keyword signal's
+candidates. One read of the postings and of the shop rows instead of two.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet, FieldDoesNotExist
@@ -34,10 +40,12 @@ class _InMatched(Func):
     output_field = BooleanField()
 
 
-def _matched_clause(index: SearchIndex, terms: list[str] | None, pool: list[str]) -> tuple[str, dict]:
+def _matched_clause(
+    index: SearchIndex, terms: list[str] | None, pool: list[str], restrict_sql: tuple[str, list] | None = None
+) -> tuple[str, dict]:
     parts, params = [], {"pool": pool}
     if terms:
-        sql, bm25_params = bm25.matched_object_ids_sql(index.content_type.pk, terms, None)
+        sql, bm25_params = bm25.matched_object_ids_sql(index.content_type.pk, terms, restrict_sql)
         parts.append(sql)
         params.update(bm25_params)
     parts.append("SELECT unnest(%(pool)s::text[])")
@@ -66,21 +74,34 @@ def _facet_groups(index: SearchIndex) -> list[list[Facet]]:
     return ([single] if single else []) + [[f] for f in index.facets if f not in single]
 
 
-def _count_group(index, filters, group: list[Facet], matched_sql, matched_params) -> list[list[tuple[Any, int]]]:
+@dataclass(frozen=True)
+class _Keywords:
+    """BM25 inside the facets' statement: ``sql`` scores every matching document (document_id,
+    object_id, score); the ``limit`` best of those passing the filters are returned."""
+
+    sql: str
+    params: dict
+    limit: int
+
+
+def _count_group(
+    index, filters, group: list[Facet], matched_sql, matched_params, keywords: _Keywords | None = None
+) -> tuple[list[list[tuple[Any, int]]], list[bm25.Hit]]:
     """Rows (value or bucket, count) per facet of ``group``: one scan of the filtered shop table joined
-    with the matched set (computed once), grouped by every facet at once with GROUPING SETS."""
+    with the matched set (computed once), grouped by every facet at once with GROUPING SETS. With
+    ``keywords``, the matched set is made of their scored documents (plus the pool), and the best
+    scored documents among the rows read are returned too."""
     # The matched ids, in the primary key's own type, as one array: PostgreSQL fetches exactly those rows
     # through the primary key index in table order (a bitmap scan) instead of scanning every row a broad
     # filter keeps, or probing the index once per matched object (1.3-1.8x slower at 100k products).
-    queryset = filtered_queryset(index, filters).filter(
-        _InMatched(F("pk"), pk_type=index.model._meta.pk.rel_db_type(connection))
-    )
+    pk_type = index.model._meta.pk.rel_db_type(connection)
+    queryset = filtered_queryset(index, filters).filter(_InMatched(F("pk"), pk_type=pk_type))
     queryset = queryset.order_by()
-    values = queryset.values_list(*(f.name for f in group))
+    values = queryset.values_list(*(["pk"] if keywords else []), *(f.name for f in group))
     try:
         values_sql, values_params = bm25._named(values.query.sql_with_params(), prefix="v")
     except EmptyResultSet:  # a filter nothing can match
-        return [[] for _ in group]
+        return [[] for _ in group], []
     params = {**matched_params, **{f"v{i}": v for i, v in enumerate(values_params)}}
     columns = ", ".join(f"c{i}" for i in range(len(group)))
     keys = []
@@ -92,21 +113,81 @@ def _count_group(index, filters, group: list[Facet], matched_sql, matched_params
             keys.append(f"v.c{i} AS g{i}")
     names = ", ".join(f"g{i}" for i in range(len(group)))
     sets = ", ".join(f"(g{i})" for i in range(len(group)))
-    query = (
-        f"WITH matched AS MATERIALIZED (SELECT m.oid FROM ({matched_sql}) AS m(oid)) "
-        f"SELECT {names}, GROUPING({names}), count(*) FROM ("
-        f"  SELECT {', '.join(keys)} FROM ({values_sql}) AS v({columns})"
-        f") AS s GROUP BY GROUPING SETS ({sets})"
+    counts = f"SELECT {names}, GROUPING({names}), count(*) FROM (SELECT {', '.join(keys)} FROM <source>) AS s " + (
+        f"GROUP BY GROUPING SETS ({sets})"
     )
+    if keywords is None:
+        query = f"WITH matched AS MATERIALIZED (SELECT m.oid FROM ({matched_sql}) AS m(oid)) " + counts.replace(
+            "<source>", f"({values_sql}) AS v({columns})"
+        )
+    else:
+        params.update(keywords.params)
+        params["keywords_limit"] = keywords.limit
+        facet_rows = counts.replace("<source>", "r AS v")
+        # Part 1: the facet rows; part 2: the best keyword matches among the rows (those passing the
+        # filters), ranked as bm25.TOP_TAIL ranks them. The NULLs take the other part's column types.
+        query = (
+            f"WITH scored AS MATERIALIZED ({keywords.sql}), "
+            "matched AS MATERIALIZED (SELECT object_id AS oid FROM scored UNION ALL SELECT unnest(%(pool)s::text[])), "
+            f"r AS MATERIALIZED (SELECT * FROM ({values_sql}) AS v(k, {columns})) "
+            f"SELECT 1, *, NULL::bigint, NULL::text, NULL::float8 FROM ({facet_rows}) AS f UNION ALL "
+            f"(SELECT 2, {', '.join('NULL' for _ in group)}, NULL::int, NULL::bigint, "
+            "sc.document_id, sc.object_id, sc.score "
+            f"FROM scored sc JOIN r ON r.k = CAST(sc.object_id AS {pk_type}) "
+            "ORDER BY round(sc.score * 1e9) DESC, sc.document_id LIMIT %(keywords_limit)s)"
+        )
     rows: list[list[tuple[Any, int]]] = [[] for _ in group]
+    hits: list[bm25.Hit] = []
     with connection.cursor() as cursor:
         cursor.execute(query, params)
-        for *keys_row, grouping, n in cursor.fetchall():
+        for row in cursor.fetchall():
+            if keywords is not None:
+                part, *row = row
+                if part == 2:
+                    doc_id, oid, score = row[-3:]
+                    hits.append(bm25.Hit(doc_id, oid, float(score)))
+                    continue
+                row = row[:-3]
+            *keys_row, grouping, n = row
             # GROUPING(...) has a 1 bit for every column not grouped in this row; exactly one is grouped.
             i = next(i for i in range(len(group)) if not grouping & (1 << (len(group) - 1 - i)))
             if keys_row[i] is not None:
                 rows[i].append((keys_row[i], n))
-    return rows
+    hits.sort(key=lambda h: (-round(h.score, 9), h.document_id))
+    return rows, hits
+
+
+Counted = list[tuple[Facet, list[tuple[Any, int]]]]
+
+
+def keyword_matches_and_counts(
+    index: SearchIndex,
+    filters: list[Filter],
+    terms: list[str],
+    restrict_sql: tuple[str, list] | None,
+    pool: list[str],
+    limit: int,
+) -> tuple[list[bm25.Hit], Counted] | None:
+    """The ``limit`` best BM25 matches of ``terms`` passing ``filters`` (and ``restrict_sql``, an
+    ``object_id IN`` restriction of the postings), and the facet counts of ``index`` over those matches
+    plus ``pool``, mostly in one statement. None when the index has no facet a shared scan can count
+    (then ``bm25.search`` alone is cheaper)."""
+    groups = _facet_groups(index)
+    if not terms or not groups or _multivalued_group(index, groups[0]):
+        return None
+    sql, params = bm25.scored_sql(index.content_type.pk, terms, restrict_sql)
+    rows, hits = _count_group(index, filters, groups[0], None, {"pool": pool}, _Keywords(sql, params, limit))
+    counted: Counted = list(zip(groups[0], rows, strict=True))
+    if len(groups) > 1:  # to-many facets: their own statements over the same matched set
+        matched_sql, matched_params = _matched_clause(index, terms, pool, restrict_sql)
+        for group in groups[1:]:
+            group_rows, _ = _count_group(index, filters, group, matched_sql, matched_params)
+            counted.extend(zip(group, group_rows, strict=True))
+    return hits, counted
+
+
+def _multivalued_group(index: SearchIndex, group: list[Facet]) -> bool:
+    return any(_multivalued(index.model, f.name) for f in group)
 
 
 def count(
@@ -114,18 +195,22 @@ def count(
     index_filters: dict[str, list[Filter]],
     terms: list[str] | None,
     pools: dict[str, list[str]],
+    done: dict[str, Counted] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Facet counts; ``terms`` are the BM25 query terms (None when BM25 is off), ``pools`` the vector
-    candidates' object ids per index label."""
+    candidates' object ids per index label; ``done``: the counts of indexes already counted (by
+    ``keyword_matches_and_counts``), per index label."""
     values: dict[str, Counter] = {}
     buckets: dict[str, tuple[list[float], Counter]] = {}
     order: list[str] = []
     for index in indexes:
-        matched_sql, matched_params = _matched_clause(index, terms, pools.get(index.label, []))
-        counted = []
-        for group in _facet_groups(index):
-            group_rows = _count_group(index, index_filters[index.label], group, matched_sql, matched_params)
-            counted.extend(zip(group, group_rows, strict=True))
+        counted = (done or {}).get(index.label)
+        if counted is None:
+            matched_sql, matched_params = _matched_clause(index, terms, pools.get(index.label, []))
+            counted = []
+            for group in _facet_groups(index):
+                group_rows, _ = _count_group(index, index_filters[index.label], group, matched_sql, matched_params)
+                counted.extend(zip(group, group_rows, strict=True))
         for facet in index.facets:
             if facet.name not in order:
                 order.append(facet.name)
