@@ -146,3 +146,26 @@ def test_search_page_and_facets_are_the_same_whichever_way_the_filter_is_applied
             )
     assert len(pages[0][0]) == 20
     assert pages[0] == pages[5000]
+
+
+@pytest.mark.parametrize("filters", [{}, {"section": "rare"}, {"section": ["common0", "common1", "common2"]}])
+def test_one_column_search_scores_from_its_own_distances(articles, encoder, filters):
+    """Searching one column, the walk's own distances give the scores: the same hits and scores as the
+    second pass over the vectors (rescore), without that statement."""
+    index = articles
+    row = EncoderRow.objects.get(state="active")
+    _, per_index = parse_filters(filters, [index])
+    filter_sql = object_ids_sql(index, per_index[index.label])
+    args = (row.pk, row.dim, index.content_type.pk)
+    with override_settings(CATALOG_SEARCH={"MODEL": encoder.name, "EXACT_SEARCH_MAX_ROWS": 100}):
+        for query in ("warm wool scarf", "modern lamp"):
+            qvec = encoder.encode_texts([query])[0]
+            for weight in (1.0, 0.85):
+                full = vector.search(*args, qvec, {"text": weight}, filter_sql, 25)
+                with CaptureQueriesContext(connection) as queries:
+                    own = vector.search(*args, qvec, {"text": weight}, filter_sql, 25, all_similarities=False)
+                assert not any("1 - (" in q["sql"] for q in queries.captured_queries)
+                assert len(own) == 25
+                assert [(h.document_id, h.object_id, h.score, h.similarities) for h in own] == [
+                    (h.document_id, h.object_id, h.score, {"text": h.similarities["text"]}) for h in full
+                ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -17,7 +18,7 @@ from catalog_search.encoders import Encoder, get_encoder, normalize
 from catalog_search.exceptions import EncoderUnavailable, IndexUnavailable
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.registry import SearchIndex
-from catalog_search.retrieval import bm25, facets, fusion, vector
+from catalog_search.retrieval import bm25, expansion, facets, fusion, vector
 from catalog_search.retrieval.filters import object_ids_sql, passing_ids
 from catalog_search.retrieval.query import SearchQuery, build_query
 
@@ -103,11 +104,17 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
     use_vector = query.mode in ("hybrid", "vector") or query.image is not None
     terms = get_analyzer().terms(query.q) if use_bm25 and query.q else []
     pool = max(int(conf.get("CANDIDATES")), query.offset + query.k)
+    vector_query = query
+    if query.q is not None and conf.get("QUERY_EXPANSION"):  # words no document contains: nearest catalog words
+        with contextlib.suppress(EncoderUnavailable):
+            expanded = expansion.expand(query.q, query.indexes, *active_encoder())
+            terms = terms + expanded.terms if terms else terms  # terms is empty in vector mode
+            vector_query = replace(query, q=expanded.text or query.q)
 
     qvec, photo_vec, encoder_row = None, None, None
     if use_vector:
         try:
-            encoder_row, qvec, photo_vec = _query_vector(query)
+            encoder_row, qvec, photo_vec = _query_vector(vector_query)
         except EncoderUnavailable as exc:
             if query.image is not None or query.mode == "vector" or not use_bm25:
                 raise
@@ -133,7 +140,9 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
         ct = index.content_type.pk
         if qvec is not None and encoder_row is not None:
             weights = _column_weights(query, index)
-            hits = vector.search(encoder_row.pk, encoder_row.dim, ct, qvec, weights, filter_sql, pool, passing, count)
+            hits = vector.search(
+                encoder_row.pk, encoder_row.dim, ct, qvec, weights, filter_sql, pool, passing, count, query.explain
+            )
             found.pools[index.label] = [h.object_id for h in hits]
             for vhit in hits:
                 found.vector.append((vhit.document_id, vhit.score))
@@ -144,7 +153,7 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
             if composed and photo_vec is not None and encoder_row is not None:
                 weights = _column_weights(query, index)
                 neighbours = vector.search(
-                    encoder_row.pk, encoder_row.dim, ct, photo_vec, weights, filter_sql, pool, passing, count
+                    encoder_row.pk, encoder_row.dim, ct, photo_vec, weights, filter_sql, pool, passing, count, False
                 )
                 nearness = {h.object_id: h.score for h in neighbours}
                 # The neighbours passed the filter already, so restricting to them applies it too.

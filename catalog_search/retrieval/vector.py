@@ -69,8 +69,9 @@ def _nearest(
     query: str,
     filter_sql: tuple[str, list] | None,
     limit: int,
-) -> list[tuple[int, str]]:
-    """The ``limit`` nearest rows by ``column``; with a filter, exact over the filtered rows."""
+) -> list[tuple[int, str, float]]:
+    """The ``limit`` nearest rows (document id, object id, distance) by ``column``; with a filter, exact
+    over the filtered rows."""
     where, params = _filter_clause(filter_sql)
     params.update({"q": query, "ct": content_type_id, "limit": limit})
     rows = (
@@ -80,11 +81,11 @@ def _nearest(
     )
     if filter_sql is not None:
         # OFFSET 0 fences the planner off the HNSW index: a plain sort over the filtered rows.
-        sql = f"SELECT document_id, object_id FROM ({rows} OFFSET 0) c ORDER BY dist, document_id LIMIT %(limit)s"
+        sql = f"SELECT document_id, object_id, dist FROM ({rows} OFFSET 0) c ORDER BY dist, document_id LIMIT %(limit)s"
     else:
         sql = (
             f"WITH c AS MATERIALIZED ({rows} ORDER BY dist LIMIT %(limit)s) "
-            "SELECT document_id, object_id FROM c ORDER BY dist, document_id"
+            "SELECT document_id, object_id, dist FROM c ORDER BY dist, document_id"
         )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -93,7 +94,7 @@ def _nearest(
 
 def _walk(
     column: str, encoder_id: int, dim: int, content_type_id: int, query: str, depth: int
-) -> list[tuple[int, str]]:
+) -> list[tuple[int, str, float]]:
     """The ``depth`` nearest rows by ``column`` through the HNSW index, unfiltered, nearest first."""
     with connection.cursor() as cursor:
         # One graph search returns at most ef_search rows (pgvector caps it at 1000); a deeper walk
@@ -103,7 +104,7 @@ def _walk(
             f"WITH c AS MATERIALIZED (SELECT e.document_id, e.object_id, "
             f"e.{column}::vector({dim}) <=> %(q)s::vector({dim}) AS dist FROM catalog_search_embedding e "
             f"WHERE e.encoder_id = {int(encoder_id)} AND e.{column} IS NOT NULL AND e.content_type_id = %(ct)s "
-            f"ORDER BY dist LIMIT %(depth)s) SELECT document_id, object_id FROM c ORDER BY dist, document_id",
+            f"ORDER BY dist LIMIT %(depth)s) SELECT document_id, object_id, dist FROM c ORDER BY dist, document_id",
             {"q": query, "ct": content_type_id, "depth": depth},
         )
         return cursor.fetchall()
@@ -118,15 +119,15 @@ def _over_fetch(
     limit: int,
     max_depth: int,
     passing: Callable[[list[str]], Collection[str]],
-) -> list[tuple[int, str]]:
+) -> list[tuple[int, str, float]]:
     """The ``limit`` nearest rows passing the filter among the unfiltered nearest, or fewer if too few
     of those pass. A first walk of ``2 * limit`` rows measures the share that passes; if it is too small,
     one deeper walk sized from that share (at most ``max_depth`` rows) follows."""
     depth = min(2 * limit, max_depth)
     while True:
         walked = _walk(column, encoder_id, dim, content_type_id, query, depth)
-        allowed = passing([oid for _, oid in walked])
-        rows = [(doc, oid) for doc, oid in walked if oid in allowed]
+        allowed = passing([oid for _, oid, _ in walked])
+        rows = [row for row in walked if row[1] in allowed]
         if len(rows) >= limit or len(walked) < depth or not rows or depth >= max_depth:
             return rows[:limit]
         needed = math.ceil(limit * len(walked) / len(rows) * 2)  # 2: the share varies along the walk
@@ -160,12 +161,14 @@ def search(
     limit: int,
     passing: Callable[[list[str]], Collection[str]] | None = None,
     count: int | None = None,
+    all_similarities: bool = True,
 ) -> list[Hit]:
     """The ``limit`` nearest documents to ``vector`` under ``weights`` (column -> weight), best first.
 
     ``passing(object_ids)`` returns those of the given object ids that pass the filter (default: from
     ``filter_sql``); it is used on the over-fetch path only. ``count``: ``count_filtered`` of the
-    filter with cap EXACT_SEARCH_MAX_ROWS, if the caller has it already."""
+    filter with cap EXACT_SEARCH_MAX_ROWS, if the caller has it already. ``all_similarities=False``: a
+    hit's ``similarities`` may hold only the searched columns (saves a statement when one column is)."""
     query = vector_literal(vector)
     exact_max = int(conf.get("EXACT_SEARCH_MAX_ROWS"))
     if count is None:
@@ -173,7 +176,7 @@ def search(
     if count == 0:
         return []
     max_depth = max(int(conf.get("FILTERED_ANN_DEPTH")), limit)
-    candidates: dict[int, str] = {}
+    candidates: dict[int, tuple[str, float]] = {}  # document id -> (object id, distance in its column)
     with transaction.atomic(), connection.cursor() as cursor:
         # ef_search bounds what one graph search returns (pgvector allows at most 1000); past it the scan
         # continues iteratively (relaxed order: rows are re-sorted by exact distance).
@@ -190,9 +193,12 @@ def search(
             if weight <= 0:
                 continue
             if filter_sql is None:
-                candidates.update(_nearest(column, encoder_id, dim, content_type_id, query, None, limit))
+                candidates.update(
+                    (d, (o, dist))
+                    for d, o, dist in _nearest(column, encoder_id, dim, content_type_id, query, None, limit)
+                )
                 continue
-            rows: list[tuple[int, str]] = []
+            rows: list[tuple[int, str, float]] = []
             if count is not None and count > exact_max:
                 rows = _over_fetch(
                     column,
@@ -206,10 +212,17 @@ def search(
                 )
             if len(rows) < limit:  # a small filter, or one that rejects most of the query's neighbourhood
                 rows = _nearest(column, encoder_id, dim, content_type_id, query, filter_sql, limit)
-            candidates.update(rows)
+            candidates.update((d, (o, dist)) for d, o, dist in rows)
     if not candidates:
         return []
-    hits = rescore(encoder_id, dim, query, list(candidates), weights)
+    searched = [c for c, w in weights.items() if w > 0]
+    if len(searched) == 1 and not all_similarities:
+        # One column: its similarities are the search's own distances; no second pass over the vectors.
+        (column,) = searched
+        w = weights[column]
+        hits = [Hit(d, o, w * (1 - dist) / w, {column: 1 - dist}) for d, (o, dist) in candidates.items()]
+    else:
+        hits = rescore(encoder_id, dim, query, list(candidates), weights)
     hits.sort(key=lambda h: (-h.score, h.document_id))
     return hits[:limit]
 
