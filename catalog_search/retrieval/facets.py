@@ -36,7 +36,7 @@ Facet = FacetField | RangeFacet
 class _InMatched(Func):
     """``<pk> = ANY(ARRAY(<the distinct ids of the query's matched CTE>))``; only inside ``_count_group``."""
 
-    template = "%(expressions)s = ANY(ARRAY(SELECT DISTINCT CAST(oid AS %(pk_type)s) FROM matched))"
+    template = "%(expressions)s = ANY(ARRAY(SELECT %(distinct)s CAST(oid AS %(pk_type)s) FROM matched))"
     output_field = BooleanField()
 
 
@@ -95,7 +95,11 @@ def _count_group(
     # through the primary key index in table order (a bitmap scan) instead of scanning every row a broad
     # filter keeps, or probing the index once per matched object (1.3-1.8x slower at 100k products).
     pk_type = index.model._meta.pk.rel_db_type(connection)
-    queryset = filtered_queryset(index, filters).filter(_InMatched(F("pk"), pk_type=pk_type))
+    # An id twice in the array still fetches its row once. Scored documents are distinct (only the pool can
+    # repeat one), so their ids are not deduplicated first (9% of the statement at 100k products); the
+    # postings' ids (one per matching term) are.
+    distinct = "" if keywords else "DISTINCT"
+    queryset = filtered_queryset(index, filters).filter(_InMatched(F("pk"), pk_type=pk_type, distinct=distinct))
     queryset = queryset.order_by()
     values = queryset.values_list(*(["pk"] if keywords else []), *(f.name for f in group))
     try:
