@@ -2,7 +2,8 @@
 
 - ``process_objects(label, ids)``: index or remove those objects (outbox.process).
 - ``sweep()``: periodic (Celery beat): re-enqueue outbox rows nobody picked up (broker was down,
-  worker died), and drive a model switch (switch.py).
+  worker died), drive a model switch (switch.py), and keep the query-expansion vocabulary current
+  (retrieval/expansion.py, with QUERY_EXPANSION on).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.db import DatabaseError, InterfaceError
 from catalog_search import outbox, switch
 from catalog_search.broker import enqueue
 from catalog_search.registry import get_index_by_label, get_indexes
+from catalog_search.retrieval import expansion
 
 logger = logging.getLogger(__name__)
 
@@ -56,4 +58,4 @@ def sweep() -> dict:
         if ids and enqueue(index.label, ids):
             outbox.mark_enqueued(index, ids)
             queued += len(ids)
-    return {"queued": queued, "switch": switch.advance()}
+    return {"queued": queued, "switch": switch.advance(), "vocabulary": expansion.refresh()}

@@ -111,3 +111,29 @@ def test_a_word_that_left_the_index_is_not_added(shop, product_index, encoder):
     with _settings():
         found = expansion.expand("pocketbook", catalog_search.registry.get_indexes(), row, loaded)
     assert found.added == {}
+
+
+def test_the_sweep_keeps_the_vocabulary_current(shop, make_product, product_index, encoder):
+    """tasks.sweep rebuilds the vocabulary when the active encoder has none and when the catalog has
+    gained enough words it lacks (REFRESH_MIN_NEW: 10 here); otherwise it leaves it alone, and does
+    nothing with expansion off."""
+    from catalog_search.models import Vocabulary
+    from catalog_search.tasks import sweep
+
+    row, _ = shop
+    with _settings(QUERY_EXPANSION=False):
+        assert expansion.refresh() == "off"
+    with _settings():
+        assert expansion.refresh() == "current"
+        Vocabulary.objects.filter(encoder=row).delete()
+        assert sweep()["vocabulary"] == f"built 11 words for {row.identity}"
+        assert len(Vocabulary.objects.get(encoder=row).words) == 11
+        # Four new words: under the threshold (10), the vocabulary stays as it is.
+        make_product("Green wool scarf", description="Knitted")
+        assert not indexing.reindex(product_index, encoder).failed
+        assert expansion._new_terms(list(Vocabulary.objects.get(encoder=row).terms)) == 4
+        assert expansion.refresh() == "current"
+        make_product("Purple silk necktie", description="Striped winter tie")
+        assert not indexing.reindex(product_index, encoder).failed
+        assert expansion.refresh() == f"built 21 words for {row.identity}"
+        assert "necktie" in Vocabulary.objects.get(encoder=row).words

@@ -70,6 +70,53 @@ def build_vocabulary(row: EncoderRow, encoder: Encoder, indexes: Sequence[Search
     return len(words)
 
 
+# The catalog may gain this share of words (at least REFRESH_MIN_NEW) the vocabulary lacks before the
+# sweep rebuilds it; a word that left the catalog needs no rebuild (expand() skips it).
+REFRESH_SHARE = 0.02
+REFRESH_MIN_NEW = 10
+_REFRESH_LOCK = 0x63617456  # pg advisory lock key: one vocabulary build at a time across workers
+
+
+def refresh() -> str:
+    """Sweep step (tasks.sweep): with QUERY_EXPANSION on, build the active encoder's vocabulary when it
+    has none (a new encoder after a switch, or the setting just turned on) or when the catalog has
+    gained words it lacks; returns what it did."""
+    from catalog_search.exceptions import EncoderUnavailable
+    from catalog_search.retrieval.engine import active_encoder
+
+    if not conf.get("QUERY_EXPANSION"):
+        return "off"
+    try:
+        row, encoder = active_encoder()
+    except EncoderUnavailable as exc:
+        return f"no vocabulary: {exc.message}"
+    stored = Vocabulary.objects.filter(encoder=row).values_list("terms", flat=True).first()
+    if stored is not None:
+        new = _new_terms(list(stored))
+        if new < max(REFRESH_MIN_NEW, REFRESH_SHARE * len(stored)):
+            return "current"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_REFRESH_LOCK])
+        if not cursor.fetchone()[0]:
+            return "being built by another worker"
+        try:
+            count = build_vocabulary(row, encoder)
+        finally:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_REFRESH_LOCK])
+    return f"built {count} words for {row.identity}"
+
+
+def _new_terms(known: list[str]) -> int:
+    """Indexed word terms (letters only, like catalog_words' words) that ``known`` lacks."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(DISTINCT term) FROM catalog_search_termstat WHERE df > 0 AND term ~ '^[[:alpha:]]{2,}$' "
+            "AND NOT (term = ANY(%s))",
+            [known],
+        )
+        return int(cursor.fetchone()[0])
+
+
 _lock = threading.Lock()
 _loaded: dict[int, tuple[object, list[str], list[str], np.ndarray]] = {}  # encoder pk -> (built_at, ...)
 

@@ -75,7 +75,7 @@ class Command(BaseCommand):
         sub.add_parser("install-triggers", help="(Re)create the outbox triggers (migrate does this too).")
         sub.add_parser(
             "vocabulary",
-            help="Embed the catalog's words with the active encoder (for QUERY_EXPANSION; rerun after a reindex).",
+            help="Embed the catalog's words with the active encoder now (for QUERY_EXPANSION; the sweep keeps them current).",
         )
         evaluate = sub.add_parser(
             "evaluate",
