@@ -197,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--queries", type=int, default=60, help="fresh queries per run")
     parser.add_argument("--config", default="2x4:t1", help="gunicorn WORKERSxTHREADS[:tTORCH_THREADS]")
+    parser.add_argument(
+        "--settings",
+        type=json.loads,
+        default={},
+        help='more CATALOG_SEARCH settings for the servers, as JSON (e.g. \'{"FACETS_OVER": "results"}\')',
+    )
     parser.add_argument("--label", default="", help="names this measurement in the doc (e.g. 'before')")
     parser.add_argument("--doc", type=Path, default=DOC)
     parser.add_argument("--no-doc", action="store_true")
@@ -226,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     servers = {}
     for size in args.sizes:
         env = dict(envs[size], BENCH_CACHE_URL=CACHE_URL, BENCH_CACHE_PREFIX=f"latency-{size}")
-        env["BENCH_CATALOG_SEARCH"] = json.dumps({"QUERY_CACHE": "default"})
+        env["BENCH_CATALOG_SEARCH"] = json.dumps({"QUERY_CACHE": "default", **args.settings})
         print(f"==> gunicorn {config} on {size:,} products", file=sys.stderr)
         servers[size] = Server(config, env, tmp / f"gunicorn-{size}.log")
         servers[size].start()
@@ -305,7 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         f"- **Catalogs**: {', '.join(format(loaded[s]['products'], ',') for s in args.sizes)} demo-shop products "
         "(`bench/scale_data.py`: real documents and BM25 statistics, synthetic CLIP-like vectors, production HNSW).",
         f"- **Server**: `gunicorn demo_project.wsgi`, {config}, one server per catalog, bench settings (DEBUG off, "
-        "throttling off); workers warmed up (model loaded, a text and a photo search) plus 10 unmeasured queries.",
+        "throttling off"
+        + (f"; {', '.join(f'`{k}` = `{v!r}`' for k, v in args.settings.items())}" if args.settings else "")
+        + "); workers warmed up (model loaded, a text and a photo search) plus 10 unmeasured queries.",
         f"- **Query cache**: `CATALOG_SEARCH['QUERY_CACHE'] = 'default'`, RedisCache at {CACHE_URL}, flushed per run. "
         + (
             "`QUERY_CACHE` is a setting of this checkout"

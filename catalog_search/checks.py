@@ -6,6 +6,7 @@
 - catalog_search.E003: a SearchIndex names a field its model does not have, or of the wrong kind.
 - catalog_search.E004: ``CATALOG_SEARCH['RUNTIME']`` is unknown, or "onnx" without ONNX Runtime or without
   an export (whether the export matches the weights is checked when the encoder loads: it needs a hash).
+- catalog_search.E005: ``CATALOG_SEARCH['FACETS_OVER']`` is neither "matches" nor "results".
 """
 
 from __future__ import annotations
@@ -119,6 +120,22 @@ def check_runtime_setting(app_configs=None, **kwargs) -> list[checks.CheckMessag
     if problem is None:
         return []
     return [checks.Error(f"CATALOG_SEARCH['RUNTIME'] {problem}.", hint=hint, id="catalog_search.E004")]
+
+
+@checks.register()
+def check_facets_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    from catalog_search.retrieval.facets import SCOPES
+
+    scope = conf.get("FACETS_OVER")
+    if scope in SCOPES:
+        return []
+    return [
+        checks.Error(
+            f"CATALOG_SEARCH['FACETS_OVER'] is {scope!r}.",
+            hint=f"Use one of: {', '.join(SCOPES)}.",
+            id="catalog_search.E005",
+        )
+    ]
 
 
 @checks.register()

@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     "BM25_B": 0.75,
     # Retrieval and fusion.
     "CANDIDATES": 200,  # size of each signal's candidate list before fusion
+    # Facet counts over "matches" (every keyword match plus the vector candidates) or "results" (the fused
+    # candidates: what the query can page through; faster on large catalogs). docs/configuration.md.
+    "FACETS_OVER": "matches",
     # RRF_K stays the usual 60 (Cormack et al.): a smaller k trusts each signal's first ranks more, which only
     # pays when both signals are good. Tune it per catalog with `catalog_search evaluate --tune`; the demo
     # shop sets 5 (docs/relevance.md). DEFAULT_ALPHA and COMPOSED_TEXT_WEIGHT were tuned on the demo too.

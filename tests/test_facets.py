@@ -152,3 +152,31 @@ def test_keyword_matches_restricted_to_given_objects(catalog, product_index):
     assert [h.object_id for h in hits] == [h.object_id for h in expected]
     colors = dict(next(rows for facet, rows in counted if facet.name == "color"))
     assert colors == {"red": len(hits)}
+
+
+def test_facets_over_results_count_the_fused_candidates(catalog):
+    """FACETS_OVER="results": counts over exactly the results the query can page through (every fused
+    candidate), not every keyword match."""
+    filters = {"in_stock": "true"}
+    with override_settings(CATALOG_SEARCH={**_settings(), "CANDIDATES": 6, "FACETS_OVER": "results"}):
+        results = catalog_search.search(q="leather", filters=filters, k=6)
+        # The fused candidates: each signal's 6 (k 6 asks for no more).
+        lists = [catalog_search.search(q="leather", filters=filters, k=6, mode=m) for m in ("bm25", "vector")]
+    everything = Product.objects.filter(pk__in=[hit.id for found in lists for hit in found.results])
+    keyword = Product.objects.filter(_orm_terms("leather"), in_stock=True)
+    assert 6 < everything.count() <= 12 < keyword.count()
+    for field in ("category", "brand", "color"):
+        got = Counter({f["value"]: f["count"] for f in results.facets[field]})
+        assert got == _value_counts(everything, field), field
+    assert results.facets["price"] == _buckets(everything)
+
+
+def test_an_unknown_facets_over_setting_is_a_system_check_error():
+    from django.core import checks
+
+    from catalog_search.checks import check_facets_setting
+
+    assert check_facets_setting() == []
+    with override_settings(CATALOG_SEARCH={**_settings(), "FACETS_OVER": "everything"}):
+        [error] = check_facets_setting()
+    assert error.id == "catalog_search.E005" and error.level == checks.ERROR and "results" in error.hint

@@ -129,6 +129,7 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
     composed = bool(terms) and photo_vec is not None
     found = _Candidates()
     counted: dict[str, facets.Counted] = {}  # facet counts made along with the keyword matches, per index
+    facets_over_matches = conf.get("FACETS_OVER") != "results"
     for index in query.indexes:
         filter_sql = object_ids_sql(index, query.index_filters[index.label])
         # One bounded count decides how the signals apply the filter: inside their queries when it keeps
@@ -162,8 +163,12 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
             # filters and counts them (facets.keyword_matches_and_counts); else BM25 alone.
             # The shop rows apply the filter; restricting the postings to it as well pays when it keeps few.
             restrict = bm25_filter if composed or not large else None
-            both = facets.keyword_matches_and_counts(
-                index, query.index_filters[index.label], terms, restrict, found.pools.get(index.label, []), pool
+            both = (
+                facets.keyword_matches_and_counts(
+                    index, query.index_filters[index.label], terms, restrict, found.pools.get(index.label, []), pool
+                )
+                if facets_over_matches
+                else None
             )
             if both is not None:
                 keyword_hits, counted[index.label] = both
@@ -199,13 +204,20 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
     page = ranked[query.offset : query.offset + 2 * query.k]
 
     hits = _resolve(page, found, query, terms, composed)[: query.k]
-    facet_counts = facets.count(
-        query.indexes,
-        query.index_filters,
-        terms if "bm25" in signals and not composed else None,
-        _matched_ids(found, composed) if "vector" in signals else {},
-        counted,
-    )
+    if facets_over_matches:
+        facet_counts = facets.count(
+            query.indexes,
+            query.index_filters,
+            terms if "bm25" in signals and not composed else None,
+            _matched_ids(found, composed) if "vector" in signals else {},
+            counted,
+        )
+    else:  # the fused candidates: every result the query can page through
+        results: dict[str, list[str]] = {}
+        for item in ranked:
+            index, oid = found.where[item.key]
+            results.setdefault(index.label, []).append(oid)
+        facet_counts = facets.count(query.indexes, query.index_filters, None, results)
     return SearchResults(
         query={
             "q": query.q,

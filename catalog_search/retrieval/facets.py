@@ -3,7 +3,9 @@
 The matched set of a query is every object that passes its filters and was retrieved by at least
 one active signal: all documents containing any query term (BM25; every match, not only the top
 candidates) plus the vector signal's candidate list (its top CANDIDATES). Counts are per distinct
-value for a FacetField and per bucket for a RangeFacet, summed over the searched models.
+value for a FacetField and per bucket for a RangeFacet, summed over the searched models. With
+``CATALOG_SEARCH["FACETS_OVER"] = "results"`` the matched set is the fused candidates instead: the
+results the query can page through.
 
 Cost: the matched set is computed once per model (a materialized CTE) and every facet is counted in
 the same scan of the filtered shop table (GROUPING SETS), so adding a facet adds a hash aggregate, not
@@ -31,6 +33,9 @@ from catalog_search.retrieval.filters import filtered_queryset
 from catalog_search.retrieval.query import Filter
 
 Facet = FacetField | RangeFacet
+# CATALOG_SEARCH["FACETS_OVER"]: "matches" counts the matched set above; "results" only the fused candidates
+# (every result the query can page through), a few hundred objects whatever the catalog size.
+SCOPES = ("matches", "results")
 
 
 class _InMatched(Func):
