@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
 
 import catalog_search
 from catalog_search import conf, indexing
@@ -93,11 +93,16 @@ def test_known_words_and_far_words_are_left_alone(shop):
 
 def test_search_finds_the_handbag_for_pocketbook_only_when_enabled(shop):
     with _settings(QUERY_EXPANSION=False):
-        assert catalog_search.search(q="pocketbook", mode="bm25").results == []
+        plain = catalog_search.search(q="pocketbook", mode="bm25")
+        assert plain.results == [] and "expanded" not in plain.query
     with _settings():
         assert conf.get("QUERY_EXPANSION")
-        hits = catalog_search.search(q="pocketbook", mode="bm25").results
-        assert [h.object.title for h in hits] == ["Red leather handbag"]
+        found = catalog_search.search(q="pocketbook", mode="bm25")
+        assert [h.object.title for h in found.results] == ["Red leather handbag"]
+        assert found.query["expanded"] == {"pocketbook": ["handbag"]}
+        response = Client().get("/api/search/", {"q": "pocketbook", "mode": "bm25"})
+        assert response.status_code == 200 and response.json()["query"]["expanded"] == {"pocketbook": ["handbag"]}
+        assert "expanded" not in catalog_search.search(q="leather handbag", mode="bm25").query
         vector_only = catalog_search.search(q="pocketbook", mode="vector")
         assert vector_only.results and all(h.scores["bm25"] is None for h in vector_only.results)
 

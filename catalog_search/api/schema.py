@@ -206,6 +206,10 @@ def openapi_schema(base_url: str = "/") -> dict[str, Any]:
                                 "fusion": {"type": "string"},
                                 "alpha": {"type": "number"},
                                 "filters": {"type": "object", "additionalProperties": {"type": "array", "items": {}}},
+                                "expanded": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                                },
                             },
                         },
                         "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},

@@ -105,11 +105,13 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
     terms = get_analyzer().terms(query.q) if use_bm25 and query.q else []
     pool = max(int(conf.get("CANDIDATES")), query.offset + query.k)
     vector_query = query
+    added: dict[str, list[str]] = {}  # query word -> catalog words expansion searched for it too
     if query.q is not None and conf.get("QUERY_EXPANSION"):  # words no document contains: nearest catalog words
         with contextlib.suppress(EncoderUnavailable):
             expanded = expansion.expand(query.q, query.indexes, *active_encoder())
             terms = terms + expanded.terms if terms else terms  # terms is empty in vector mode
             vector_query = replace(query, q=expanded.text or query.q)
+            added = {word: [w for w, _ in found] for word, found in expanded.added.items()}
 
     qvec, photo_vec, encoder_row = None, None, None
     if use_vector:
@@ -225,6 +227,8 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
             "fusion": query.fusion,
             "filters": query.filters_as_dict(),
             **({"alpha": query.alpha} if query.fusion == "weighted" else {}),
+            # A page can say "pocketbook: also searched handbag".
+            **({"expanded": added} if added else {}),
         },
         results=hits,
         facets=facet_counts,
