@@ -180,3 +180,36 @@ def test_an_unknown_facets_over_setting_is_a_system_check_error():
     with override_settings(CATALOG_SEARCH={**_settings(), "FACETS_OVER": "everything"}):
         [error] = check_facets_setting()
     assert error.id == "catalog_search.E005" and error.level == checks.ERROR and "results" in error.hint
+
+
+@pytest.mark.parametrize("facets_over", ["matches", "results"])
+def test_a_to_many_facet_counts_each_matched_object_once_per_value(encoder, facets_over):
+    """ArticleIndex facets `section` (single-valued: counted with the keyword matches) and `tags__name`
+    (to-many: its own query over the same matched set). Each matched article counts once per tag, and
+    the single-valued counts are not multiplied by its tags."""
+    from catalog_search import get_index
+    from tests.testapp.models import Article, Tag
+
+    rng = random.Random(3)
+    tags = [Tag.objects.create(name=name) for name in ("new", "sale", "eco")]
+    for i in range(40):
+        article = Article.objects.create(
+            headline=f"{rng.choice(['wool', 'linen'])} scarf {i}",
+            body=rng.choice(["warm", "light", "soft"]),
+            section=rng.choice(["fashion", "home"]),
+            published=i % 9 != 0,
+        )
+        article.tags.set(rng.sample(tags, rng.randint(0, 3)))
+    indexing.reindex(get_index(Article), encoder)
+    with override_settings(CATALOG_SEARCH={**_settings(), "CANDIDATES": 5, "FACETS_OVER": facets_over}):
+        results = catalog_search.search(q="wool", mode="bm25", models=["testapp.article"], k=5)
+        pool = catalog_search.search(q="wool", mode="bm25", models=["testapp.article"], k=5)
+    if facets_over == "matches":  # every published article with "wool"
+        matched = Article.objects.filter(headline__startswith="wool", published=True)
+    else:  # the 5 results
+        matched = Article.objects.filter(pk__in=[hit.id for hit in pool.results])
+    assert matched.count() >= 5
+    tag_counts = Counter(matched.values_list("tags__name", flat=True).exclude(tags__name=None))
+    assert Counter({f["value"]: f["count"] for f in results.facets["tags__name"]}) == tag_counts
+    assert sum(tag_counts.values()) > matched.count() // 2
+    assert Counter({f["value"]: f["count"] for f in results.facets["section"]}) == _value_counts(matched, "section")

@@ -8,7 +8,7 @@ class ArticleIndex(catalog_search.SearchIndex):
     model = Article
     text_fields = [SearchField("headline", weight=2), SearchField("body")]
     filter_fields = ["section", "rating", "published_on"]
-    facet_fields = ["section"]
+    facet_fields = ["section", "tags__name"]  # tags: a to-many path, counted in a query of its own
     display_fields = ["headline", "section", "rating"]
 
     def get_queryset(self):
