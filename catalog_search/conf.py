@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     # Retrieval and fusion.
     "CANDIDATES": 200,  # size of each signal's candidate list before fusion
     # Facet counts over "matches" (every keyword match plus the vector candidates) or "results" (the fused
-    # candidates: what the query can page through; faster on large catalogs). docs/configuration.md.
+    # candidates: what the query can page through; cheaper on large catalogs). docs/configuration.md.
     "FACETS_OVER": "matches",
     # RRF_K stays the usual 60 (Cormack et al.): a smaller k trusts each signal's first ranks more, which only
     # pays when both signals are good. Tune it per catalog with `catalog_search evaluate --tune`; the demo
@@ -39,7 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "TEXT_QUERY_IMAGE_WEIGHT": 1.0,  # text queries: share of text->image vs text->text similarity
     "COMPOSED_TEXT_WEIGHT": 2.0,  # photo + text: query vector = normalize(image + w * text)
     # Query expansion (retrieval/expansion.py): a query word no indexed text contains gets the nearest
-    # catalog words by the encoder's word embeddings (needs `manage.py catalog_search vocabulary`).
+    # catalog words by the encoder's word embeddings (vocabulary built by the sweep, or at once by
+    # `manage.py catalog_search vocabulary`).
     "QUERY_EXPANSION": False,
     "EXPANSION_THRESHOLD": 0.5,  # minimum cosine between the query word and a catalog word
     "EXPANSION_TERMS": 1,  # catalog words added per unknown query word

@@ -186,8 +186,9 @@ class Vocabulary(models.Model):
     """The catalog's words embedded by one encoder, for query expansion (retrieval/expansion.py).
 
     ``words`` are surface words of the indexed texts (one per index term: its most frequent spelling),
-    ``vectors`` their unit-length float32 embeddings, row-major, ``len(words) * dim * 4`` bytes. Built by
-    ``manage.py catalog_search vocabulary``; a word whose term has left the index is skipped at query time.
+    ``vectors`` their unit-length float32 embeddings, row-major, ``len(words) * dim * 4`` bytes. Built by the
+    sweep (``expansion.refresh``) or ``manage.py catalog_search vocabulary``; a word whose term has left the
+    index is skipped at query time.
     """
 
     encoder = models.OneToOneField(Encoder, on_delete=models.CASCADE, primary_key=True, related_name="+")

@@ -3,8 +3,8 @@
 A shopper's word that no indexed text contains ("pocketbook", "teacup", a typo) finds nothing by keyword.
 When ``CATALOG_SEARCH["QUERY_EXPANSION"]`` is on, each such word (its index term has no document) is
 compared, by cosine of the active encoder's text embeddings of single words, with the catalog's own
-words (``Vocabulary``: the surface words of the indexed texts, embedded once per encoder by
-``manage.py catalog_search vocabulary``); the ``EXPANSION_TERMS`` nearest at or above
+words (``Vocabulary``: the surface words of the indexed texts, embedded once per encoder; ``refresh``,
+run by the periodic sweep, keeps it current, ``manage.py catalog_search vocabulary`` builds it at once); the ``EXPANSION_TERMS`` nearest at or above
 ``EXPANSION_THRESHOLD`` are added to the BM25 terms and appended to the text the query vector is encoded
 from (the original words stay in it). Queries whose words are all in the catalog are left unchanged.
 
