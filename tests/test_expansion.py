@@ -102,7 +102,10 @@ def test_search_finds_the_handbag_for_pocketbook_only_when_enabled(shop):
         assert found.query["expanded"] == {"pocketbook": ["handbag"]}
         response = Client().get("/api/search/", {"q": "pocketbook", "mode": "bm25"})
         assert response.status_code == 200 and response.json()["query"]["expanded"] == {"pocketbook": ["handbag"]}
+        page = Client().get("/", {"q": "pocketbook"}).content.decode()
+        assert "Also searched: “pocketbook” → handbag" in page and "Red leather handbag" in page
         assert "expanded" not in catalog_search.search(q="leather handbag", mode="bm25").query
+        assert 'id="expanded" hidden' in Client().get("/", {"q": "leather"}).content.decode()
         vector_only = catalog_search.search(q="pocketbook", mode="vector")
         assert vector_only.results and all(h.scores["bm25"] is None for h in vector_only.results)
 

@@ -107,6 +107,7 @@ def _results_context(params: QueryDict, results: SearchResults, *, q: str, offse
         "searched": True,
         "q": q,
         "results": results,
+        "also_searched": _also_searched(results.query.get("expanded") or {}),
         "hits": hits,
         "first": offset + 1,
         "last": offset + len(hits),
@@ -118,6 +119,11 @@ def _results_context(params: QueryDict, results: SearchResults, *, q: str, offse
         "has_filters": bool(_filters(params)),
         "clear_url": _url(QueryDict(mutable=True), q=q) if q else "/",
     }
+
+
+def _also_searched(expanded: dict[str, list[str]]) -> str:
+    """What query expansion added, for the results heading: “pocketbook” → handbag; “telly” → television."""
+    return "; ".join(f"“{word}” → {', '.join(added)}" for word, added in expanded.items())
 
 
 def _facet_group(name: str, label: str, facets: dict[str, list[dict]], selected: list[str]) -> dict[str, Any]:

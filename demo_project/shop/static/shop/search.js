@@ -36,6 +36,7 @@
     loading: byId("loading"),
     error: byId("error"),
     warnings: byId("warnings"),
+    expanded: byId("expanded"),
     hint: byId("hint"),
     empty: byId("empty"),
     grid: byId("grid"),
@@ -188,7 +189,7 @@
     els.filters.elements.q.value = "";
     setHeading("Find anything in the shop");
     els.status.textContent = "";
-    for (const el of [els.error, els.warnings, els.empty, els.pager, els.filtersPanel]) el.hidden = true;
+    for (const el of [els.error, els.warnings, els.expanded, els.empty, els.pager, els.filtersPanel]) el.hidden = true;
     els.grid.replaceChildren();
     els.hint.hidden = false;
   }
@@ -204,6 +205,12 @@
     els.status.textContent = hits.length
       ? `Showing ${offset + 1}–${offset + hits.length} · ${Math.round(data.took_ms || 0)} ms`
       : "No results";
+    // Query expansion: words no product uses, and the catalog words searched for them.
+    const expanded = Object.entries((data.query && data.query.expanded) || {});
+    els.expanded.hidden = !expanded.length;
+    els.expanded.textContent = expanded.length
+      ? `Also searched: ${expanded.map(([word, added]) => `“${word}” → ${added.join(", ")}`).join("; ")}`
+      : "";
     const warnings = data.warnings || [];
     els.warnings.hidden = !warnings.length;
     els.warnings.replaceChildren(...warnings.map((w) => paragraph("", w)));
