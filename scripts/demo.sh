@@ -65,5 +65,17 @@ trap 'kill $WORKER 2>/dev/null || true' EXIT INT TERM
 echo "==> Indexing what is pending"
 python manage.py catalog_search reindex --pending
 
+# Warm-up: the first search loads the encoder (seconds); ask one as soon as the server answers, so the
+# first shopper's search does not wait for it.
+python - >/dev/null 2>&1 <<'PY' &
+import time, urllib.request
+for _ in range(60):
+    try:
+        urllib.request.urlopen("http://127.0.0.1:8000/api/search/?q=warm+up&k=1", timeout=60).read()
+        break
+    except OSError:
+        time.sleep(1)
+PY
+
 echo "==> http://127.0.0.1:8000/  (admin: http://127.0.0.1:8000/admin/  user demo / password demo)"
 python manage.py runserver 127.0.0.1:8000
