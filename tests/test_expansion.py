@@ -145,3 +145,13 @@ def test_the_sweep_keeps_the_vocabulary_current(shop, make_product, product_inde
         assert not indexing.reindex(product_index, encoder).failed
         assert expansion.refresh() == f"built 21 words for {row.identity}"
         assert "necktie" in Vocabulary.objects.get(encoder=row).words
+
+
+def test_an_expanded_search_looks_the_active_encoder_up_once(shop):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with _settings(), CaptureQueriesContext(connection) as queries:
+        found = catalog_search.search(q="pocketbook")
+    assert found.query["expanded"] == {"pocketbook": ["handbag"]}
+    assert sum('FROM "catalog_search_encoder"' in q["sql"] for q in queries.captured_queries) == 1

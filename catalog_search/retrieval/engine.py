@@ -106,9 +106,11 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
     pool = max(int(conf.get("CANDIDATES")), query.offset + query.k)
     vector_query = query
     added: dict[str, list[str]] = {}  # query word -> catalog words expansion searched for it too
+    loaded: tuple[EncoderRow, Encoder] | None = None  # the active encoder, looked up once per search
     if query.q is not None and conf.get("QUERY_EXPANSION"):  # words no document contains: nearest catalog words
         with contextlib.suppress(EncoderUnavailable):
-            expanded = expansion.expand(query.q, query.indexes, *active_encoder())
+            loaded = active_encoder()
+            expanded = expansion.expand(query.q, query.indexes, *loaded)
             terms = terms + expanded.terms if terms else terms  # terms is empty in vector mode
             vector_query = replace(query, q=expanded.text or query.q)
             added = {word: [w for w, _ in found] for word, found in expanded.added.items()}
@@ -116,7 +118,7 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
     qvec, photo_vec, encoder_row = None, None, None
     if use_vector:
         try:
-            encoder_row, qvec, photo_vec = _query_vector(vector_query)
+            encoder_row, qvec, photo_vec = _query_vector(vector_query, loaded)
         except EncoderUnavailable as exc:
             if query.image is not None or query.mode == "vector" or not use_bm25:
                 raise
@@ -251,9 +253,12 @@ def active_encoder() -> tuple[EncoderRow, Encoder]:
     return row, encoder
 
 
-def _query_vector(query: SearchQuery) -> tuple[EncoderRow, np.ndarray, np.ndarray | None]:
-    """The active encoder, the query vector and, for a composed query, the photo's own vector."""
-    row, encoder = active_encoder()
+def _query_vector(
+    query: SearchQuery, loaded: tuple[EncoderRow, Encoder] | None = None
+) -> tuple[EncoderRow, np.ndarray, np.ndarray | None]:
+    """The active encoder (``loaded`` if the caller has it), the query vector and, for a composed query,
+    the photo's own vector."""
+    row, encoder = loaded or active_encoder()
     if query.image is None:
         return row, query_cache.text_vector(encoder, query.q), None
     image_vector = encoder.encode_images([query.image])[0]

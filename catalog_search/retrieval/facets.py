@@ -39,7 +39,8 @@ SCOPES = ("matches", "results")
 
 
 class _InMatched(Func):
-    """``<pk> = ANY(ARRAY(<the distinct ids of the query's matched CTE>))``; only inside ``_count_group``."""
+    """``<pk> = ANY(ARRAY(<the ids of the query's matched CTE>))``, the ids deduplicated first when
+    ``distinct`` is "DISTINCT"; only inside ``_count_group``."""
 
     template = "%(expressions)s = ANY(ARRAY(SELECT %(distinct)s CAST(oid AS %(pk_type)s) FROM matched))"
     output_field = BooleanField()
