@@ -149,8 +149,9 @@ def ask(conn: http.client.HTTPConnection, path: str) -> tuple[float, float]:
 
 def breakdown(paths: list[str], qvecs: np.ndarray) -> dict[str, float]:
     """Median in-process ms of each part of the search for ``paths`` (the API's query strings) with query
-    vectors ``qvecs``, on the database Django points at, called as the engine calls them: the filter count,
-    the vector search, then BM25 and the facet counts (one statement for a model with facets)."""
+    vectors ``qvecs``, on the database Django points at, called as the engine calls them (one after the
+    other, as with ``PARALLEL_RETRIEVAL = 0``): the filter count, the vector search, BM25 and the facet
+    counts (one statement for a model with facets), then the vector candidates' share of the counts."""
     from urllib.parse import parse_qs, urlparse
 
     from catalog_search import conf
@@ -163,7 +164,7 @@ def breakdown(paths: list[str], qvecs: np.ndarray) -> dict[str, float]:
     row = Encoder.objects.get(state="active")
     pool = int(conf.get("CANDIDATES"))
     cap = int(conf.get("EXACT_SEARCH_MAX_ROWS"))
-    parts: dict[str, list[float]] = {"count": [], "vector": [], "bm25+facets": []}
+    parts: dict[str, list[float]] = {"count": [], "vector": [], "bm25+facets": [], "candidates": []}
     for path, qvec in zip(paths, qvecs, strict=True):
         params = {k: v if len(v) > 1 else v[0] for k, v in parse_qs(urlparse(path).query).items()}
         text = params.pop("q")
@@ -180,12 +181,15 @@ def breakdown(paths: list[str], qvecs: np.ndarray) -> dict[str, float]:
         t1 = time.perf_counter()
         hits = vector.search(row.pk, row.dim, ct, qvec, {"image": 1.0}, fsql, pool, passing, count, False)
         t2 = time.perf_counter()
-        pool_ids = [h.object_id for h in hits]
-        both = facets.keyword_matches_and_counts(index, filters, terms, None if large else fsql, pool_ids, pool)
+        both = facets.keyword_matches_and_counts(index, filters, terms, None if large else fsql, pool)
         assert both is not None, "the demo's Product has facets: one statement"
-        facets.count(query.indexes, query.index_filters, terms, {index.label: pool_ids}, {index.label: both[1]})
         t3 = time.perf_counter()
-        for name, ms in zip(parts, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+        counted = both[1] + facets.candidate_counts(
+            index, filters, terms, None, [(h.document_id, h.object_id) for h in hits]
+        )
+        facets.count(query.indexes, query.index_filters, terms, {}, {index.label: counted})
+        t4 = time.perf_counter()
+        for name, ms in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             parts[name].append(ms * 1000)
     return {name: median(values) for name, values in parts.items()}
 
@@ -371,7 +375,10 @@ def main(argv: list[str] | None = None) -> int:
         + ". *count* = the bounded filter count (`vector.count_filtered`), *vector* = `retrieval.vector.search` "
         "(nearest neighbours and the filter check, scored from the search's own distances), *bm25+facets* = "
         "`retrieval.facets.keyword_matches_and_counts`: one statement scoring every keyword match, reading the "
-        "shop rows of the matched set and counting the facets.",
+        "shop rows of the matched set and counting the facets; *candidates* = `facets.candidate_counts`: the "
+        "vector candidates that are not keyword matches, counted. With `PARALLEL_RETRIEVAL` (default 2) the "
+        "server runs *vector* and *bm25+facets* side by side on two connections, so a search takes about "
+        "count + max(vector, bm25+facets) + candidates of them.",
         "",
         "Per run (client p50/p95 ms): "
         + "; ".join(

@@ -63,3 +63,20 @@ def test_missing_and_wrong_fields_are_reported():
         "BrokenIndex: RangeFacet 'price' needs at least two strictly increasing bounds.",
         "BrokenIndex: display field 'nope' is not an attribute of shop.Product.",
     ]
+
+
+@pytest.mark.parametrize("value", [-1, 33, "2", 1.5, True, None])
+def test_a_wrong_parallel_retrieval_setting_is_a_system_check_error(value, settings):
+    from catalog_search.checks import check_parallel_setting
+
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "PARALLEL_RETRIEVAL": value}
+    (error,) = check_parallel_setting()
+    assert error.id == "catalog_search.E006" and error.level == checks.ERROR
+
+
+@pytest.mark.parametrize("value", [0, 2, 32])
+def test_parallel_retrieval_thread_counts_pass_the_check(value, settings):
+    from catalog_search.checks import check_parallel_setting
+
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "PARALLEL_RETRIEVAL": value}
+    assert check_parallel_setting() == []

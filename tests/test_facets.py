@@ -109,8 +109,10 @@ def test_to_many_facet_paths_are_counted_in_their_own_query():
 )
 def test_keyword_matches_made_with_the_counts_equal_bm25_alone(catalog, product_index, filters):
     """One statement scores the matches, reads the shop rows and counts them: its keyword hits are
-    bm25.search's with the filter inside, and its counts those of the separate facet query, whether
-    or not the postings are restricted to the filter as well."""
+    bm25.search's with the filter inside, and its counts, completed with the vector candidates' by
+    candidate_counts, those of the separate facet query, whether or not the postings are restricted to
+    the filter as well. Some of the candidates are keyword matches themselves (counted once)."""
+    from catalog_search.models import Document
     from catalog_search.retrieval import bm25, facets
     from catalog_search.retrieval.filters import object_ids_sql
     from catalog_search.retrieval.query import build_query
@@ -121,10 +123,14 @@ def test_keyword_matches_made_with_the_counts_equal_bm25_alone(catalog, product_
     terms = ["red", "leather", "wool"]
     pool = [str(pk) for pk in Product.objects.order_by("-pk").values_list("pk", flat=True)[:7]]
     ct = product_index.content_type.pk
+    documents = dict(Document.objects.filter(content_type_id=ct, object_id__in=pool).values_list("object_id", "id"))
+    candidates = [(documents[oid], oid) for oid in pool]
+    assert {h.object_id for h in bm25.search(ct, terms, None, 100)} & set(pool), "some candidates match a term"
     alone = bm25.search(ct, terms, filter_sql, 15)
     separate = facets.count(query.indexes, query.index_filters, terms, {product_index.label: pool})
     for restrict in (None, filter_sql):
-        hits, counted = facets.keyword_matches_and_counts(product_index, index_filters, terms, restrict, pool, 15)
+        hits, counted = facets.keyword_matches_and_counts(product_index, index_filters, terms, restrict, 15)
+        counted += facets.candidate_counts(product_index, index_filters, terms, restrict, candidates)
         assert [(h.document_id, h.object_id, round(h.score, 9)) for h in hits] == [
             (h.document_id, h.object_id, round(h.score, 9)) for h in alone
         ]
@@ -146,7 +152,7 @@ def test_keyword_matches_restricted_to_given_objects(catalog, product_index):
 
     neighbours = [str(pk) for pk in Product.objects.filter(color="red").values_list("pk", flat=True)[:12]]
     restrict = _ids_sql(neighbours)
-    hits, counted = facets.keyword_matches_and_counts(product_index, [], ["leather"], restrict, [], 100)
+    hits, counted = facets.keyword_matches_and_counts(product_index, [], ["leather"], restrict, 100)
     expected = bm25.search(product_index.content_type.pk, ["leather"], restrict, 100)
     assert hits and {h.object_id for h in hits} <= set(neighbours)
     assert [h.object_id for h in hits] == [h.object_id for h in expected]

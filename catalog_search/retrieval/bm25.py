@@ -131,6 +131,19 @@ def matched_object_ids_sql(
     return sql, _params(content_type_id, sorted(set(terms)), filter_params)
 
 
+def matching_documents_sql(
+    content_type_id: int, terms: list[str], filter_sql: tuple[str, list] | None, document_ids: list[int]
+) -> tuple[str, dict]:
+    """SQL (named params) selecting (document_id, object_id) of those of ``document_ids`` matching any term,
+    once per matching term."""
+    sql_filter, filter_params = _named(filter_sql)
+    # Both keys of the posting primary key: one index probe per (term, document).
+    sql = _sql(
+        "p.document_id, p.object_id", sql_filter, "AND p.term = ANY(%(terms)s) AND p.document_id = ANY(%(among)s)"
+    )
+    return sql, {**_params(content_type_id, sorted(set(terms)), filter_params), "among": document_ids}
+
+
 def explain_terms(content_type_id: int, terms: list[str], document_ids: list[int]) -> dict[int, dict[str, float]]:
     """Per-term BM25 contributions for the given documents (for ``explain``)."""
     terms = sorted(set(terms))

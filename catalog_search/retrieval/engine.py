@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -18,9 +19,9 @@ from catalog_search.encoders import Encoder, get_encoder, normalize
 from catalog_search.exceptions import EncoderUnavailable, IndexUnavailable
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.registry import SearchIndex
-from catalog_search.retrieval import bm25, expansion, facets, fusion, vector
+from catalog_search.retrieval import bm25, expansion, facets, fusion, parallel, vector
 from catalog_search.retrieval.filters import object_ids_sql, passing_ids
-from catalog_search.retrieval.query import SearchQuery, build_query
+from catalog_search.retrieval.query import Filter, SearchQuery, build_query
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class _Candidates:
     bm25_terms: dict[int, dict[str, float]] = field(default_factory=dict)
     similarities: dict[int, dict[str, float]] = field(default_factory=dict)
     pools: dict[str, list[str]] = field(default_factory=dict)  # vector candidates' object ids per index label
+    pool_documents: dict[str, list[int]] = field(default_factory=dict)  # and their document ids
     neighbour_matches: dict[str, list[str]] = field(default_factory=dict)  # composed: BM25 hits' object ids
     bm25_scores: dict[int, float] = field(default_factory=dict)  # composed: the keyword matches' BM25 scores
 
@@ -140,45 +142,63 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
         # few objects; when it keeps many, by checking only their best unfiltered candidates (`passing`,
         # a primary-key lookup), which does not grow with the catalog (docs/architecture.md).
         count = vector.count_filtered(filter_sql, int(conf.get("EXACT_SEARCH_MAX_ROWS")))
-        passing = partial(passing_ids, index, query.index_filters[index.label])
+        filters = query.index_filters[index.label]
+        passing = partial(passing_ids, index, filters)
         large = count is not None and count > int(conf.get("EXACT_SEARCH_MAX_ROWS"))
         ct = index.content_type.pk
+        # The shop rows apply the filter; restricting the postings to it as well pays when it keeps few.
+        restrict = None if large else filter_sql
+        keywords = None
+        if terms and not composed:
+            job = partial(
+                _keywords,
+                index,
+                filters,
+                terms,
+                filter_sql,
+                restrict,
+                pool,
+                facets_over_matches,
+                passing if large else None,
+            )
+            # Independent of the vector search, so it runs on a second connection meanwhile.
+            keywords = parallel.Deferred(job, allowed=qvec is not None)
         if qvec is not None and encoder_row is not None:
             weights = _column_weights(query, index)
             hits = vector.search(
                 encoder_row.pk, encoder_row.dim, ct, qvec, weights, filter_sql, pool, passing, count, query.explain
             )
             found.pools[index.label] = [h.object_id for h in hits]
+            found.pool_documents[index.label] = [h.document_id for h in hits]
             for vhit in hits:
                 found.vector.append((vhit.document_id, vhit.score))
                 found.where[vhit.document_id] = (index, vhit.object_id)
                 found.similarities[vhit.document_id] = vhit.similarities
         if terms:
-            bm25_filter, nearness = filter_sql, {}
-            if composed and photo_vec is not None and encoder_row is not None:
+            nearness: dict[str, float] = {}
+            if keywords is not None:
+                keyword_hits, keyword_counts = keywords.result()
+            else:  # composed: the keyword signal searches the photo's neighbourhood, known only now
+                assert photo_vec is not None and encoder_row is not None
                 weights = _column_weights(query, index)
                 neighbours = vector.search(
                     encoder_row.pk, encoder_row.dim, ct, photo_vec, weights, filter_sql, pool, passing, count, False
                 )
                 nearness = {h.object_id: h.score for h in neighbours}
                 # The neighbours passed the filter already, so restricting to them applies it too.
-                bm25_filter = _ids_sql(list(nearness))
-            # With facets to count, one statement scores the matches, reads the shop rows passing the
-            # filters and counts them (facets.keyword_matches_and_counts); else BM25 alone.
-            # The shop rows apply the filter; restricting the postings to it as well pays when it keeps few.
-            restrict = bm25_filter if composed or not large else None
-            both = (
-                facets.keyword_matches_and_counts(
-                    index, query.index_filters[index.label], terms, restrict, found.pools.get(index.label, []), pool
+                restrict = _ids_sql(list(nearness))
+                keyword_hits, keyword_counts = _keywords(
+                    index, filters, terms, filter_sql, restrict, pool, facets_over_matches, None
                 )
-                if facets_over_matches
-                else None
-            )
-            if both is not None:
-                keyword_hits, counted[index.label] = both
-            else:
-                bm25_passing = passing if large and bm25_filter is filter_sql else None
-                keyword_hits = bm25.search(ct, terms, bm25_filter, pool, bm25_passing)
+            if keyword_counts is not None:  # the vector candidates' share of the counts
+                labelled = (found.pool_documents.get(index.label, []), found.pools.get(index.label, []))
+                candidates = list(zip(*labelled, strict=True))
+                # Which candidates are keyword matches: a restriction to the filter changes nothing there
+                # (the counted rows pass it anyway), one to the photo's neighbours does.
+                keyword_counts += facets.candidate_counts(
+                    index, filters, terms, restrict if composed else None, candidates
+                )
+                counted[index.label] = keyword_counts
             for hit in keyword_hits:
                 found.where[hit.document_id] = (index, hit.object_id)
                 if composed:
@@ -207,7 +227,7 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
     # Resolve a few extra so objects deleted since indexing (dropped on resolve) do not shorten the page.
     page = ranked[query.offset : query.offset + 2 * query.k]
 
-    hits = _resolve(page, found, query, terms, composed)[: query.k]
+    hits = _resolve(page, found, query, terms, composed)
     if facets_over_matches:
         facet_counts = facets.count(
             query.indexes,
@@ -237,6 +257,30 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
         took_ms=round((time.perf_counter() - started) * 1000, 2),
         warnings=warnings,
     )
+
+
+def _keywords(
+    index: SearchIndex,
+    filters: list[Filter],
+    terms: list[str],
+    filter_sql: tuple[str, list] | None,
+    restrict: tuple[str, list] | None,
+    limit: int,
+    with_counts: bool,
+    passing: Callable[[list[str]], Collection[str]] | None,
+) -> tuple[list[bm25.Hit], facets.Counted | None]:
+    """The keyword signal's ``limit`` best matches passing ``filters`` (``filter_sql``), the postings
+    restricted to ``restrict`` (an ``object_id IN`` SQL) if given, and, ``with_counts`` for a model with
+    facets, the facet counts over every match (one statement: facets.keyword_matches_and_counts). Else
+    BM25 alone, which checks the filter on its best matches only when given ``passing`` (a large filter)."""
+    if with_counts:
+        both = facets.keyword_matches_and_counts(index, filters, terms, restrict, limit)
+        if both is not None:
+            return both
+    hits = bm25.search(
+        index.content_type.pk, terms, restrict or filter_sql, limit, passing if restrict is None else None
+    )
+    return hits, None
 
 
 def active_encoder() -> tuple[EncoderRow, Encoder]:
@@ -300,7 +344,8 @@ def _column_weights(query: SearchQuery, index: SearchIndex) -> dict[str, float]:
 def _resolve(
     page: list[fusion.Fused], found: _Candidates, query: SearchQuery, terms: list[str], composed: bool
 ) -> list[SearchHit]:
-    """Model instances for the page: one query per searched model, whatever k is."""
+    """The first ``query.k`` results of ``page`` whose objects still exist: one query per searched model,
+    whatever k is."""
     by_index: dict[str, list[str]] = {}
     for item in page:
         index, oid = found.where[item.key]
@@ -317,8 +362,10 @@ def _resolve(
         for index in query.indexes:
             ids = [i.key for i in page if found.where[i.key][0] is index]
             explained.update(bm25.explain_terms(index.content_type.pk, terms, ids))
-    hits = []
+    hits: list[SearchHit] = []
     for item in page:
+        if len(hits) == query.k:  # the rest of the page was resolved only to stand in for deleted objects
+            break
         index, oid = found.where[item.key]
         obj = instances.get((index.label, oid))
         if obj is None:  # deleted or left the queryset since it was indexed

@@ -95,15 +95,15 @@ def _count_group(
 ) -> tuple[list[list[tuple[Any, int]]], list[bm25.Hit]]:
     """Rows (value or bucket, count) per facet of ``group``: one scan of the filtered shop table joined
     with the matched set (computed once), grouped by every facet at once with GROUPING SETS. With
-    ``keywords``, the matched set is made of their scored documents (plus the pool), and the best
-    scored documents among the rows read are returned too."""
+    ``keywords``, the matched set is their scored documents, and the best scored documents among the
+    rows read are returned too."""
     # The matched ids, in the primary key's own type, as one array: PostgreSQL fetches exactly those rows
     # through the primary key index in table order (a bitmap scan) instead of scanning every row a broad
     # filter keeps, or probing the index once per matched object (1.3-1.8x slower at 100k products).
     pk_type = index.model._meta.pk.rel_db_type(connection)
-    # An id twice in the array still fetches its row once. Scored documents are distinct (only the pool can
-    # repeat one), so their ids are not deduplicated first (9% of the statement at 100k products); the
-    # postings' ids (one per matching term) are.
+    # An id twice in the array still fetches its row once. Scored documents are distinct, so their ids are
+    # not deduplicated first (9% of the statement at 100k products); the postings' ids (one per matching
+    # term) are.
     distinct = "" if keywords else "DISTINCT"
     queryset = filtered_queryset(index, filters).filter(_InMatched(F("pk"), pk_type=pk_type, distinct=distinct))
     queryset = queryset.order_by()
@@ -138,7 +138,7 @@ def _count_group(
         # filters), ranked as bm25.TOP_TAIL ranks them. The NULLs take the other part's column types.
         query = (
             f"WITH scored AS MATERIALIZED ({keywords.sql}), "
-            "matched AS MATERIALIZED (SELECT object_id AS oid FROM scored UNION ALL SELECT unnest(%(pool)s::text[])), "
+            "matched AS MATERIALIZED (SELECT object_id AS oid FROM scored), "
             f"r AS MATERIALIZED (SELECT * FROM ({values_sql}) AS v(k, {columns})) "
             f"SELECT 1, *, NULL::bigint, NULL::text, NULL::float8 FROM ({facet_rows}) AS f UNION ALL "
             f"(SELECT 2, {', '.join('NULL' for _ in group)}, NULL::int, NULL::bigint, "
@@ -175,25 +175,46 @@ def keyword_matches_and_counts(
     filters: list[Filter],
     terms: list[str],
     restrict_sql: tuple[str, list] | None,
-    pool: list[str],
     limit: int,
 ) -> tuple[list[bm25.Hit], Counted] | None:
     """The ``limit`` best BM25 matches of ``terms`` passing ``filters`` (and ``restrict_sql``, an
-    ``object_id IN`` restriction of the postings), and the facet counts of ``index`` over those matches
-    plus ``pool``, mostly in one statement. None when the index has no facet a shared scan can count
-    (then ``bm25.search`` alone is cheaper)."""
+    ``object_id IN`` restriction of the postings), and the single-valued facet counts of ``index`` over
+    every such match, in one statement. ``candidate_counts`` completes the counts once the vector
+    candidates are known (so this statement can run while the vector search does). None when the
+    index has no facet a shared scan can count (then ``bm25.search`` alone is cheaper)."""
     groups = _facet_groups(index)
     if not terms or not groups or _multivalued_group(index, groups[0]):
         return None
     sql, params = bm25.scored_sql(index.content_type.pk, terms, restrict_sql)
-    rows, hits = _count_group(index, filters, groups[0], None, {"pool": pool}, _Keywords(sql, params, limit))
-    counted: Counted = list(zip(groups[0], rows, strict=True))
-    if len(groups) > 1:  # to-many facets: their own statements over the same matched set
-        matched_sql, matched_params = _matched_clause(index, terms, pool, restrict_sql)
+    rows, hits = _count_group(index, filters, groups[0], None, {}, _Keywords(sql, params, limit))
+    return hits, list(zip(groups[0], rows, strict=True))
+
+
+def candidate_counts(
+    index: SearchIndex,
+    filters: list[Filter],
+    terms: list[str],
+    restrict_sql: tuple[str, list] | None,
+    candidates: list[tuple[int, str]],
+) -> Counted:
+    """What ``keyword_matches_and_counts`` left to count: the vector ``candidates`` (document id, object
+    id) that are not keyword matches, added to its single-valued counts (the two sets are disjoint, so
+    their counts add up), and the to-many facets over the whole matched set."""
+    groups = _facet_groups(index)
+    counted: Counted = []
+    if candidates:
+        documents = [d for d, _ in candidates]
+        keyword_sql, keyword_params = bm25.matching_documents_sql(index.content_type.pk, terms, restrict_sql, documents)
+        others = f"SELECT unnest(%(pool)s::text[]) EXCEPT SELECT m.object_id FROM ({keyword_sql}) AS m"
+        params = {**keyword_params, "pool": [o for _, o in candidates]}
+        rows, _ = _count_group(index, filters, groups[0], others, params)
+        counted.extend(zip(groups[0], rows, strict=True))
+    if len(groups) > 1:  # to-many facets: their own statements over the whole matched set
+        matched_sql, matched_params = _matched_clause(index, terms, [o for _, o in candidates], restrict_sql)
         for group in groups[1:]:
             group_rows, _ = _count_group(index, filters, group, matched_sql, matched_params)
             counted.extend(zip(group, group_rows, strict=True))
-    return hits, counted
+    return counted
 
 
 def _multivalued_group(index: SearchIndex, group: list[Facet]) -> bool:

@@ -2,9 +2,9 @@
 
 - RRF (default): ``score(d) = sum_s 1 / (k + rank_s(d))`` over the signals that retrieved d
   (Cormack et al. 2009). Needs no score calibration between BM25 and cosine similarity. ``k`` is
-  ``CATALOG_SEARCH['RRF_K']``, 5 by default rather than the paper's 60: with two signals whose first ranks
-  are reliable and whose tails are not (BM25 partial matches of one rare word), a small k lets agreement
-  near the top decide (measured in docs/relevance.md).
+  ``CATALOG_SEARCH['RRF_K']``, the paper's 60 by default. A smaller k trusts each signal's first ranks
+  more: right for an encoder whose first ranks are reliable (the demo shop uses 5, tuned with
+  ``catalog_search evaluate --tune``, docs/relevance.md), wrong for a weak one.
 - Weighted: each signal's scores are min-max normalized over its own candidate list to [0, 1]
   (a signal that did not retrieve d contributes 0), then ``alpha * vector + (1 - alpha) * bm25``.
 """
@@ -37,7 +37,7 @@ def _ordered(fused: dict[int, Fused]) -> list[Fused]:
     return sorted(fused.values(), key=lambda f: (-f.score, f.key))
 
 
-def rrf(signals: dict[str, list[tuple[int, float]]], k: int = 5) -> list[Fused]:
+def rrf(signals: dict[str, list[tuple[int, float]]], k: int = 60) -> list[Fused]:
     """Reciprocal rank fusion of ``signals`` (name -> [(key, score)] best first)."""
     fused = _collect(signals)
     for item in fused.values():

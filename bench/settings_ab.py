@@ -1,0 +1,146 @@
+"""Two values of ``CATALOG_SEARCH`` settings side by side: the same searches, alternating A and B per query.
+
+    python bench/settings_ab.py --products 100000 --a '{"PARALLEL_RETRIEVAL": 0}' --b '{"PARALLEL_RETRIEVAL": 2}'
+
+In one process, on a database from ``bench/scale_data.py``: ``catalog_search.search()`` for the latency
+benchmark's kind of queries (hybrid, two filters, facets, ``k`` 20), each asked with settings A and with
+settings B one right after the other (which goes first alternates), so both see the same machine load;
+the query vectors are injected (no encoding, as with a warm query cache), once as the random-weight model
+embeds the text and once catalog-like (see bench/search_latency.py). Unless ``--different`` says the
+settings change the answer (e.g. ``FACETS_OVER``), A and B must return the same results, scores and
+facet counts. Reported: p50 / p95 of each, and the median of the per-query ratio A / B (how many times
+faster B is). On this shared machine only such same-run ratios are comparable; absolute milliseconds move
+20-30% between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from statistics import median
+from urllib.parse import parse_qs, urlparse
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    DOC,
+    fmt,
+    machine_facts,
+    note_text,
+    percentile,
+    section_header,
+    setup_django,
+    shown_command,
+    versions,
+    write_section,
+)
+from bench.scale_data import ScaleSpec, ensure_loaded, start
+from bench.search_latency import catalog_vectors, make_queries, model_vectors
+
+
+def _search(path: str, settings: dict, vectors: dict) -> tuple[float, tuple]:
+    """(ms, answer) of one search of the API query string ``path`` under ``settings``."""
+    from django.conf import settings as django_settings
+    from django.test import override_settings
+
+    import catalog_search
+    from catalog_search import query_cache
+
+    params = {k: v if len(v) > 1 else v[0] for k, v in parse_qs(urlparse(path).query).items()}
+    text = params.pop("q")
+    real = query_cache.text_vector
+    query_cache.text_vector = lambda encoder, q: vectors[q]
+    try:
+        with override_settings(CATALOG_SEARCH={**django_settings.CATALOG_SEARCH, **settings}):
+            started = time.perf_counter()
+            results = catalog_search.search(q=text, filters=params, k=20)
+            ms = (time.perf_counter() - started) * 1000
+    finally:
+        query_cache.text_vector = real
+    return ms, ([(hit.id, round(hit.score, 9)) for hit in results], results.facets)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--a", type=json.loads, required=True, help="CATALOG_SEARCH settings A, as JSON")
+    parser.add_argument("--b", type=json.loads, required=True, help="CATALOG_SEARCH settings B, as JSON")
+    parser.add_argument("--queries", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=3, help="times each query is asked with A and with B")
+    parser.add_argument("--different", action="store_true", help="A and B may answer differently")
+    parser.add_argument("--doc", type=Path, default=DOC)
+    parser.add_argument("--no-doc", action="store_true")
+    parser.add_argument("--note", default="", help="markdown appended to the section (the explanation)")
+    parser.add_argument("--note-file", type=Path, help="a markdown file appended after --note")
+    args = parser.parse_args(argv)
+    command = shown_command("settings_ab.py", argv)
+    note = note_text(args.note, args.note_file)
+    facts = machine_facts()
+    spec = ScaleSpec(args.products, args.seed)
+    loaded = ensure_loaded(spec)
+    setup_django(start(spec))
+
+    label = " vs ".join(", ".join(f"{k} {v!r}" for k, v in s.items()) for s in (args.a, args.b))
+    heading = f"## Side by side: {label} (bench/settings_ab.py)"
+    paths = make_queries(args.queries, random.Random(args.seed + 2), set())
+    texts = [parse_qs(urlparse(p).query)["q"][0] for p in paths]
+    kinds = {
+        "random-model": dict(zip(texts, model_vectors(paths), strict=True)),
+        "catalog-like": dict(zip(texts, catalog_vectors(paths, seed=0), strict=True)),
+    }
+    rows = []
+    for kind, vectors in kinds.items():
+        for path in paths[:8]:  # warm-up: caches and code paths of both settings
+            _search(path, args.a, vectors)
+            _search(path, args.b, vectors)
+        times: dict[str, list[float]] = {"a": [], "b": []}
+        ratios = []
+        for round_ in range(args.rounds):
+            for i, path in enumerate(paths):
+                order = ("a", "b") if (i + round_) % 2 == 0 else ("b", "a")
+                got = {side: _search(path, getattr(args, side), vectors) for side in order}
+                if not args.different and got["a"][1] != got["b"][1]:
+                    raise SystemExit(f"A and B answer {path} differently")
+                times["a"].append(got["a"][0])
+                times["b"].append(got["b"][0])
+                ratios.append(got["a"][0] / got["b"][0])
+        row = (kind, *(percentile(times[s], p) for s in "ab" for p in (50, 95)), median(ratios))
+        rows.append(row)
+        print(f"{kind}: A p50 {row[1]:.1f} p95 {row[2]:.1f} | B p50 {row[3]:.1f} p95 {row[4]:.1f} | A/B {row[5]:.2f}x")
+
+    lines = section_header(
+        heading,
+        command,
+        facts,
+        versions(),
+        f"{args.queries} queries x {args.rounds} rounds per kind of query vector, A and B alternating per query",
+    )
+    lines += [
+        f"- **Catalog**: {loaded['products']:,} demo-shop products (`bench/scale_data.py`).",
+        f"- **A**: `{json.dumps(args.a)}`; **B**: `{json.dumps(args.b)}`; every other setting as in the demo shop.",
+        "- **Searches**: `catalog_search.search()` in process (no HTTP), hybrid, `k` 20, facets on, half "
+        "`category` + `price__lte`, half `in_stock=true` + `price__gte`; query vectors injected (no encoding). "
+        + ("A and B may answer differently." if args.different else "A and B returned the same answers."),
+        "",
+        "| query vectors | A p50 ms | A p95 ms | B p50 ms | B p95 ms | per-query A / B (median) |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(f"| {r[0]} | {fmt(r[1])} | {fmt(r[2])} | {fmt(r[3])} | {fmt(r[4])} | {r[5]:.2f}x |" for r in rows),
+    ]
+    if note:
+        lines += ["", note]
+    section = "\n".join(lines) + "\n"
+    print(section)
+    if not args.no_doc:
+        write_section(args.doc, section, heading)
+        print(f"Wrote '{heading}' in {args.doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
