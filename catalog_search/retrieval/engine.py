@@ -148,18 +148,13 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
         ct = index.content_type.pk
         # The shop rows apply the filter; restricting the postings to it as well pays when it keeps few.
         restrict = None if large else filter_sql
+        # With facets to count over every match, the keyword statement counts its matches and
+        # candidate_counts the vector candidates no query term matched (facets.py).
+        with_counts = facets_over_matches and facets.counted_with_keywords(index)
         keywords = None
         if terms and not composed:
             job = partial(
-                _keywords,
-                index,
-                filters,
-                terms,
-                filter_sql,
-                restrict,
-                pool,
-                facets_over_matches,
-                passing if large else None,
+                _keywords, index, filters, terms, filter_sql, restrict, pool, with_counts, passing if large else None
             )
             # Independent of the vector search, so it runs on a second connection meanwhile.
             keywords = parallel.Deferred(job, allowed=qvec is not None)
@@ -176,7 +171,13 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
                 found.similarities[vhit.document_id] = vhit.similarities
         if terms:
             nearness: dict[str, float] = {}
+            labelled = (found.pool_documents.get(index.label, []), found.pools.get(index.label, []))
+            candidates = list(zip(*labelled, strict=True))
             if keywords is not None:
+                # Counted here while the keyword statement may still be running on its own connection.
+                # Which candidates are keyword matches does not depend on restricting the postings to the
+                # filter: the counted rows pass it anyway.
+                extra = facets.candidate_counts(index, filters, terms, None, candidates) if with_counts else []
                 keyword_hits, keyword_counts = keywords.result()
             else:  # composed: the keyword signal searches the photo's neighbourhood, known only now
                 assert photo_vec is not None and encoder_row is not None
@@ -188,17 +189,12 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
                 # The neighbours passed the filter already, so restricting to them applies it too.
                 restrict = _ids_sql(list(nearness))
                 keyword_hits, keyword_counts = _keywords(
-                    index, filters, terms, filter_sql, restrict, pool, facets_over_matches, None
+                    index, filters, terms, filter_sql, restrict, pool, with_counts, None
                 )
-            if keyword_counts is not None:  # the vector candidates' share of the counts
-                labelled = (found.pool_documents.get(index.label, []), found.pools.get(index.label, []))
-                candidates = list(zip(*labelled, strict=True))
-                # Which candidates are keyword matches: a restriction to the filter changes nothing there
-                # (the counted rows pass it anyway), one to the photo's neighbours does.
-                keyword_counts += facets.candidate_counts(
-                    index, filters, terms, restrict if composed else None, candidates
-                )
-                counted[index.label] = keyword_counts
+                # Here the keyword matches are those among the neighbours.
+                extra = facets.candidate_counts(index, filters, terms, restrict, candidates) if with_counts else []
+            if keyword_counts is not None:
+                counted[index.label] = keyword_counts + extra
             for hit in keyword_hits:
                 found.where[hit.document_id] = (index, hit.object_id)
                 if composed:

@@ -170,6 +170,13 @@ def _count_group(
 Counted = list[tuple[Facet, list[tuple[Any, int]]]]
 
 
+def counted_with_keywords(index: SearchIndex) -> bool:
+    """Whether ``keyword_matches_and_counts`` counts ``index``'s facets along with its keyword matches (it
+    has facets, and the first group is single-valued)."""
+    groups = _facet_groups(index)
+    return bool(groups) and not _multivalued_group(index, groups[0])
+
+
 def keyword_matches_and_counts(
     index: SearchIndex,
     filters: list[Filter],
@@ -182,9 +189,9 @@ def keyword_matches_and_counts(
     every such match, in one statement. ``candidate_counts`` completes the counts once the vector
     candidates are known (so this statement can run while the vector search does). None when the
     index has no facet a shared scan can count (then ``bm25.search`` alone is cheaper)."""
-    groups = _facet_groups(index)
-    if not terms or not groups or _multivalued_group(index, groups[0]):
+    if not terms or not counted_with_keywords(index):
         return None
+    groups = _facet_groups(index)
     sql, params = bm25.scored_sql(index.content_type.pk, terms, restrict_sql)
     rows, hits = _count_group(index, filters, groups[0], None, {}, _Keywords(sql, params, limit))
     return hits, list(zip(groups[0], rows, strict=True))
