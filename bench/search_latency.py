@@ -150,7 +150,7 @@ def ask(conn: http.client.HTTPConnection, path: str) -> tuple[float, float]:
 def breakdown(paths: list[str], qvecs: np.ndarray) -> dict[str, float]:
     """Median in-process ms of each part of the search for ``paths`` (the API's query strings) with query
     vectors ``qvecs``, on the database Django points at, called as the engine calls them (one after the
-    other, as with ``PARALLEL_RETRIEVAL = 0``): the filter count, the vector search, BM25 and the facet
+    other, as with ``PARALLEL_RETRIEVAL = False``): the filter count, the vector search, BM25 and the facet
     counts (one statement for a model with facets), then the vector candidates' share of the counts."""
     from urllib.parse import parse_qs, urlparse
 
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         "(nearest neighbours and the filter check, scored from the search's own distances), *bm25+facets* = "
         "`retrieval.facets.keyword_matches_and_counts`: one statement scoring every keyword match, reading the "
         "shop rows of the matched set and counting the facets; *candidates* = `facets.candidate_counts`: the "
-        "vector candidates that are not keyword matches, counted. With `PARALLEL_RETRIEVAL` (default 2) the "
+        "vector candidates that are not keyword matches, counted. With `PARALLEL_RETRIEVAL` (default on) the "
         "server runs *vector* and *bm25+facets* side by side on two connections, so a search takes about "
         "count + max(vector, bm25+facets) + candidates of them.",
         "",

@@ -16,10 +16,13 @@ faster B is). On this shared machine only such same-run ratios are comparable; a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from statistics import median
 from urllib.parse import parse_qs, urlparse
@@ -43,26 +46,68 @@ from bench.scale_data import ScaleSpec, ensure_loaded, start
 from bench.search_latency import catalog_vectors, make_queries, model_vectors
 
 
-def _search(path: str, settings: dict, vectors: dict) -> tuple[float, tuple]:
-    """(ms, answer) of one search of the API query string ``path`` under ``settings``."""
+@contextlib.contextmanager
+def _using(settings: dict, vectors: dict) -> Iterator[None]:
+    """``settings`` merged into CATALOG_SEARCH, and the query vectors of ``vectors`` (text -> vector)."""
     from django.conf import settings as django_settings
     from django.test import override_settings
 
-    import catalog_search
     from catalog_search import query_cache
 
-    params = {k: v if len(v) > 1 else v[0] for k, v in parse_qs(urlparse(path).query).items()}
-    text = params.pop("q")
     real = query_cache.text_vector
     query_cache.text_vector = lambda encoder, q: vectors[q]
     try:
         with override_settings(CATALOG_SEARCH={**django_settings.CATALOG_SEARCH, **settings}):
-            started = time.perf_counter()
-            results = catalog_search.search(q=text, filters=params, k=20)
-            ms = (time.perf_counter() - started) * 1000
+            yield
     finally:
         query_cache.text_vector = real
+
+
+def _ask(path: str) -> tuple[float, tuple]:
+    """(ms, answer) of one search of the API query string ``path``."""
+    import catalog_search
+
+    params = {k: v if len(v) > 1 else v[0] for k, v in parse_qs(urlparse(path).query).items()}
+    text = params.pop("q")
+    started = time.perf_counter()
+    results = catalog_search.search(q=text, filters=params, k=20)
+    ms = (time.perf_counter() - started) * 1000
     return ms, ([(hit.id, round(hit.score, 9)) for hit in results], results.facets)
+
+
+def _search(path: str, settings: dict, vectors: dict) -> tuple[float, tuple]:
+    with _using(settings, vectors):
+        return _ask(path)
+
+
+def _load(paths: list[str], settings: dict, vectors: dict, clients: int, seconds: float) -> tuple[float, list[float]]:
+    """(searches per second, latencies ms) of ``clients`` threads searching at once for ``seconds``, as
+    the threads of one web process would (each with its own connection)."""
+    from django.db import connection
+
+    done: list[float] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            while time.monotonic() < stop:
+                ms, _ = _ask(rng.choice(paths))
+                with lock:
+                    done.append(ms)
+        finally:
+            connection.close()
+
+    with _using(settings, vectors):
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+    return len(done) / elapsed, done
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3, help="times each query is asked with A and with B")
     parser.add_argument("--different", action="store_true", help="A and B may answer differently")
+    parser.add_argument("--clients", type=int, default=0, help="also: this many threads searching at once")
+    parser.add_argument("--seconds", type=float, default=15, help="per block of the concurrent measurement")
     parser.add_argument("--doc", type=Path, default=DOC)
     parser.add_argument("--no-doc", action="store_true")
     parser.add_argument("--note", default="", help="markdown appended to the section (the explanation)")
@@ -114,6 +161,21 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(f"{kind}: A p50 {row[1]:.1f} p95 {row[2]:.1f} | B p50 {row[3]:.1f} p95 {row[4]:.1f} | A/B {row[5]:.2f}x")
 
+    loaded_rows = []
+    if args.clients:  # throughput: blocks of A and B alternating, catalog-like vectors
+        vectors = kinds["catalog-like"]
+        runs: dict[str, list[tuple[float, list[float]]]] = {"a": [], "b": []}
+        for block in range(2 * args.rounds):
+            side = "ab"[block % 2] if block % 4 < 2 else "ba"[block % 2]
+            runs[side].append(_load(paths, getattr(args, side), vectors, args.clients, args.seconds))
+        for side in "ab":
+            rates = [rate for rate, _ in runs[side]]
+            latencies = [ms for _, done in runs[side] for ms in done]
+            loaded_rows.append((side.upper(), median(rates), percentile(latencies, 50), percentile(latencies, 95)))
+            print(
+                f"{args.clients} clients, {side.upper()}: {median(rates):.1f} searches/s, p50 {loaded_rows[-1][2]:.0f} ms"
+            )
+
     lines = section_header(
         heading,
         command,
@@ -132,6 +194,17 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---:|---:|---:|---:|---:|",
         *(f"| {r[0]} | {fmt(r[1])} | {fmt(r[2])} | {fmt(r[3])} | {fmt(r[4])} | {r[5]:.2f}x |" for r in rows),
     ]
+    if loaded_rows:
+        lines += [
+            "",
+            f"Under load: {args.clients} threads of this process searching at once (catalog-like vectors, random "
+            f"queries of the same set), {2 * args.rounds} blocks of {args.seconds:g} s, A and B alternating "
+            "(ABBA); searches per second = the median over a setting's blocks, latencies pooled.",
+            "",
+            "| settings | searches/s | p50 ms | p95 ms |",
+            "|---|---:|---:|---:|",
+            *(f"| {side} | {rate:.1f} | {fmt(p50)} | {fmt(p95)} |" for side, rate, p50, p95 in loaded_rows),
+        ]
     if note:
         lines += ["", note]
     section = "\n".join(lines) + "\n"

@@ -7,7 +7,7 @@
 - catalog_search.E004: ``CATALOG_SEARCH['RUNTIME']`` is unknown, or "onnx" without ONNX Runtime or without
   an export (whether the export matches the weights is checked when the encoder loads: it needs a hash).
 - catalog_search.E005: ``CATALOG_SEARCH['FACETS_OVER']`` is neither "matches" nor "results".
-- catalog_search.E006: ``CATALOG_SEARCH['PARALLEL_RETRIEVAL']`` is not a whole number from 0 to 32.
+- catalog_search.E006: ``CATALOG_SEARCH['PARALLEL_RETRIEVAL']`` is not True or False.
 """
 
 from __future__ import annotations
@@ -141,13 +141,13 @@ def check_facets_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage
 
 @checks.register()
 def check_parallel_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    threads = conf.get("PARALLEL_RETRIEVAL")
-    if isinstance(threads, int) and not isinstance(threads, bool) and 0 <= threads <= 32:
+    value = conf.get("PARALLEL_RETRIEVAL")
+    if isinstance(value, bool):
         return []
     return [
         checks.Error(
-            f"CATALOG_SEARCH['PARALLEL_RETRIEVAL'] is {threads!r}.",
-            hint="Use the number of helper threads per process (0 turns them off; the default is 2).",
+            f"CATALOG_SEARCH['PARALLEL_RETRIEVAL'] is {value!r}.",
+            hint="Use True (the default: the keyword statement on a second connection) or False.",
             id="catalog_search.E006",
         )
     ]

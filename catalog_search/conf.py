@@ -28,9 +28,9 @@ DEFAULTS: dict[str, Any] = {
     "BM25_B": 0.75,
     # Retrieval and fusion.
     "CANDIDATES": 200,  # size of each signal's candidate list before fusion
-    # Helper threads per process that run a text query's keyword statement on a second database
-    # connection while the vector search runs (retrieval/parallel.py); 0 runs them one after the other.
-    "PARALLEL_RETRIEVAL": 2,
+    # A text query's keyword statement runs on a second database connection while the vector search runs,
+    # when the search is alone in its process (retrieval/parallel.py); False runs them one after the other.
+    "PARALLEL_RETRIEVAL": True,
     # Facet counts over "matches" (every keyword match plus the vector candidates) or "results" (the fused
     # candidates: what the query can page through; cheaper on large catalogs). docs/configuration.md.
     "FACETS_OVER": "matches",

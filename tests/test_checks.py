@@ -65,7 +65,7 @@ def test_missing_and_wrong_fields_are_reported():
     ]
 
 
-@pytest.mark.parametrize("value", [-1, 33, "2", 1.5, True, None])
+@pytest.mark.parametrize("value", [0, 2, "yes", None])
 def test_a_wrong_parallel_retrieval_setting_is_a_system_check_error(value, settings):
     from catalog_search.checks import check_parallel_setting
 
@@ -74,8 +74,8 @@ def test_a_wrong_parallel_retrieval_setting_is_a_system_check_error(value, setti
     assert error.id == "catalog_search.E006" and error.level == checks.ERROR
 
 
-@pytest.mark.parametrize("value", [0, 2, 32])
-def test_parallel_retrieval_thread_counts_pass_the_check(value, settings):
+@pytest.mark.parametrize("value", [True, False])
+def test_parallel_retrieval_true_or_false_passes_the_check(value, settings):
     from catalog_search.checks import check_parallel_setting
 
     settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "PARALLEL_RETRIEVAL": value}

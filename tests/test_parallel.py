@@ -69,14 +69,14 @@ REQUESTS = [
 
 @pytest.mark.parametrize("request_args", REQUESTS)
 def test_the_keyword_statement_runs_on_a_helper_with_the_same_answer(catalog, keyword_threads, request_args):
-    with override_settings(CATALOG_SEARCH={"PARALLEL_RETRIEVAL": 0}):
+    with override_settings(CATALOG_SEARCH={"PARALLEL_RETRIEVAL": False}):
         serial = catalog_search.search(**request_args)
     # One keyword statement per searched model (the shop's products, the test app's articles if no filter
     # excludes them).
     calls = len(keyword_threads)
     assert calls and set(keyword_threads) == {threading.current_thread().name}
     keyword_threads.clear()
-    with override_settings(CATALOG_SEARCH={"PARALLEL_RETRIEVAL": 2}):
+    with override_settings(CATALOG_SEARCH={"PARALLEL_RETRIEVAL": True}):
         side_by_side = catalog_search.search(**request_args)
     assert len(keyword_threads) == calls and all(name.startswith("catalog-search") for name in keyword_threads)
     assert serial.results, "the query finds something"
@@ -88,7 +88,7 @@ def test_inside_a_transaction_everything_runs_in_the_callers_thread(
 ):
     """The helper's connection could not see the transaction's own writes: a product saved and indexed
     in the same transaction is found by keyword, and counted."""
-    with override_settings(CATALOG_SEARCH={"PARALLEL_RETRIEVAL": 2}), transaction.atomic():
+    with override_settings(CATALOG_SEARCH={"PARALLEL_RETRIEVAL": True}), transaction.atomic():
         product = make_product("Crimson velvet slippers", category="slippers", color="red")
         indexing.index_instances(product_index, [product], encoder)
         results = catalog_search.search(q="velvet slippers")
@@ -98,13 +98,13 @@ def test_inside_a_transaction_everything_runs_in_the_callers_thread(
     assert keyword_threads == [threading.current_thread().name] * 2
 
 
-def test_when_every_helper_is_busy_the_callers_thread_runs_it(catalog, keyword_threads):
-    """A search never waits for a free helper."""
-    with override_settings(CATALOG_SEARCH={"PARALLEL_RETRIEVAL": 1}):
+def test_when_the_helper_is_busy_the_callers_thread_runs_it(catalog, keyword_threads):
+    """A search never waits for the helper."""
+    with override_settings(CATALOG_SEARCH={"PARALLEL_RETRIEVAL": True}):
         expected = _answer(catalog_search.search(q="red leather"))
         keyword_threads.clear()
         release = threading.Event()
-        busy = parallel.Deferred(lambda: release.wait(30))  # another request's search, say
+        busy = parallel.Deferred(lambda: release.wait(30))  # another job holds the helper
         assert busy.parallel
         started = time.monotonic()
         try:
@@ -117,6 +117,18 @@ def test_when_every_helper_is_busy_the_callers_thread_runs_it(catalog, keyword_t
     assert _answer(results) == expected
 
 
+def test_a_search_running_beside_others_in_the_process_stays_in_its_thread(catalog, keyword_threads):
+    """Several searches at once already keep the cores busy: only a search alone gets the helper."""
+    with override_settings(CATALOG_SEARCH={"PARALLEL_RETRIEVAL": True}):
+        with parallel.search_running():  # another request's search, in progress
+            beside = _answer(catalog_search.search(q="red leather"))
+        assert keyword_threads == [threading.current_thread().name] * 2
+        keyword_threads.clear()
+        alone = _answer(catalog_search.search(q="red leather"))
+    assert all(name.startswith("catalog-search") for name in keyword_threads) and len(keyword_threads) == 2
+    assert alone == beside
+
+
 def test_a_database_error_in_the_helper_is_the_searchs_error(catalog, monkeypatch):
     """The helper's exception reaches the caller (the API answers 503), it is not lost in the thread.
     (Faked: a dropped connection in the middle of one statement cannot be caused on purpose.)"""
@@ -126,11 +138,11 @@ def test_a_database_error_in_the_helper_is_the_searchs_error(catalog, monkeypatc
         raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(facets, "keyword_matches_and_counts", broken)
-    with override_settings(CATALOG_SEARCH={"PARALLEL_RETRIEVAL": 2}), pytest.raises(IndexUnavailable):
+    with override_settings(CATALOG_SEARCH={"PARALLEL_RETRIEVAL": True}), pytest.raises(IndexUnavailable):
         catalog_search.search(q="red leather")
     # The helper is still there for the next search, on a usable connection.
     monkeypatch.undo()
-    with override_settings(CATALOG_SEARCH={"PARALLEL_RETRIEVAL": 2}):
+    with override_settings(CATALOG_SEARCH={"PARALLEL_RETRIEVAL": True}):
         assert catalog_search.search(q="red leather").results
 
 
@@ -147,7 +159,7 @@ def test_with_conn_max_age_0_the_helper_closes_its_connection(catalog):
             return cursor.fetchone()[0]
 
     assert connection.settings_dict["CONN_MAX_AGE"] == 0
-    with override_settings(CATALOG_SEARCH={"PARALLEL_RETRIEVAL": 1}), CaptureQueriesContext(connection) as queries:
+    with override_settings(CATALOG_SEARCH={"PARALLEL_RETRIEVAL": True}), CaptureQueriesContext(connection) as queries:
         catalog_search.search(q="red leather")
     assert not any("scored" in q["sql"] for q in queries), "the keyword statement ran on another connection"
     deadline = time.monotonic() + 10  # a closed connection's server process exits a moment later

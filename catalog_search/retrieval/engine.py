@@ -94,7 +94,8 @@ def search(
     started = time.perf_counter()
     query = build_query(q, image, filters, k, offset, mode, fusion, alpha, explain, models)
     try:
-        return _run(query, started, rrf_k or int(conf.get("RRF_K")))
+        with parallel.search_running():
+            return _run(query, started, rrf_k or int(conf.get("RRF_K")))
     except DatabaseError as exc:
         logger.exception("catalog_search: database error during search")
         raise IndexUnavailable(f"The search index is unavailable: {type(exc).__name__}") from exc
