@@ -52,20 +52,20 @@ def _filter_clause(filter_sql: tuple[str, list] | None) -> tuple[str, dict]:
     return (f"AND e.object_id IN ({sql})" if sql else ""), {f"f{i}": v for i, v in enumerate(params)}
 
 
-# A filter the planner expects to keep at least this many times ``cap`` objects is taken as larger than
-# ``cap`` without counting (see count_filtered).
-ESTIMATE_MARGIN = 2
+# A filter the planner expects to keep more than ``cap`` objects is taken as larger than ``cap`` without
+# counting (see count_filtered).
 
 
 def count_filtered(filter_sql: tuple[str, list] | None, cap: int) -> int | None:
     """How many objects pass the filter, counting at most ``cap + 1`` (None when unfiltered).
 
-    When PostgreSQL's own row estimate for the filter (its plan, ~1 ms) is at least ESTIMATE_MARGIN x
-    ``cap``, the answer is ``cap + 1`` without counting: counting the first ``cap + 1`` rows of a broad
-    filter costs 5-7 ms at 100k products. Only the large-filter path can be chosen on an estimate: if it
-    was too high, the over-fetch finds too few passing rows and falls back to the exact search (slower,
-    never wrong); an estimate below the margin is always checked by counting, since the exact path over
-    a filter that is really large would not be bounded."""
+    When PostgreSQL's own row estimate for the filter (its plan, ~1 ms) is above ``cap``, the answer is
+    ``cap + 1`` without counting: counting the first ``cap + 1`` rows of a broad filter costs 5-7 ms at
+    100k products. Only the large-filter path can be chosen on an estimate: if it was too high, the
+    over-fetch still answers exactly (its filter check, or its fallback to the exact search when too few
+    of the walked rows pass; a few ms slower than counting, never wrong); an estimate at or below ``cap``
+    is always checked by counting, since the exact path over a filter that is really large would not be
+    bounded."""
     if filter_sql is None:
         return None
     sql, params = filter_sql
@@ -74,7 +74,7 @@ def count_filtered(filter_sql: tuple[str, list] | None, cap: int) -> int | None:
         plan = cursor.fetchone()[0]
         if isinstance(plan, str):  # a driver that does not decode json
             plan = json.loads(plan)
-        if plan[0]["Plan"]["Plan Rows"] >= ESTIMATE_MARGIN * cap:
+        if plan[0]["Plan"]["Plan Rows"] > cap:
             return int(cap) + 1
         cursor.execute(f"SELECT count(*) FROM ({sql} LIMIT {int(cap) + 1}) f", params)
         return int(cursor.fetchone()[0])
