@@ -52,10 +52,6 @@ def _filter_clause(filter_sql: tuple[str, list] | None) -> tuple[str, dict]:
     return (f"AND e.object_id IN ({sql})" if sql else ""), {f"f{i}": v for i, v in enumerate(params)}
 
 
-# A filter the planner expects to keep more than ``cap`` objects is taken as larger than ``cap`` without
-# counting (see count_filtered).
-
-
 def count_filtered(filter_sql: tuple[str, list] | None, cap: int) -> int | None:
     """How many objects pass the filter, counting at most ``cap + 1`` (None when unfiltered).
 
