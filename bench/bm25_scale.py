@@ -159,12 +159,12 @@ def explain(ct: int, terms: list[str], filter_sql, limit: int) -> dict[str, Any]
     from catalog_search.retrieval import bm25
 
     sql_filter, filter_params = bm25._named(filter_sql)
-    sql = bm25._sql(f"p.document_id, p.object_id, SUM({bm25._SCORE}) AS score", sql_filter, bm25.TOP_TAIL)
+    match = bm25.match(ct, terms)
+    sql = bm25._sql(
+        f"p.document_id, p.object_id, SUM({bm25._SCORE}) AS score", sql_filter, match, True, tail=bm25.TOP_TAIL
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            "EXPLAIN (ANALYZE, FORMAT JSON) " + sql,
-            bm25._params(ct, sorted(set(terms)), filter_params, limit),
-        )
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, bm25._params(match, filter_params, limit))
         plan = cursor.fetchone()[0]
     plan = plan[0] if isinstance(plan, list) else json.loads(plan)[0]
     rows: dict[str, int] = {}

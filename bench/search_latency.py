@@ -157,7 +157,7 @@ def breakdown(paths: list[str], qvecs: np.ndarray) -> dict[str, float]:
     from catalog_search import conf
     from catalog_search.analysis import get_analyzer
     from catalog_search.models import Encoder
-    from catalog_search.retrieval import facets, vector
+    from catalog_search.retrieval import bm25, facets, vector
     from catalog_search.retrieval.filters import object_ids_sql, passing_ids
     from catalog_search.retrieval.query import build_query
 
@@ -181,13 +181,14 @@ def breakdown(paths: list[str], qvecs: np.ndarray) -> dict[str, float]:
         t1 = time.perf_counter()
         hits = vector.search(row.pk, row.dim, ct, qvec, {"image": 1.0}, fsql, pool, passing, count, False)
         t2 = time.perf_counter()
-        both = facets.keyword_matches_and_counts(index, filters, terms, None if large else fsql, pool)
+        match = bm25.match(ct, terms)
+        both = facets.keyword_matches_and_counts(index, filters, match, None if large else fsql, pool)
         assert both is not None, "the demo's Product has facets: one statement"
         t3 = time.perf_counter()
         counted = both[1] + facets.candidate_counts(
-            index, filters, terms, None, [(h.document_id, h.object_id) for h in hits]
+            index, filters, match, None, [(h.document_id, h.object_id) for h in hits]
         )
-        facets.count(query.indexes, query.index_filters, terms, {}, {index.label: counted})
+        facets.count(query.indexes, query.index_filters, {index.label: match}, {}, {index.label: counted})
         t4 = time.perf_counter()
         for name, ms in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             parts[name].append(ms * 1000)

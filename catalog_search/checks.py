@@ -154,6 +154,24 @@ def check_parallel_setting(app_configs=None, **kwargs) -> list[checks.CheckMessa
 
 
 @checks.register()
+def check_minimum_should_match_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    from catalog_search.retrieval.bm25 import parse_rule
+
+    value = conf.get("MINIMUM_SHOULD_MATCH")
+    try:
+        parse_rule(value)
+    except ValueError as exc:
+        return [
+            checks.Error(
+                f"CATALOG_SEARCH['MINIMUM_SHOULD_MATCH'] is {value!r}: {exc}.",
+                hint='Use a count of terms (1 = any term, 2, -1 = all but one) or a percentage ("75%", "-25%").',
+                id="catalog_search.E007",
+            )
+        ]
+    return []
+
+
+@checks.register()
 def check_indexes(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
     for index in get_indexes():

@@ -26,6 +26,10 @@ DEFAULTS: dict[str, Any] = {
     # BM25 (Lucene variant; see docs/architecture.md).
     "BM25_K1": 1.2,
     "BM25_B": 0.75,
+    # Which documents a keyword query matches: those with at least this many of its terms (Elasticsearch's
+    # minimum_should_match: 2, -1, "75%", "-25%"). 1 = any term: partial matches rank below full ones and
+    # count in the facets. A stricter rule makes large catalogs faster and costs recall (docs/relevance.md).
+    "MINIMUM_SHOULD_MATCH": 1,
     # Retrieval and fusion.
     "CANDIDATES": 200,  # size of each signal's candidate list before fusion
     # A text query's keyword statement runs on a second database connection while the vector search runs,

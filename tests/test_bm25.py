@@ -8,7 +8,9 @@ import random
 import bm25s
 import numpy as np
 import pytest
+from django.conf import settings
 from django.db import connection
+from django.test import override_settings
 
 from catalog_search import get_index, indexing
 from catalog_search.analysis import get_analyzer
@@ -37,22 +39,53 @@ def _oracle_tokens(article: Article) -> list[str]:
     return analyzer.terms(article.headline) * 2 + analyzer.terms(article.body)
 
 
-def _check_parity(index, rng: random.Random, queries: int = 40) -> int:
+# How many of n query terms a document must contain, per MINIMUM_SHOULD_MATCH rule (worked out by hand
+# from Elasticsearch's definition: a percentage is rounded down; a negative value counts missing terms).
+REQUIRED = {
+    1: [1, 1, 1, 1, 1, 1],
+    2: [1, 2, 2, 2, 2, 2],
+    -1: [1, 1, 2, 3, 4, 5],
+    "75%": [1, 1, 2, 3, 3, 4],
+    "-25%": [1, 2, 3, 3, 4, 5],
+    "-34%": [1, 2, 2, 3, 4, 4],
+    "100%": [1, 2, 3, 4, 5, 6],
+    "0%": [1, 1, 1, 1, 1, 1],
+}
+
+
+@pytest.mark.parametrize("rule", list(REQUIRED))
+def test_required_terms_follow_the_rule(rule):
+    assert [bm25.required_terms(n, rule) for n in range(1, 7)] == REQUIRED[rule]
+
+
+@pytest.mark.parametrize("rule", ["", "abc", "%", "75 %", "101%", "-101%", "1.5", True, None, 2.0])
+def test_a_malformed_rule_is_refused(rule):
+    with pytest.raises(ValueError):
+        bm25.parse_rule(rule)
+
+
+def _check_parity(index, rng: random.Random, queries: int = 40, rule: int | str = 1) -> int:
+    """SQL BM25 under MINIMUM_SHOULD_MATCH ``rule`` against bm25s: the same scores, for exactly the
+    documents holding at least REQUIRED of the query's terms that the corpus has."""
     articles = list(index.get_queryset().order_by("pk"))
     corpus = [_oracle_tokens(a) for a in articles]
     oracle = bm25s.BM25(method="lucene", k1=1.2, b=0.75, dtype="float64")
     oracle.index(corpus, show_progress=False)
+    vocabulary = {token for tokens in corpus for token in tokens}
     ct = index.content_type.pk
     compared = 0
-    for _ in range(queries):
-        terms = sorted(set(get_analyzer().terms(_text(rng, rng.randint(1, 4)))))
-        expected = oracle.get_scores(terms)
-        got = {hit.object_id: hit.score for hit in bm25.search(ct, terms, None, limit=100_000)}
-        for article, score in zip(articles, expected, strict=True):
-            if score > 0:
-                assert got.pop(str(article.pk)) == pytest.approx(score, rel=1e-9, abs=1e-6)
-                compared += 1
-        assert got == {}, "SQL BM25 matched documents the oracle did not"
+    with override_settings(CATALOG_SEARCH={**settings.CATALOG_SEARCH, "MINIMUM_SHOULD_MATCH": rule}):
+        for _ in range(queries):
+            terms = sorted(set(get_analyzer().terms(_text(rng, rng.randint(1, 6)))))
+            expected = oracle.get_scores(terms)
+            present = [t for t in terms if t in vocabulary]
+            required = REQUIRED[rule][len(present) - 1] if present else 1
+            got = {hit.object_id: hit.score for hit in bm25.search(ct, terms, None, limit=100_000)}
+            for article, tokens, score in zip(articles, corpus, expected, strict=True):
+                if score > 0 and len(set(tokens) & set(terms)) >= required:
+                    assert got.pop(str(article.pk)) == pytest.approx(score, rel=1e-9, abs=1e-6)
+                    compared += 1
+            assert got == {}, "SQL BM25 matched documents the oracle did not"
     return compared
 
 
@@ -89,6 +122,8 @@ def test_bm25_matches_oracle_after_build_updates_and_deletes(encoder):
         )
     indexing.reindex(index, encoder, batch_size=64)
     assert _check_parity(index, rng) > 500
+    for rule in ("-25%", "75%", "100%", 2, -1):
+        assert _check_parity(index, rng, 20, rule) > 50
     _stored_stats_match_postings(index.content_type.pk)
 
     # Incremental: rewrite 60 articles, delete 40, unpublish 10 (the queryset hook drops them), add 20.
@@ -106,6 +141,7 @@ def test_bm25_matches_oracle_after_build_updates_and_deletes(encoder):
     report = indexing.reindex(index, encoder, object_ids=[a.pk for a in articles[100:]] + [a.pk for a in new])
     assert report.removed == 10 and report.indexed == 20
     assert _check_parity(index, rng) > 300
+    assert _check_parity(index, rng, 20, "-25%") > 50
     _stored_stats_match_postings(index.content_type.pk)
 
 

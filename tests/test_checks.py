@@ -80,3 +80,24 @@ def test_parallel_retrieval_true_or_false_passes_the_check(value, settings):
 
     settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "PARALLEL_RETRIEVAL": value}
     assert check_parallel_setting() == []
+
+
+@pytest.mark.parametrize("value", ["most", "75", "120%", 1.5, None, True])
+def test_a_wrong_minimum_should_match_is_a_system_check_error(value, settings):
+    from catalog_search.checks import check_minimum_should_match_setting
+
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "MINIMUM_SHOULD_MATCH": value}
+    errors = check_minimum_should_match_setting()
+    if value == "75":  # a count given as text, as Elasticsearch takes it: at least 75 terms (all of them)
+        assert errors == []
+        return
+    (error,) = errors
+    assert error.id == "catalog_search.E007" and error.level == checks.ERROR and repr(value) in error.msg
+
+
+@pytest.mark.parametrize("value", [1, 2, -1, "75%", "-25%", "100%"])
+def test_a_valid_minimum_should_match_passes_the_check(value, settings):
+    from catalog_search.checks import check_minimum_should_match_setting
+
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "MINIMUM_SHOULD_MATCH": value}
+    assert check_minimum_should_match_setting() == []

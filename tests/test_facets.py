@@ -103,45 +103,66 @@ def test_to_many_facet_paths_are_counted_in_their_own_query():
     assert not _multivalued(Permission, "content_type__app_label")  # forward foreign key: one value
 
 
+@pytest.mark.parametrize("rule", [1, "75%"], ids=["any-term", "minimum-should-match"])
 @pytest.mark.parametrize(
     "filters",
     [{}, {"in_stock": "true", "price__lte": "200"}, {"category": ["bags", "hats"]}, {"brand": "Nobody"}],
 )
-def test_keyword_matches_made_with_the_counts_equal_bm25_alone(catalog, product_index, filters):
+def test_keyword_matches_made_with_the_counts_equal_bm25_alone(catalog, product_index, filters, rule, settings):
     """One statement scores the matches, reads the shop rows and counts them: its keyword hits are
     bm25.search's with the filter inside, and its counts, completed with the vector candidates' by
     candidate_counts, those of the separate facet query, whether or not the postings are restricted to
-    the filter as well. Some of the candidates are keyword matches themselves (counted once)."""
+    the filter as well. Some of the candidates are keyword matches themselves (counted once). Under a
+    MINIMUM_SHOULD_MATCH rule the matched set is the documents with that many of the terms (recounted
+    here from the stored documents) plus the candidates."""
     from catalog_search.models import Document
     from catalog_search.retrieval import bm25, facets
-    from catalog_search.retrieval.filters import object_ids_sql
+    from catalog_search.retrieval.filters import filtered_queryset, object_ids_sql
     from catalog_search.retrieval.query import build_query
 
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "MINIMUM_SHOULD_MATCH": rule}
     query = build_query(q="red leather wool", filters=filters)
     index_filters = query.index_filters[product_index.label]
     filter_sql = object_ids_sql(product_index, index_filters)
     terms = ["red", "leather", "wool"]
-    pool = [str(pk) for pk in Product.objects.order_by("-pk").values_list("pk", flat=True)[:7]]
     ct = product_index.content_type.pk
+    match = bm25.match(ct, terms)
+    assert match.required == (1 if rule == 1 else 2)
+    matching = {
+        oid
+        for oid, stored in Document.objects.filter(content_type_id=ct).values_list("object_id", "terms")
+        if len(set(stored) & set(terms)) >= match.required
+    }
+    # Candidates: four products that may match nothing and three keyword matches.
+    pool = [str(pk) for pk in Product.objects.order_by("-pk").values_list("pk", flat=True)[:4]]
+    pool += sorted(matching - set(pool))[:3]
     documents = dict(Document.objects.filter(content_type_id=ct, object_id__in=pool).values_list("object_id", "id"))
     candidates = [(documents[oid], oid) for oid in pool]
     assert {h.object_id for h in bm25.search(ct, terms, None, 100)} & set(pool), "some candidates match a term"
     alone = bm25.search(ct, terms, filter_sql, 15)
-    separate = facets.count(query.indexes, query.index_filters, terms, {product_index.label: pool})
+    separate = facets.count(
+        query.indexes, query.index_filters, {product_index.label: match}, {product_index.label: pool}
+    )
     for restrict in (None, filter_sql):
-        hits, counted = facets.keyword_matches_and_counts(product_index, index_filters, terms, restrict, 15)
-        counted += facets.candidate_counts(product_index, index_filters, terms, restrict, candidates)
+        hits, counted = facets.keyword_matches_and_counts(product_index, index_filters, match, restrict, 15)
+        counted += facets.candidate_counts(product_index, index_filters, match, restrict, candidates)
         assert [(h.document_id, h.object_id, round(h.score, 9)) for h in hits] == [
             (h.document_id, h.object_id, round(h.score, 9)) for h in alone
         ]
         combined = facets.count(
-            query.indexes, query.index_filters, terms, {product_index.label: pool}, {product_index.label: counted}
+            query.indexes,
+            query.index_filters,
+            {product_index.label: match},
+            {product_index.label: pool},
+            {product_index.label: counted},
         )
         assert combined == separate
+    passing = {str(pk) for pk in filtered_queryset(product_index, index_filters).values_list("pk", flat=True)}
+    assert sum(f["count"] for f in separate["price"]) == len((matching | set(pool)) & passing)
     if filters.get("brand") == "Nobody":
         assert hits == [] and all(f["count"] == 0 for f in separate["price"])
     else:
-        assert len(hits) == 15 and sum(f["count"] for f in separate["price"]) > 15
+        assert len(hits) == min(15, len(matching & passing)) and sum(f["count"] for f in separate["price"]) > len(hits)
 
 
 def test_keyword_matches_restricted_to_given_objects(catalog, product_index):
@@ -152,7 +173,8 @@ def test_keyword_matches_restricted_to_given_objects(catalog, product_index):
 
     neighbours = [str(pk) for pk in Product.objects.filter(color="red").values_list("pk", flat=True)[:12]]
     restrict = _ids_sql(neighbours)
-    hits, counted = facets.keyword_matches_and_counts(product_index, [], ["leather"], restrict, 100)
+    match = bm25.match(product_index.content_type.pk, ["leather"])
+    hits, counted = facets.keyword_matches_and_counts(product_index, [], match, restrict, 100)
     expected = bm25.search(product_index.content_type.pk, ["leather"], restrict, 100)
     assert hits and {h.object_id for h in hits} <= set(neighbours)
     assert [h.object_id for h in hits] == [h.object_id for h in expected]

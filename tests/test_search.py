@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
@@ -333,3 +334,34 @@ def test_saving_writes_the_outbox_in_the_same_transaction(db, make_product):
         assert OutboxEntry.objects.get(object_id=str(product.pk)).version == 2
         transaction.set_rollback(True)
     assert not OutboxEntry.objects.filter(object_id=str(product.pk)).exists()
+
+
+@pytest.mark.parametrize("mode", ["bm25", "hybrid"])
+def test_minimum_should_match_and_its_fallback(catalog, make_product, product_index, encoder, mode):
+    """With MINIMUM_SHOULD_MATCH, only products holding enough of the query's terms are keyword matches (the
+    results and the facets' matched set); with fewer of them than the page size k, any term matches again,
+    on every page alike (the fallback does not depend on the offset)."""
+    for i in range(4):
+        make_product(f"Leather tote no. {i}", description="Roomy", category="bags", color="brown", price="59.00")
+    indexing.reindex(product_index, encoder)
+    both = {"Red leather tote bag", *(f"Leather tote no. {i}" for i in range(4))}
+    either = both | {"Blue canvas tote bag", "Black leather boots"}
+    with override_settings(CATALOG_SEARCH={**settings.CATALOG_SEARCH, "MINIMUM_SHOULD_MATCH": "100%"}):
+        strict = catalog_search.search(q="leather tote", mode=mode, k=5)
+        keyword = {h.object.title for h in strict if h.scores["bm25"] is not None}
+        assert keyword == both
+        categories = {f["value"]: f["count"] for f in strict.facets["category"]}
+        if mode == "bm25":  # the matched set is the five products with both words
+            assert categories == {"bags": 5}
+        # Page size 6 > 5 full matches: every product with either word is a keyword match, on both pages.
+        for offset in (0, 3):
+            relaxed = catalog_search.search(q="leather tote", mode="bm25", k=6, offset=offset)
+            assert {h.object.title for h in relaxed} <= either
+        pages = catalog_search.search(q="leather tote", mode="bm25", k=7)
+        assert {h.object.title for h in pages} == either
+        assert {f["value"]: f["count"] for f in pages.facets["category"]} == {"bags": 6, "shoes": 1}
+        # A word no product has does not count: "leather tote zebra" still asks for two of two.
+        unknown = catalog_search.search(q="leather tote zebra", mode="bm25", k=5)
+        assert {h.object.title for h in unknown} == both
+    anyterm = catalog_search.search(q="leather tote", mode="bm25", k=5)
+    assert len(anyterm) == 5 and {f["value"]: f["count"] for f in anyterm.facets["category"]} == {"bags": 6, "shoes": 1}

@@ -10,10 +10,21 @@ content type (each registered model is its own corpus).
 
 Every number a score needs per document (tf, |D|, object id) sits in the posting primary key's INCLUDE
 columns, so the query reads the query terms' index entries and nothing else from the index tables.
+
+Which documents match (``Match``): by default every document containing any query term (partial matches
+rank below full ones). ``CATALOG_SEARCH["MINIMUM_SHOULD_MATCH"]`` (Elasticsearch's ``minimum_should_match``:
+a count or a percentage of the query's terms that the catalog has) asks for more: a shopper typing
+"everyday chocolate roller skates" may want roller skates, not the quarter of the catalog whose
+description says "everyday". Every posting of the terms is still read and summed (a sequential read of the
+index: cheaper than probing the common terms' postings for the rare terms' documents, docs/benchmarks.md);
+what follows (shop rows, facet counts, ranking) reads only the matching documents. The scores are BM25 as
+above, over the matched terms.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
@@ -33,9 +44,60 @@ class Hit:
 # float8 (a literal 1.2 would be numeric, and numeric arithmetic per posting doubled the query's time).
 _SCORE = "t.idf * p.tf / (p.tf + %(k1)s::float8 * (1 - %(b)s::float8 + %(b)s::float8 * p.length / s.avgdl))"
 
+_RULE = re.compile(r"^(-?)(\d+)(%?)$")
 
-def _sql(select: str, filter_sql: str | None, tail: str) -> str:
-    where = f"AND p.object_id IN ({filter_sql})" if filter_sql else ""
+
+def parse_rule(rule: int | str) -> tuple[bool, int, bool]:
+    """(missing, number, percent) of a MINIMUM_SHOULD_MATCH value: ``2`` at least two terms, ``-1`` all but
+    one, ``"75%"`` three quarters of them (rounded down), ``"-25%"`` all but a quarter (rounded down).
+    ValueError if it is none of those."""
+    text = str(rule).strip() if isinstance(rule, int | str) and not isinstance(rule, bool) else ""
+    found = _RULE.match(text)
+    if not found or (found.group(3) and int(found.group(2)) > 100):
+        raise ValueError(f"{rule!r} is not a count (2, -1) or a percentage ('75%', '-25%') of the query's terms")
+    return found.group(1) == "-", int(found.group(2)), bool(found.group(3))
+
+
+def required_terms(n: int, rule: int | str | None = None) -> int:
+    """How many of a query's ``n`` terms a document must contain to match: the rule (default
+    MINIMUM_SHOULD_MATCH) applied as Elasticsearch does, at least 1 and at most ``n``."""
+    missing, number, percent = parse_rule(conf.get("MINIMUM_SHOULD_MATCH") if rule is None else rule)
+    count = math.floor(n * number / 100) if percent else number
+    return max(1, min(n, n - count if missing else count))
+
+
+@dataclass(frozen=True)
+class Match:
+    """The documents a keyword query matches: those containing at least ``required`` of ``terms`` (its
+    distinct terms)."""
+
+    content_type_id: int
+    terms: list[str]
+    required: int = 1
+
+
+def match(content_type_id: int, terms: list[str]) -> Match:
+    """The ``Match`` of ``terms`` in a content type's corpus under MINIMUM_SHOULD_MATCH (one look-up of the
+    terms' document frequencies, skipped when one term is enough whatever their number)."""
+    terms = sorted(set(terms))
+    if required_terms(len(terms)) <= 1:  # the rule never asks for more when fewer terms are in the corpus
+        return Match(content_type_id, terms)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM catalog_search_termstat WHERE content_type_id = %s AND term = ANY(%s) AND df > 0",
+            [content_type_id, terms],
+        )
+        present = cursor.fetchone()[0]
+    return Match(content_type_id, terms, required_terms(present) if present else 1)
+
+
+def _sql(select: str, filter_sql: str | None, match: Match, grouped: bool, where: str = "", tail: str = "") -> str:
+    """The postings of ``match``'s terms (of its matching documents) joined with their idf: ``select`` per
+    posting, or per document when ``grouped`` (always when a minimum of terms must match)."""
+    where += f" AND p.object_id IN ({filter_sql})" if filter_sql else ""
+    group = "GROUP BY p.document_id, p.object_id" if grouped or match.required > 1 else ""
+    if match.required > 1:
+        group += " HAVING count(*) >= %(required)s"  # one posting per (term, document)
     return f"""
         WITH s AS (
             SELECT doc_count::float8 AS n, total_length / GREATEST(doc_count, 1) AS avgdl
@@ -48,12 +110,18 @@ def _sql(select: str, filter_sql: str | None, tail: str) -> str:
         FROM s, t
         JOIN catalog_search_posting p ON p.term = t.term AND p.content_type_id = %(ct)s
         WHERE true {where}
-        {tail}
+        {group} {tail}
     """
 
 
-def _params(content_type_id: int, terms: list[str], filter_params: list, limit: int | None = None) -> dict:
-    params = {"ct": content_type_id, "terms": terms, "k1": conf.get("BM25_K1"), "b": conf.get("BM25_B")}
+def _params(match: Match, filter_params: list, limit: int | None = None) -> dict:
+    params = {
+        "ct": match.content_type_id,
+        "terms": match.terms,
+        "k1": conf.get("BM25_K1"),
+        "b": conf.get("BM25_B"),
+        "required": match.required,
+    }
     params.update({f"f{i}": v for i, v in enumerate(filter_params)})
     if limit is not None:
         params["limit"] = limit
@@ -74,74 +142,74 @@ def _named(filter_sql: tuple[str, list] | None, prefix: str = "f") -> tuple[str 
 
 def search(
     content_type_id: int,
-    terms: list[str],
+    terms: list[str] | Match,
     filter_sql: tuple[str, list] | None,
     limit: int,
     passing: Callable[[list[str]], Collection[str]] | None = None,
 ) -> list[Hit]:
-    """The ``limit`` best documents for ``terms`` among those passing the filter, best first.
+    """The ``limit`` best matching documents for ``terms`` (or their ``Match``) among those passing the
+    filter, best first.
 
     With ``passing`` (object ids -> those passing the filter; the engine gives it for a filter that
     keeps many objects), the best unfiltered matches are scored first and only they are checked against
     the filter, a primary-key lookup each, instead of joining every match with every row the filter keeps.
     When too few of them pass, the filter goes inside the query as usual."""
-    terms = sorted(set(terms))
-    if not terms:
+    found = terms if isinstance(terms, Match) else match(content_type_id, terms)
+    if not found.terms:
         return []
     if passing is not None and filter_sql is not None:
         depth = max(limit * 5, 1000)
-        best = _top(content_type_id, terms, None, depth)
+        best = _top(found, None, depth)
         allowed = passing([hit.object_id for hit in best])
         kept = [hit for hit in best if hit.object_id in allowed]
         if len(kept) >= limit or len(best) < depth:  # enough, or every match was checked
             return kept[:limit]
-    return _top(content_type_id, terms, filter_sql, limit)
+    return _top(found, filter_sql, limit)
 
 
 # Ties are broken by document id on the score rounded to 1e-9 (in float8: rounding every group as numeric
 # cost a quarter of the query): the sum of a document's per-term scores can differ in its last bit
 # between query plans, which must not reorder equal scores.
-TOP_TAIL = (
-    f"GROUP BY p.document_id, p.object_id ORDER BY round(SUM({_SCORE}) * 1e9) DESC, p.document_id LIMIT %(limit)s"
-)
+TOP_TAIL = f"ORDER BY round(SUM({_SCORE}) * 1e9) DESC, p.document_id LIMIT %(limit)s"
 
 
-def _top(content_type_id: int, terms: list[str], filter_sql: tuple[str, list] | None, limit: int) -> list[Hit]:
+def _top(match: Match, filter_sql: tuple[str, list] | None, limit: int) -> list[Hit]:
     sql_filter, filter_params = _named(filter_sql)
-    sql = _sql(f"p.document_id, p.object_id, SUM({_SCORE}) AS score", sql_filter, TOP_TAIL)
+    sql = _sql(f"p.document_id, p.object_id, SUM({_SCORE}) AS score", sql_filter, match, True, tail=TOP_TAIL)
     with connection.cursor() as cursor:
-        cursor.execute(sql, _params(content_type_id, terms, filter_params, limit))
+        cursor.execute(sql, _params(match, filter_params, limit))
         return [Hit(doc_id, oid, float(score)) for doc_id, oid, score in cursor.fetchall()]
 
 
-def scored_sql(content_type_id: int, terms: list[str], filter_sql: tuple[str, list] | None) -> tuple[str, dict]:
-    """SQL (named params) scoring every document matching any term: (document_id, object_id, score)."""
+def scored_sql(match: Match, filter_sql: tuple[str, list] | None) -> tuple[str, dict]:
+    """SQL (named params) scoring every matching document: (document_id, object_id, score)."""
     sql_filter, filter_params = _named(filter_sql)
-    sql = _sql(f"p.document_id, p.object_id, SUM({_SCORE}) AS score", sql_filter, "GROUP BY p.document_id, p.object_id")
-    return sql, _params(content_type_id, sorted(set(terms)), filter_params)
+    sql = _sql(f"p.document_id, p.object_id, SUM({_SCORE}) AS score", sql_filter, match, True)
+    return sql, _params(match, filter_params)
 
 
-def matched_object_ids_sql(
-    content_type_id: int, terms: list[str], filter_sql: tuple[str, list] | None
-) -> tuple[str, dict]:
-    """SQL (named params) selecting the object ids of every document matching any term (facets), once per
+def matched_object_ids_sql(match: Match, filter_sql: tuple[str, list] | None) -> tuple[str, dict]:
+    """SQL (named params) selecting the object ids of every matching document (facets), possibly once per
     matching term: the caller removes duplicates where it needs to (``IN`` does)."""
     sql_filter, filter_params = _named(filter_sql)
-    sql = _sql("p.object_id", sql_filter, "")
-    return sql, _params(content_type_id, sorted(set(terms)), filter_params)
+    return _sql("p.object_id", sql_filter, match, False), _params(match, filter_params)
 
 
 def matching_documents_sql(
-    content_type_id: int, terms: list[str], filter_sql: tuple[str, list] | None, document_ids: list[int]
+    match: Match, filter_sql: tuple[str, list] | None, document_ids: list[int]
 ) -> tuple[str, dict]:
-    """SQL (named params) selecting (document_id, object_id) of those of ``document_ids`` matching any term,
-    once per matching term."""
+    """SQL (named params) selecting (document_id, object_id) of those of ``document_ids`` that match,
+    possibly once per matching term."""
     sql_filter, filter_params = _named(filter_sql)
     # Both keys of the posting primary key: one index probe per (term, document).
     sql = _sql(
-        "p.document_id, p.object_id", sql_filter, "AND p.term = ANY(%(terms)s) AND p.document_id = ANY(%(among)s)"
+        "p.document_id, p.object_id",
+        sql_filter,
+        match,
+        False,
+        where="AND p.term = ANY(%(terms)s) AND p.document_id = ANY(%(among)s)",
     )
-    return sql, {**_params(content_type_id, sorted(set(terms)), filter_params), "among": document_ids}
+    return sql, {**_params(match, filter_params), "among": document_ids}
 
 
 def explain_terms(content_type_id: int, terms: list[str], document_ids: list[int]) -> dict[int, dict[str, float]]:
@@ -149,8 +217,9 @@ def explain_terms(content_type_id: int, terms: list[str], document_ids: list[int
     terms = sorted(set(terms))
     if not terms or not document_ids:
         return {}
-    sql = _sql(f"p.document_id, t.term, {_SCORE}", None, "AND p.document_id = ANY(%(ids)s)")
-    params = _params(content_type_id, terms, [])
+    every = Match(content_type_id, terms)
+    sql = _sql(f"p.document_id, t.term, {_SCORE}", None, every, False, where="AND p.document_id = ANY(%(ids)s)")
+    params = _params(every, [])
     params["ids"] = document_ids
     out: dict[int, dict[str, float]] = {}
     with connection.cursor() as cursor:

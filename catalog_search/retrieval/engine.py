@@ -20,7 +20,7 @@ from catalog_search.exceptions import EncoderUnavailable, IndexUnavailable
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.registry import SearchIndex
 from catalog_search.retrieval import bm25, expansion, facets, fusion, parallel, vector
-from catalog_search.retrieval.filters import object_ids_sql, passing_ids
+from catalog_search.retrieval.filters import object_ids_sql, passing_check
 from catalog_search.retrieval.query import Filter, SearchQuery, build_query
 
 logger = logging.getLogger(__name__)
@@ -137,6 +137,7 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
     found = _Candidates()
     counted: dict[str, facets.Counted] = {}  # facet counts made along with the keyword matches, per index
     facets_over_matches = conf.get("FACETS_OVER") != "results"
+    matches: dict[str, bm25.Match] = {}  # per index: which documents the keyword signal matches
     for index in query.indexes:
         filter_sql = object_ids_sql(index, query.index_filters[index.label])
         # One bounded count decides how the signals apply the filter: inside their queries when it keeps
@@ -144,7 +145,7 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
         # a primary-key lookup), which does not grow with the catalog (docs/architecture.md).
         count = vector.count_filtered(filter_sql, int(conf.get("EXACT_SEARCH_MAX_ROWS")))
         filters = query.index_filters[index.label]
-        passing = partial(passing_ids, index, filters)
+        passing = passing_check(index, filters)
         large = count is not None and count > int(conf.get("EXACT_SEARCH_MAX_ROWS"))
         ct = index.content_type.pk
         # The shop rows apply the filter; restricting the postings to it as well pays when it keeps few.
@@ -153,9 +154,19 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
         # candidate_counts the vector candidates no query term matched (facets.py).
         with_counts = facets_over_matches and facets.counted_with_keywords(index)
         keywords = None
+        if terms:
+            matches[index.label] = bm25.match(ct, terms)
         if terms and not composed:
             job = partial(
-                _keywords, index, filters, terms, filter_sql, restrict, pool, with_counts, passing if large else None
+                _keywords,
+                index,
+                filters,
+                matches[index.label],
+                filter_sql,
+                restrict,
+                pool,
+                with_counts,
+                passing if large else None,
             )
             # Independent of the vector search, so it runs on a second connection meanwhile.
             keywords = parallel.Deferred(job, allowed=qvec is not None)
@@ -174,11 +185,16 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
             nearness: dict[str, float] = {}
             labelled = (found.pool_documents.get(index.label, []), found.pools.get(index.label, []))
             candidates = list(zip(*labelled, strict=True))
+            keyword_passing = passing if large else None
             if keywords is not None:
                 # Counted here while the keyword statement may still be running on its own connection.
                 # Which candidates are keyword matches does not depend on restricting the postings to the
                 # filter: the counted rows pass it anyway.
-                extra = facets.candidate_counts(index, filters, terms, None, candidates) if with_counts else []
+                extra = (
+                    facets.candidate_counts(index, filters, matches[index.label], None, candidates)
+                    if with_counts
+                    else []
+                )
                 keyword_hits, keyword_counts = keywords.result()
             else:  # composed: the keyword signal searches the photo's neighbourhood, known only now
                 assert photo_vec is not None and encoder_row is not None
@@ -190,10 +206,30 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
                 # The neighbours passed the filter already, so restricting to them applies it too.
                 restrict = _ids_sql(list(nearness))
                 keyword_hits, keyword_counts = _keywords(
-                    index, filters, terms, filter_sql, restrict, pool, with_counts, None
+                    index, filters, matches[index.label], filter_sql, restrict, pool, with_counts, None
                 )
                 # Here the keyword matches are those among the neighbours.
-                extra = facets.candidate_counts(index, filters, terms, restrict, candidates) if with_counts else []
+                extra = (
+                    facets.candidate_counts(index, filters, matches[index.label], restrict, candidates)
+                    if with_counts
+                    else []
+                )
+                keyword_passing = None
+            if matches[index.label].required > 1 and len(keyword_hits) < query.k:
+                # Fewer documents have MINIMUM_SHOULD_MATCH of the terms than a page shows: every document with
+                # any of them matches (as Algolia drops words when too few results remain). By page size, not
+                # offset, so every page of a query is cut from the same ranking.
+                matches[index.label] = bm25.Match(ct, matches[index.label].terms)
+                keyword_hits, keyword_counts = _keywords(
+                    index, filters, matches[index.label], filter_sql, restrict, pool, with_counts, keyword_passing
+                )
+                extra = (
+                    facets.candidate_counts(
+                        index, filters, matches[index.label], None if keywords is not None else restrict, candidates
+                    )
+                    if with_counts
+                    else []
+                )
             if keyword_counts is not None:
                 counted[index.label] = keyword_counts + extra
             for hit in keyword_hits:
@@ -229,7 +265,7 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
         facet_counts = facets.count(
             query.indexes,
             query.index_filters,
-            terms if "bm25" in signals and not composed else None,
+            matches if "bm25" in signals and not composed else None,
             _matched_ids(found, composed) if "vector" in signals else {},
             counted,
         )
@@ -259,23 +295,23 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
 def _keywords(
     index: SearchIndex,
     filters: list[Filter],
-    terms: list[str],
+    match: bm25.Match,
     filter_sql: tuple[str, list] | None,
     restrict: tuple[str, list] | None,
     limit: int,
     with_counts: bool,
     passing: Callable[[list[str]], Collection[str]] | None,
 ) -> tuple[list[bm25.Hit], facets.Counted | None]:
-    """The keyword signal's ``limit`` best matches passing ``filters`` (``filter_sql``), the postings
+    """The keyword signal's ``limit`` best matches (``match``) passing ``filters`` (``filter_sql``), the postings
     restricted to ``restrict`` (an ``object_id IN`` SQL) if given, and, ``with_counts`` for a model with
     facets, the facet counts over every match (one statement: facets.keyword_matches_and_counts). Else
     BM25 alone, which checks the filter on its best matches only when given ``passing`` (a large filter)."""
     if with_counts:
-        both = facets.keyword_matches_and_counts(index, filters, terms, restrict, limit)
+        both = facets.keyword_matches_and_counts(index, filters, match, restrict, limit)
         if both is not None:
             return both
     hits = bm25.search(
-        index.content_type.pk, terms, restrict or filter_sql, limit, passing if restrict is None else None
+        index.content_type.pk, match, restrict or filter_sql, limit, passing if restrict is None else None
     )
     return hits, None
 

@@ -1,8 +1,9 @@
 """Facet counts over the matched set.
 
 The matched set of a query is every object that passes its filters and was retrieved by at least
-one active signal: all documents containing any query term (BM25; every match, not only the top
-candidates) plus the vector signal's candidate list (its top CANDIDATES). Counts are per distinct
+one active signal: every keyword match (BM25's matching documents, those with MINIMUM_SHOULD_MATCH of the
+query's terms; every match, not only the top candidates) plus the vector signal's candidate list (its top
+CANDIDATES). Counts are per distinct
 value for a FacetField and per bucket for a RangeFacet, summed over the searched models. With
 ``CATALOG_SEARCH["FACETS_OVER"] = "results"`` the matched set is the fused candidates instead: the
 results the query can page through.
@@ -47,11 +48,11 @@ class _InMatched(Func):
 
 
 def _matched_clause(
-    index: SearchIndex, terms: list[str] | None, pool: list[str], restrict_sql: tuple[str, list] | None = None
+    match: bm25.Match | None, pool: list[str], restrict_sql: tuple[str, list] | None = None
 ) -> tuple[str, dict]:
     parts, params = [], {"pool": pool}
-    if terms:
-        sql, bm25_params = bm25.matched_object_ids_sql(index.content_type.pk, terms, restrict_sql)
+    if match is not None and match.terms:
+        sql, bm25_params = bm25.matched_object_ids_sql(match, restrict_sql)
         parts.append(sql)
         params.update(bm25_params)
     parts.append("SELECT unnest(%(pool)s::text[])")
@@ -180,19 +181,19 @@ def counted_with_keywords(index: SearchIndex) -> bool:
 def keyword_matches_and_counts(
     index: SearchIndex,
     filters: list[Filter],
-    terms: list[str],
+    match: bm25.Match,
     restrict_sql: tuple[str, list] | None,
     limit: int,
 ) -> tuple[list[bm25.Hit], Counted] | None:
-    """The ``limit`` best BM25 matches of ``terms`` passing ``filters`` (and ``restrict_sql``, an
+    """The ``limit`` best BM25 matches (``match``) passing ``filters`` (and ``restrict_sql``, an
     ``object_id IN`` restriction of the postings), and the single-valued facet counts of ``index`` over
     every such match, in one statement. ``candidate_counts`` completes the counts once the vector
     candidates are known (so this statement can run while the vector search does). None when the
     index has no facet a shared scan can count (then ``bm25.search`` alone is cheaper)."""
-    if not terms or not counted_with_keywords(index):
+    if not match.terms or not counted_with_keywords(index):
         return None
     groups = _facet_groups(index)
-    sql, params = bm25.scored_sql(index.content_type.pk, terms, restrict_sql)
+    sql, params = bm25.scored_sql(match, restrict_sql)
     rows, hits = _count_group(index, filters, groups[0], None, {}, _Keywords(sql, params, limit))
     return hits, list(zip(groups[0], rows, strict=True))
 
@@ -200,7 +201,7 @@ def keyword_matches_and_counts(
 def candidate_counts(
     index: SearchIndex,
     filters: list[Filter],
-    terms: list[str],
+    match: bm25.Match,
     restrict_sql: tuple[str, list] | None,
     candidates: list[tuple[int, str]],
 ) -> Counted:
@@ -211,13 +212,13 @@ def candidate_counts(
     counted: Counted = []
     if candidates:
         documents = [d for d, _ in candidates]
-        keyword_sql, keyword_params = bm25.matching_documents_sql(index.content_type.pk, terms, restrict_sql, documents)
+        keyword_sql, keyword_params = bm25.matching_documents_sql(match, restrict_sql, documents)
         others = f"SELECT unnest(%(pool)s::text[]) EXCEPT SELECT m.object_id FROM ({keyword_sql}) AS m"
         params = {**keyword_params, "pool": [o for _, o in candidates]}
         rows, _ = _count_group(index, filters, groups[0], others, params)
         counted.extend(zip(groups[0], rows, strict=True))
     if len(groups) > 1:  # to-many facets: their own statements over the whole matched set
-        matched_sql, matched_params = _matched_clause(index, terms, [o for _, o in candidates], restrict_sql)
+        matched_sql, matched_params = _matched_clause(match, [o for _, o in candidates], restrict_sql)
         for group in groups[1:]:
             group_rows, _ = _count_group(index, filters, group, matched_sql, matched_params)
             counted.extend(zip(group, group_rows, strict=True))
@@ -231,11 +232,11 @@ def _multivalued_group(index: SearchIndex, group: list[Facet]) -> bool:
 def count(
     indexes: list[SearchIndex],
     index_filters: dict[str, list[Filter]],
-    terms: list[str] | None,
+    matches: dict[str, bm25.Match] | None,
     pools: dict[str, list[str]],
     done: dict[str, Counted] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Facet counts; ``terms`` are the BM25 query terms (None when BM25 is off), ``pools`` the vector
+    """Facet counts; ``matches`` are the keyword matches per index label (None when BM25 is off), ``pools`` the vector
     candidates' object ids per index label; ``done``: the counts of indexes already counted (by
     ``keyword_matches_and_counts``), per index label."""
     values: dict[str, Counter] = {}
@@ -244,7 +245,7 @@ def count(
     for index in indexes:
         counted = (done or {}).get(index.label)
         if counted is None:
-            matched_sql, matched_params = _matched_clause(index, terms, pools.get(index.label, []))
+            matched_sql, matched_params = _matched_clause((matches or {}).get(index.label), pools.get(index.label, []))
             counted = []
             for group in _facet_groups(index):
                 group_rows, _ = _count_group(index, index_filters[index.label], group, matched_sql, matched_params)

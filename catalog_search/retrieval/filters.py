@@ -7,6 +7,8 @@ inside the ANN scan, not after it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
 from django.db.models.expressions import RawSQL
@@ -43,18 +45,41 @@ def object_ids_sql(index: SearchIndex, filters: list[Filter]) -> tuple[str, list
     return sql, list(params)
 
 
-def passing_ids(index: SearchIndex, filters: list[Filter], object_ids: list[str]) -> set[str]:
-    """Those of ``object_ids`` that pass the filters: a primary-key lookup on the shop's table, so
-    checking a few hundred candidates costs the same whatever share of the catalog the filter keeps."""
+def passing_check(index: SearchIndex, filters: list[Filter]) -> Callable[[list[str]], set[str]]:
+    """``object_ids -> those passing the filters``: a primary-key lookup on the shop's table, so checking a
+    few hundred candidates costs the same whatever share of the catalog the filter keeps. The ORM compiles
+    the statement on the first call; later calls (a search checks its vector walk and its keyword
+    candidates) only bind new ids (compiling cost ~2 ms a call at 100k products, the lookup itself ~1.7 ms)."""
     pk = index.model._meta.pk
-    keys = []
-    for oid in object_ids:
-        try:
-            keys.append(pk.to_python(oid))
-        except Exception:  # noqa: BLE001 - an id the model cannot hold cannot pass
-            continue
-    # One array parameter, not one per id: with 400-1000 ids, building and sending `IN (%s, %s, ...)`
-    # cost more than the lookup itself.
-    array = RawSQL(f"SELECT unnest(%s::{pk.rel_db_type(connection)}[])", (keys,))  # noqa: S611 - a bound list
-    queryset = filtered_queryset(index, filters).filter(pk__in=array).order_by()
-    return {str(key) for key in queryset.values_list("pk", flat=True)}
+    marker = object()  # stands for the ids in the compiled parameters
+    compiled: list[tuple[str, list]] = []
+
+    def passing(object_ids: list[str]) -> set[str]:
+        keys = []
+        for oid in object_ids:
+            try:
+                keys.append(pk.to_python(oid))
+            except Exception:  # noqa: BLE001 - an id the model cannot hold cannot pass
+                continue
+        if not compiled:
+            # One array parameter, not one per id: with 400-1000 ids, building and sending `IN (%s, %s, ...)`
+            # cost more than the lookup itself.
+            array = RawSQL(f"SELECT unnest(%s::{pk.rel_db_type(connection)}[])", (marker,))  # noqa: S611
+            queryset = filtered_queryset(index, filters).filter(pk__in=array).order_by().values_list("pk")
+            try:
+                compiled.append(queryset.query.sql_with_params())
+            except EmptyResultSet:  # a filter nothing can match
+                compiled.append(("", []))
+        sql, params = compiled[0]
+        if not sql or not keys:
+            return set()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [keys if p is marker else p for p in params])
+            return {str(row[0]) for row in cursor.fetchall()}
+
+    return passing
+
+
+def passing_ids(index: SearchIndex, filters: list[Filter], object_ids: list[str]) -> set[str]:
+    """Those of ``object_ids`` that pass the filters (``passing_check`` for a single call)."""
+    return passing_check(index, filters)(object_ids)
