@@ -95,6 +95,24 @@ def test_large_filter_over_fetches_through_hnsw_and_matches_exact(articles, enco
         assert [h.object_id for h in hits] == _exact_top(encoder, index, qvec, sections, 20)
 
 
+def test_over_fetch_goes_on_along_the_same_walk_until_enough_pass(articles, encoder):
+    """A filter keeping 1/7 of the catalog: the first 2 * k walked rows hold too few that pass, so the same
+    walk (one cursor, one graph search) is read further, by the share that passed, until k pass; no exact
+    scan, and the result equals brute force over the filtered rows."""
+    index = articles
+    for query in ("warm wool scarf", "red leather tote"):
+        with CaptureQueriesContext(connection) as queries:
+            qvec, hits, exact_ran = _search(
+                encoder, index, {"section": "common3"}, query, 10, EXACT_SEARCH_MAX_ROWS=100, FILTERED_ANN_DEPTH=1000
+            )
+        statements = [q["sql"] for q in queries.captured_queries]
+        assert not exact_ran
+        assert sum("DECLARE catalog_search_walk" in sql for sql in statements) == 1
+        fetches = [sql for sql in statements if sql.startswith("FETCH FORWARD")]
+        assert fetches[0] == "FETCH FORWARD 20 FROM catalog_search_walk" and len(fetches) >= 2
+        assert [h.object_id for h in hits] == _exact_top(encoder, index, qvec, "common3", 10)
+
+
 def test_filter_rejecting_the_neighbourhood_falls_back_to_exact(articles, encoder):
     """Over-fetching 50 rows finds too few of a 1% filter: the exact path answers, still k results."""
     index = articles

@@ -10,9 +10,10 @@ Three paths, chosen per query (docs/architecture.md, "Vector retrieval"):
   nearest rows (no filter in the statement, so the planner always walks the graph), then the filter
   checked on those candidates only (the caller's ``passing``: an indexed primary-key lookup on the
   shop's table). If at least ``limit`` pass, they are the answer, because the filtered top ``limit`` of
-  a correct unfiltered top D is the filtered top ``limit``; if too few pass, one deeper walk sized from
-  the share that passed (at most FILTERED_ANN_DEPTH rows); if that cannot be enough (a filter that
-  rejects the query's neighbourhood), the exact path answers. Putting the filter inside the HNSW
+  a correct unfiltered top D is the filtered top ``limit``; if too few pass, the same walk goes on (a
+  cursor over one iterative index scan), as far as the share that passed says is needed (at most
+  FILTERED_ANN_DEPTH rows in all); if that cannot be enough (a filter that rejects the query's
+  neighbourhood), the exact path answers. Putting the filter inside the HNSW
   statement instead made PostgreSQL either skip the index (a hash semi-join reading every filtered
   vector out of TOAST: 100-400 ms at 100k) or, forced, lose recall in the iterative graph walk
   (docs/benchmarks.md, "Filtered ANN recall").
@@ -107,24 +108,6 @@ def _nearest(
         return cursor.fetchall()
 
 
-def _walk(
-    column: str, encoder_id: int, dim: int, content_type_id: int, query: str, depth: int
-) -> list[tuple[int, str, float]]:
-    """The ``depth`` nearest rows by ``column`` through the HNSW index, unfiltered, nearest first."""
-    with connection.cursor() as cursor:
-        # One graph search returns at most ef_search rows (pgvector caps it at 1000); a deeper walk
-        # continues with the iterative scan that search() set up.
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(min(depth, 1000))])
-        cursor.execute(
-            f"WITH c AS MATERIALIZED (SELECT e.document_id, e.object_id, "
-            f"e.{column}::vector({dim}) <=> %(q)s::vector({dim}) AS dist FROM catalog_search_embedding e "
-            f"WHERE e.encoder_id = {int(encoder_id)} AND e.{column} IS NOT NULL AND e.content_type_id = %(ct)s "
-            f"ORDER BY dist LIMIT %(depth)s) SELECT document_id, object_id, dist FROM c ORDER BY dist, document_id",
-            {"q": query, "ct": content_type_id, "depth": depth},
-        )
-        return cursor.fetchall()
-
-
 def _over_fetch(
     column: str,
     encoder_id: int,
@@ -136,19 +119,46 @@ def _over_fetch(
     passing: Callable[[list[str]], Collection[str]],
 ) -> list[tuple[int, str, float]]:
     """The ``limit`` nearest rows passing the filter among the unfiltered nearest, or fewer if too few
-    of those pass. A first walk of ``2 * limit`` rows measures the share that passes; if it is too small,
-    one deeper walk sized from that share (at most ``max_depth`` rows) follows."""
-    depth = min(2 * limit, max_depth)
-    while True:
-        walked = _walk(column, encoder_id, dim, content_type_id, query, depth)
-        allowed = passing([oid for _, oid, _ in walked])
-        rows = [row for row in walked if row[1] in allowed]
-        if len(rows) >= limit or len(walked) < depth or not rows or depth >= max_depth:
-            return rows[:limit]
-        needed = math.ceil(limit * len(walked) / len(rows) * 2)  # 2: the share varies along the walk
-        if needed > max_depth:
-            return rows[:limit]
-        depth = needed
+    of those pass within ``max_depth`` rows.
+
+    One walk of the HNSW index, read through a cursor: the first ``2 * limit`` rows (ef_search = that,
+    pgvector's iterative scan past it) measure the share that passes; while too few have passed, the same
+    walk goes on for as many more rows as that share says are needed (x 1.25), instead of a new, deeper
+    walk from the entry point (a 400-row walk followed by a 1,100-row one re-read the first 400). When the
+    share says more than ``max_depth`` rows would be needed, it stops: the caller searches exactly."""
+    first = min(2 * limit, max_depth)
+    walked: list[tuple[int, str, float]] = []
+    rows: list[tuple[int, str, float]] = []
+    with connection.cursor() as cursor:
+        # One graph search returns at most ef_search rows (pgvector allows at most 1000); past them the
+        # iterative scan that search() set up continues the walk.
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(min(first, 1000))])
+        # The LIMIT makes the planner walk the index (a cursor reads only the rows it fetches).
+        cursor.execute(
+            f"DECLARE catalog_search_walk NO SCROLL CURSOR FOR SELECT e.document_id, e.object_id, "
+            f"e.{column}::vector({dim}) <=> %(q)s::vector({dim}) AS dist FROM catalog_search_embedding e "
+            f"WHERE e.encoder_id = {int(encoder_id)} AND e.{column} IS NOT NULL AND e.content_type_id = %(ct)s "
+            f"ORDER BY dist LIMIT {int(max_depth)}",
+            {"q": query, "ct": content_type_id},
+        )
+        batch = first
+        while batch > 0:
+            cursor.execute(f"FETCH FORWARD {int(batch)} FROM catalog_search_walk")
+            got = cursor.fetchall()
+            walked += got
+            allowed = passing([oid for _, oid, _ in got])
+            rows += [row for row in got if row[1] in allowed]
+            if len(rows) >= limit or len(got) < batch or not rows or len(walked) >= max_depth:
+                break
+            needed = math.ceil(limit * len(walked) / len(rows) * 1.25)  # 1.25: the share varies along the walk
+            if needed > max_depth:
+                break
+            batch = needed - len(walked)
+        # Not in a `finally`: after an error the transaction is aborted (and ends the cursor) anyway.
+        cursor.execute("CLOSE catalog_search_walk")
+    # The iterative scan returns rows in roughly nearest-first order: sort the passing ones exactly.
+    rows.sort(key=lambda row: (row[2], row[0]))
+    return rows[:limit]
 
 
 def _sql_passing(filter_sql: tuple[str, list]) -> Callable[[list[str]], set[str]]:
