@@ -360,6 +360,10 @@ def test_minimum_should_match_and_its_fallback(catalog, make_product, product_in
         pages = catalog_search.search(q="leather tote", mode="bm25", k=7)
         assert {h.object.title for h in pages} == either
         assert {f["value"]: f["count"] for f in pages.facets["category"]} == {"bags": 6, "shoes": 1}
+        # Three words, one product with all three (fewer than a page of 3): two of three are enough, not one.
+        stepped = catalog_search.search(q="red leather tote", mode="bm25", k=3)
+        assert len(stepped) == 3 and {h.object.title for h in stepped} <= both
+        assert {f["value"]: f["count"] for f in stepped.facets["category"]} == {"bags": 5}
         # A word no product has does not count: "leather tote zebra" still asks for two of two.
         unknown = catalog_search.search(q="leather tote zebra", mode="bm25", k=5)
         assert {h.object.title for h in unknown} == both

@@ -215,11 +215,12 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
                     else []
                 )
                 keyword_passing = None
-            if matches[index.label].required > 1 and len(keyword_hits) < query.k:
-                # Fewer documents have MINIMUM_SHOULD_MATCH of the terms than a page shows: every document with
-                # any of them matches (as Algolia drops words when too few results remain). By page size, not
-                # offset, so every page of a query is cut from the same ranking.
-                matches[index.label] = bm25.Match(ct, matches[index.label].terms)
+            while matches[index.label].required > 1 and len(keyword_hits) < query.k:
+                # Fewer documents have MINIMUM_SHOULD_MATCH of the terms than a page shows: one term fewer is
+                # enough, down to any term (as Algolia drops query words while too few results remain). By
+                # page size, not offset, so every page of a query is cut from the same ranking.
+                looser = matches[index.label]
+                matches[index.label] = bm25.Match(ct, looser.terms, looser.required - 1)
                 keyword_hits, keyword_counts = _keywords(
                     index, filters, matches[index.label], filter_sql, restrict, pool, with_counts, keyword_passing
                 )
