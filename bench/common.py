@@ -65,6 +65,7 @@ __all__ = [
     "proc_memory",
     "section_header",
     "setup_django",
+    "side_by_side",
     "start_postgres",
     "timed",
     "use_database",
@@ -279,6 +280,34 @@ def percentile(values: Iterable[float], p: float) -> float | None:
     low = int(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass
+class SideBySide:
+    """What ``side_by_side`` measured: ms per side, per-query A / B ratios, the items answered differently."""
+
+    times: dict[str, list[float]]
+    ratios: list[float]
+    different: set[int]
+
+    def row(self) -> tuple[float | None, float | None, float | None, float | None, float]:
+        """A p50, A p95, B p50, B p95, median per-query A / B."""
+        return (*(percentile(self.times[s], p) for s in "ab" for p in (50, 95)), median(self.ratios))
+
+
+def side_by_side(items: list[Any], rounds: int, ask: Callable[[str, Any], tuple[float, Any]]) -> SideBySide:
+    """``ask(side, item)`` -> (ms, answer) for sides "a" and "b", each item right after the other side,
+    which goes first alternating by item and round, so both see the same machine load."""
+    out = SideBySide({"a": [], "b": []}, [], set())
+    for round_ in range(rounds):
+        for i, item in enumerate(items):
+            got = {side: ask(side, item) for side in (("a", "b") if (i + round_) % 2 == 0 else ("b", "a"))}
+            for side in "ab":
+                out.times[side].append(got[side][0])
+            out.ratios.append(got["a"][0] / got["b"][0])
+            if got["a"][1] != got["b"][1]:
+                out.different.add(i)
+    return out
 
 
 def timed(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> list[float]:

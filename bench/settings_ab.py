@@ -39,6 +39,7 @@ from bench.common import (
     section_header,
     setup_django,
     shown_command,
+    side_by_side,
     versions,
     write_section,
 )
@@ -146,18 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         for path in paths[:8]:  # warm-up: caches and code paths of both settings
             _search(path, args.a, vectors)
             _search(path, args.b, vectors)
-        times: dict[str, list[float]] = {"a": [], "b": []}
-        ratios = []
-        for round_ in range(args.rounds):
-            for i, path in enumerate(paths):
-                order = ("a", "b") if (i + round_) % 2 == 0 else ("b", "a")
-                got = {side: _search(path, getattr(args, side), vectors) for side in order}
-                if not args.different and got["a"][1] != got["b"][1]:
-                    raise SystemExit(f"A and B answer {path} differently")
-                times["a"].append(got["a"][0])
-                times["b"].append(got["b"][0])
-                ratios.append(got["a"][0] / got["b"][0])
-        row = (kind, *(percentile(times[s], p) for s in "ab" for p in (50, 95)), median(ratios))
+        measured = side_by_side(paths, args.rounds, lambda side, path, v=vectors: _search(path, getattr(args, side), v))
+        if measured.different and not args.different:
+            raise SystemExit(f"A and B answer {paths[min(measured.different)]} differently")
+        row = (kind, *measured.row())
         rows.append(row)
         print(f"{kind}: A p50 {row[1]:.1f} p95 {row[2]:.1f} | B p50 {row[3]:.1f} p95 {row[4]:.1f} | A/B {row[5]:.2f}x")
 

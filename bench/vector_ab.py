@@ -20,7 +20,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from statistics import median
 from types import ModuleType
 from urllib.parse import parse_qs, urlparse
 
@@ -33,10 +32,10 @@ from bench.common import (
     fmt,
     machine_facts,
     note_text,
-    percentile,
     section_header,
     setup_django,
     shown_command,
+    side_by_side,
     versions,
     write_section,
 )
@@ -116,17 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         for path, qvec in list(zip(paths, qvecs, strict=True))[:5]:  # warm-up
             run("a", path, qvec)
             run("b", path, qvec)
-        times: dict[str, list[float]] = {"a": [], "b": []}
-        ratios, different = [], set()
-        for round_ in range(args.rounds):
-            for i, (path, qvec) in enumerate(zip(paths, qvecs, strict=True)):
-                got = {s: run(s, path, qvec) for s in (("a", "b") if (i + round_) % 2 == 0 else ("b", "a"))}
-                for side in "ab":
-                    times[side].append(got[side][0])
-                ratios.append(got["a"][0] / got["b"][0])
-                if got["a"][1] != got["b"][1]:
-                    different.add(i)
-        row_ = (kind, *(percentile(times[s], p) for s in "ab" for p in (50, 95)), median(ratios), len(different))
+        items = list(zip(paths, qvecs, strict=True))
+        measured = side_by_side(items, args.rounds, lambda side, item: run(side, *item))
+        row_ = (kind, *measured.row(), len(measured.different))
         rows.append(row_)
         print(f"{kind}: A p50 {row_[1]:.1f} p95 {row_[2]:.1f} | B p50 {row_[3]:.1f} p95 {row_[4]:.1f} | "
               f"A/B {row_[5]:.2f}x | {row_[6]} of {len(paths)} queries answered differently")  # fmt: skip
