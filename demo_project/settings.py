@@ -87,10 +87,7 @@ CATALOG_SEARCH = {
     # +0.08 nDCG@10 on held-out paraphrase queries, every other kind unchanged (docs/relevance.md). The
     # worker's sweep builds the word list after the first indexing.
     "QUERY_EXPANSION": True,
-    # Keyword matches hold 75% of the query's words (2 of 3, 3 of 4; any of 2), or any word when fewer than a
-    # page match: relevance within 0.001 nDCG@10 of any-word on the held-out judgments, faster facets and
-    # keyword statement on large catalogs (docs/relevance.md, docs/benchmarks.md).
-    "MINIMUM_SHOULD_MATCH": "75%",
+    # MINIMUM_SHOULD_MATCH is the library default, "75%" (docs/configuration.md).
 }
 
 # Celery: Redis broker; tasks acknowledged after they finish (a killed worker's task is redelivered).
