@@ -117,9 +117,10 @@ def model_vectors(paths: list[str]) -> np.ndarray:
     return encoder.encode_texts([parse_qs(urlparse(p).query)["q"][0] for p in paths])
 
 
-def seed_cache(size: int, paths: list[str], vectors: np.ndarray) -> None:
-    """Store ``vectors`` as the cached embeddings of the queries of ``paths`` in the server's cache, under
-    the key the server computes (``query_cache.key_for``), so its next search for them is a cache hit."""
+def seed_cache(size: int, paths: list[str], vectors: np.ndarray, prefix: str | None = None) -> None:
+    """Store ``vectors`` as the cached embeddings of the queries of ``paths`` in the server's cache (key
+    prefix ``prefix``, default ``latency-<size>``), under the key the server computes
+    (``query_cache.key_for``), so its next search for them is a cache hit."""
     from urllib.parse import parse_qs, urlparse
 
     from django.core.cache.backends.redis import RedisCache
@@ -128,7 +129,7 @@ def seed_cache(size: int, paths: list[str], vectors: np.ndarray) -> None:
     from catalog_search.retrieval.engine import active_encoder
 
     _, encoder = active_encoder()
-    cache = RedisCache(CACHE_URL, {"KEY_PREFIX": f"latency-{size}"})
+    cache = RedisCache(CACHE_URL, {"KEY_PREFIX": prefix or f"latency-{size}"})
     for path, vector in zip(paths, vectors, strict=True):
         text = parse_qs(urlparse(path).query)["q"][0]
         normalized = query_cache.normalize_query(text, query_cache._ignores_case(encoder))
