@@ -13,8 +13,10 @@ section of docs/benchmarks.md. The pieces they share, in the order a script usua
 - ``ServerConfig`` / ``Server``: gunicorn serving ``demo_project.wsgi`` on a free loopback port, each
   worker warmed up by ``bench/gunicorn_conf.py`` before it accepts connections.
 - ``percentile``, ``median``, ``timed``, ``fmt``: numbers; medians of repeated runs, never one run.
-- ``machine_facts()``, ``versions()``, ``section_header(...)``, ``write_section(doc, section, heading)``:
-  the doc section with the command, date, machine and software it was measured with.
+- ``side_by_side(items, rounds, ask)`` + ``ab_table(rows)``: A and B alternating per item, and their table.
+- ``machine_facts()``, ``versions()``, ``section_header(...)``, ``publish(lines, note, doc, heading)`` /
+  ``write_section(doc, section, heading)``: the doc section with the command, date, machine and software
+  it was measured with.
 - ``proc_memory(pid)``: VmRSS / VmHWM of a live process.
 """
 
@@ -310,6 +312,23 @@ def side_by_side(items: list[Any], rounds: int, ask: Callable[[str, Any], tuple[
     return out
 
 
+AB_TABLE = [
+    "| query vectors | A p50 ms | A p95 ms | B p50 ms | B p95 ms | per-query A / B (median) |",
+    "|---|---:|---:|---:|---:|---:|",
+]
+
+
+def ab_table(rows: list[tuple], extra: str = "") -> list[str]:
+    """The side-by-side table: a row per kind of query vector (kind, ``SideBySide.row()``..., then the
+    value of the ``extra`` column if one is named)."""
+    header = AB_TABLE if not extra else [AB_TABLE[0] + f" {extra} |", AB_TABLE[1] + "---:|"]
+    return header + [
+        f"| {r[0]} | {fmt(r[1])} | {fmt(r[2])} | {fmt(r[3])} | {fmt(r[4])} | {r[5]:.2f}x |"
+        + (f" {r[6]} |" if extra else "")
+        for r in rows
+    ]
+
+
 def timed(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> list[float]:
     """Wall times (ms) of ``repeat`` calls of ``fn`` after ``warmup`` unmeasured ones."""
     for _ in range(warmup):
@@ -415,6 +434,16 @@ def note_text(note: str, note_file: Path | None) -> str:
     if note_file is not None:
         parts.append(note_file.read_text().strip())
     return "\n\n".join(parts)
+
+
+def publish(lines: list[str], note: str, doc: Path, heading: str, write: bool = True) -> None:
+    """Print the section made of ``lines`` and ``note`` (the explanation), and unless ``write`` is False
+    put it in ``doc`` in place of the section ``heading``."""
+    section = "\n".join(lines + (["", note] if note else [])) + "\n"
+    print(section)
+    if write:
+        write_section(doc, section, heading)
+        print(f"Wrote '{heading}' in {doc}")
 
 
 def write_section(doc: Path, section: str, heading: str) -> None:

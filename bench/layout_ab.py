@@ -37,17 +37,17 @@ from bench.common import (
     DOC,
     Server,
     ServerConfig,
+    ab_table,
     bench_env,
-    fmt,
     machine_facts,
     note_text,
+    publish,
     section_header,
     setup_django,
     shown_command,
     side_by_side,
     start_postgres,
     versions,
-    write_section,
 )
 from bench.scale_data import BENCH_DIR, MODEL_DIR, PG_SETTINGS, ScaleSpec, ensure_loaded, start
 from bench.search_latency import CACHE_URL, catalog_vectors, make_queries, model_vectors, seed_cache
@@ -202,17 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         "`in_stock=true` + `price__gte`; client ms (request sent to last byte read). "
         + ("A and B may answer differently." if args.different else "A and B returned the same answers."),
         "",
-        "| query vectors | A p50 ms | A p95 ms | B p50 ms | B p95 ms | per-query A / B (median) |",
-        "|---|---:|---:|---:|---:|---:|",
-        *(f"| {r[0]} | {fmt(r[1])} | {fmt(r[2])} | {fmt(r[3])} | {fmt(r[4])} | {r[5]:.2f}x |" for r in rows),
+        *ab_table(rows),
     ]
-    if note:
-        lines += ["", note]
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if not args.no_doc:
-        write_section(args.doc, section, heading)
-        print(f"Wrote '{heading}' in {args.doc}")
+    publish(lines, note, args.doc, heading, write=not args.no_doc)
     return 0
 
 

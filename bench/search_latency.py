@@ -52,11 +52,11 @@ from bench.common import (
     machine_facts,
     note_text,
     percentile,
+    publish,
     section_header,
     setup_django,
     shown_command,
     versions,
-    write_section,
 )
 from bench.scale_data import ScaleSpec, ensure_loaded, start
 
@@ -393,13 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if problems:
         lines += ["", "gunicorn log problems:", "", *(f"    {p}" for p in sorted(set(problems))[:10])]
-    if args.note:
-        lines += ["", args.note]
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if not args.no_doc:
-        write_section(args.doc, section, HEADING)
-        print(f"Wrote '{HEADING}' in {args.doc}")
+    publish(lines, args.note, args.doc, HEADING, write=not args.no_doc)
     return 0
 
 

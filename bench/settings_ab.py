@@ -32,16 +32,17 @@ if __package__ in (None, ""):
 
 from bench.common import (
     DOC,
+    ab_table,
     fmt,
     machine_facts,
     note_text,
     percentile,
+    publish,
     section_header,
     setup_django,
     shown_command,
     side_by_side,
     versions,
-    write_section,
 )
 from bench.scale_data import ScaleSpec, ensure_loaded, start
 from bench.search_latency import catalog_vectors, make_queries, model_vectors
@@ -183,9 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "`category` + `price__lte`, half `in_stock=true` + `price__gte`; query vectors injected (no encoding). "
         + ("A and B may answer differently." if args.different else "A and B returned the same answers."),
         "",
-        "| query vectors | A p50 ms | A p95 ms | B p50 ms | B p95 ms | per-query A / B (median) |",
-        "|---|---:|---:|---:|---:|---:|",
-        *(f"| {r[0]} | {fmt(r[1])} | {fmt(r[2])} | {fmt(r[3])} | {fmt(r[4])} | {r[5]:.2f}x |" for r in rows),
+        *ab_table(rows),
     ]
     if loaded_rows:
         lines += [
@@ -198,13 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             "|---|---:|---:|---:|",
             *(f"| {side} | {rate:.1f} | {fmt(p50)} | {fmt(p95)} |" for side, rate, p50, p95 in loaded_rows),
         ]
-    if note:
-        lines += ["", note]
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if not args.no_doc:
-        write_section(args.doc, section, heading)
-        print(f"Wrote '{heading}' in {args.doc}")
+    publish(lines, note, args.doc, heading, write=not args.no_doc)
     return 0
 
 

@@ -29,15 +29,15 @@ if __package__ in (None, ""):
 from bench.common import (
     DOC,
     ROOT,
-    fmt,
+    ab_table,
     machine_facts,
     note_text,
+    publish,
     section_header,
     setup_django,
     shown_command,
     side_by_side,
     versions,
-    write_section,
 )
 from bench.scale_data import ScaleSpec, ensure_loaded, start
 from bench.search_latency import catalog_vectors, make_queries, model_vectors
@@ -135,20 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         f"- **A**: `retrieval/vector.py` at `{args.base}`; **B**: this tree's. Both get the same filter SQL and "
         "`filters.passing_check`; timed: the filter count and `vector.search` (`CANDIDATES` rows, the image column).",
         "",
-        "| query vectors | A p50 ms | A p95 ms | B p50 ms | B p95 ms | per-query A / B (median) | queries answered differently |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-        *(
-            f"| {r[0]} | {fmt(r[1])} | {fmt(r[2])} | {fmt(r[3])} | {fmt(r[4])} | {r[5]:.2f}x | {r[6]} of {len(paths)} |"
-            for r in rows
-        ),
+        *ab_table([(*r[:6], f"{r[6]} of {len(paths)}") for r in rows], extra="queries answered differently"),
     ]
-    if note:
-        lines += ["", note]
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if not args.no_doc:
-        write_section(args.doc, section, heading)
-        print(f"Wrote '{heading}' in {args.doc}")
+    publish(lines, note, args.doc, heading, write=not args.no_doc)
     return 0
 
 
