@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "QUERY_EXPANSION": False,
     "EXPANSION_THRESHOLD": 0.5,  # minimum cosine between the query word and a catalog word
     "EXPANSION_TERMS": 1,  # catalog words added per unknown query word
+    # An unknown English color name ("ruby", "mocha") adds its basic color term (red, brown) instead of
+    # the encoder's nearest word (retrieval/colors.py).
+    "EXPANSION_COLORS": True,
     # Vector search.
     "HNSW_M": 16,
     "HNSW_EF_CONSTRUCTION": 64,

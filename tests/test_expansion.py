@@ -155,3 +155,56 @@ def test_an_expanded_search_looks_the_active_encoder_up_once(shop):
         found = catalog_search.search(q="pocketbook")
     assert found.query["expanded"] == {"pocketbook": ["handbag"]}
     assert sum('FROM "catalog_search_encoder"' in q["sql"] for q in queries.captured_queries) == 1
+
+
+@pytest.mark.parametrize(
+    ("word", "basic"),
+    [
+        ("ruby", "red"),
+        ("crimson", "red"),
+        ("cerulean", "blue"),
+        ("sapphire", "blue"),
+        ("mocha", "brown"),
+        ("amethyst", "purple"),
+        ("jade", "green"),
+        ("ivory", "white"),
+        ("red", "red"),
+        ("gray", "grey"),
+        ("handbag", None),
+        ("tote", None),
+    ],
+)
+def test_a_color_name_maps_to_its_basic_color_term(word, basic):
+    from catalog_search.retrieval import colors
+
+    assert colors.basic_color(word) == basic
+
+
+def test_every_example_of_a_basic_color_is_nearest_to_itself():
+    """The survey's "<modifiers> <basic term>" names are the examples: each one, looked up by its own
+    color, finds an example at distance 0 of its own term (ties between equal colors aside)."""
+    from catalog_search.retrieval import colors
+
+    examples = colors._examples()
+    assert {term for _, term in examples} == set(colors.BASIC)
+    assert len(examples) > 400
+    for name in ("dark red", "dusty blue", "reddish brown", "pale pink"):
+        lab = colors._lab(colors.XKCD[name])
+        assert {term for point, term in examples if point == lab} == {name.split()[-1]}
+
+
+def test_an_unknown_color_name_adds_its_basic_color_term(shop):
+    row, loaded = shop
+    indexes = catalog_search.registry.get_indexes()
+    with _settings():
+        found = expansion.expand("ruby pocketbook", indexes, row, loaded)
+        assert found.added == {"ruby": [("red", 1.0)], "pocketbook": [("handbag", pytest.approx(0.8, abs=1e-3))]}
+        assert found.terms == ["red", "handbag"] and found.text == "ruby pocketbook red handbag"
+        # A color whose basic term no product has ("lavender" -> purple) falls back to the encoder's words.
+        assert expansion.expand("lavender", indexes, row, loaded).added == {}
+        assert [h.object.title for h in catalog_search.search(q="ruby", mode="bm25").results] == ["Red leather handbag"]
+    with _settings(EXPANSION_COLORS=False):  # the encoder's own nearest word: none above the threshold
+        assert expansion.expand("ruby", indexes, row, loaded).added == {}
+        assert catalog_search.search(q="ruby", mode="bm25").results == []
+    with _settings(LANGUAGE="german"):  # the survey's names are English
+        assert expansion.expand("ruby", indexes, row, loaded).added == {}

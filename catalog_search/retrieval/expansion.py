@@ -9,7 +9,8 @@ run by the periodic sweep, keeps it current, ``manage.py catalog_search vocabula
 from (the original words stay in it). Queries whose words are all in the catalog are left unchanged.
 
 It is only as good as the encoder's knowledge of single words: the demo's MiniLM maps "teacup" to "tea",
-"gown" to "dress" and "plushie" to "plush", but "ruby" to "emerald" (docs/relevance.md measures it).
+"gown" to "dress" and "plushie" to "plush", but "ruby" to "emerald" (docs/relevance.md measures it). So
+an English color name is looked up by its color first (``EXPANSION_COLORS``, colors.py): "ruby" -> red.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from catalog_search.encoders import Encoder
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.models import Vocabulary
 from catalog_search.registry import SearchIndex, get_indexes
+from catalog_search.retrieval import colors
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +150,20 @@ def _indexed_terms(terms: list[str], content_types: list[int]) -> set[str]:
         return {term for (term,) in cursor.fetchall()}
 
 
+def _color_terms(words: list[str], analyzer) -> dict[str, list[tuple[str, str]]]:
+    """For each of ``words`` that names a color (``EXPANSION_COLORS``, English only), its basic color
+    term's spellings and index terms ("ruby" -> [("red", "red")], "slate" -> grey and gray)."""
+    if not conf.get("EXPANSION_COLORS") or conf.get("LANGUAGE") != "english":
+        return {}
+    out = {}
+    for word in words:
+        basic = colors.basic_color(word.lower())
+        if basic is not None:
+            spellings = [basic, *(s for s, b in colors.SPELLINGS.items() if b == basic)]
+            out[word] = [(s, t[0]) for s in spellings if (t := analyzer.terms(s))]
+    return out
+
+
 def expand(q: str, indexes: Sequence[SearchIndex], row: EncoderRow, encoder: Encoder) -> Expansion:
     """Expand the words of ``q`` that no searched document contains (see the module docstring)."""
     from catalog_search import query_cache
@@ -169,9 +185,11 @@ def expand(q: str, indexes: Sequence[SearchIndex], row: EncoderRow, encoder: Enc
     per_word = int(conf.get("EXPANSION_TERMS"))
     found = Expansion()
     candidates: dict[str, list[tuple[str, str, float]]] = {}
+    named = _color_terms(unknown, analyzer)
     for word in unknown:
         similarity = matrix @ query_cache.text_vector(encoder, word)
-        ranked = []
+        # A color name first (colors.py: chosen by the color, not by the encoder), as if its cosine were 1.
+        ranked = [(spelling, term, 1.0) for spelling, term in named.get(word, [])]
         for i in np.argsort(-similarity)[: 4 * per_word + 8]:
             if similarity[i] < threshold:
                 break
@@ -180,7 +198,7 @@ def expand(q: str, indexes: Sequence[SearchIndex], row: EncoderRow, encoder: Enc
     # A vocabulary word whose term has since left the index would add nothing: skip it.
     live = _indexed_terms(sorted({t for ranked in candidates.values() for _, t, _ in ranked}), content_types)
     for word, ranked in candidates.items():
-        chosen = [(w, t, s) for w, t, s in ranked if t in live][:per_word]
+        chosen = list({t: (w, t, s) for w, t, s in reversed(ranked) if t in live}.values())[::-1][:per_word]
         if chosen:
             found.added[word] = [(w, round(s, 4)) for w, _, s in chosen]
             found.terms += [t for _, t, _ in chosen]

@@ -1,0 +1,64 @@
+"""Color names a catalog does not use, mapped to the basic color word it probably does ("ruby" -> red).
+
+Shoppers name colors with words no product text contains ("ruby", "cerulean", "mocha"); an encoder's
+single-word embeddings place many of them near other gems, foods or animals rather than near the
+color (docs/relevance.md). The xkcd color survey names 949 colors (``color_names.py``); about 500 of
+those names end in one of the eleven basic color terms of English (Berlin and Kay: black, white, red,
+green, yellow, blue, brown, purple, pink, orange, grey), e.g. "dark red", "dusty blue", "reddish
+brown", which makes them examples of where each basic color lies. Any other survey name gets the basic
+term of the example nearest to it in CIELAB (the color space where distance follows perceived
+difference). The mapping comes from the survey's own names; nothing in it is tuned to a catalog.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+from catalog_search.retrieval.color_names import XKCD
+
+BASIC = ("black", "white", "red", "green", "yellow", "blue", "brown", "purple", "pink", "orange", "grey")
+SPELLINGS = {"gray": "grey"}  # the survey spells both; one basic term each
+
+
+def _lab(hex_color: str) -> tuple[float, float, float]:
+    """CIELAB (D65) of an sRGB ``#rrggbb``."""
+
+    def linear(c: float) -> float:
+        return ((c + 0.055) / 1.055) ** 2.4 if c > 0.04045 else c / 12.92
+
+    r, g, b = (linear(int(hex_color[i : i + 2], 16) / 255) for i in (1, 3, 5))
+    x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883
+
+    def f(t: float) -> float:
+        return t ** (1 / 3) if t > 216 / 24389 else (24389 / 27 * t + 16) / 116
+
+    return 116 * f(y) - 16, 500 * (f(x) - f(y)), 200 * (f(y) - f(z))
+
+
+@cache
+def _examples() -> list[tuple[tuple[float, float, float], str]]:
+    """(CIELAB, basic term) of every survey name whose last word is a basic term and no other word is."""
+    out = []
+    for name, hex_color in XKCD.items():
+        *modifiers, head = name.split()
+        head = SPELLINGS.get(head, head)
+        if head in BASIC and not any(SPELLINGS.get(m, m) in BASIC for m in modifiers):
+            out.append((_lab(hex_color), head))
+    return out
+
+
+@cache
+def basic_color(word: str) -> str | None:
+    """The basic color term of a one-word survey color name (``word`` lower-case), or None if it is not
+    one. A basic term is its own ("red" -> red, "gray" -> grey)."""
+    word = SPELLINGS.get(word, word)
+    if word in BASIC:
+        return word
+    hex_color = XKCD.get(word)
+    if hex_color is None:
+        return None
+    lab = _lab(hex_color)
+    return min(_examples(), key=lambda example: math.dist(lab, example[0]))[1]
