@@ -50,7 +50,7 @@ from bench.common import (
     versions,
 )
 from bench.scale_data import BENCH_DIR, MODEL_DIR, PG_SETTINGS, ScaleSpec, ensure_loaded, start
-from bench.search_latency import CACHE_URL, catalog_vectors, make_queries, model_vectors, seed_cache
+from bench.search_latency import CACHE_URL, catalog_vectors, get_json, make_queries, model_vectors, seed_cache
 
 
 def layout_env(spec: ScaleSpec, statements: list[str]) -> tuple[dict[str, str], Path]:
@@ -95,15 +95,8 @@ def table_size(url: str) -> tuple[int, int]:
 
 
 def get(conn: http.client.HTTPConnection, path: str) -> tuple[float, tuple]:
-    """(client ms, answer) of one GET; raises on a non-200."""
-    started = time.perf_counter()
-    conn.request("GET", path)
-    response = conn.getresponse()
-    body = response.read()
-    ms = (time.perf_counter() - started) * 1000
-    if response.status != 200:
-        raise RuntimeError(f"{path}: {response.status} {body[:300]!r}")
-    data = json.loads(body)
+    """(client ms, answer: the hits and facet counts) of one search; raises on a non-200."""
+    ms, data = get_json(conn, path)
     hits = [(r["id"], round(r["score"], 6)) for r in data["results"]]
     return ms, (hits, json.dumps(data["facets"], sort_keys=True))
 

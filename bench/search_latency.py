@@ -136,8 +136,8 @@ def seed_cache(size: int, paths: list[str], vectors: np.ndarray, prefix: str | N
         cache.set(query_cache.key_for(encoder, normalized), vector.astype(np.float32).tobytes(), timeout=None)
 
 
-def ask(conn: http.client.HTTPConnection, path: str) -> tuple[float, float]:
-    """(client ms, server took_ms) of one GET; raises on a non-200."""
+def get_json(conn: http.client.HTTPConnection, path: str) -> tuple[float, dict]:
+    """(client ms, decoded body) of one GET; raises on a non-200."""
     start = time.perf_counter()
     conn.request("GET", path)
     response = conn.getresponse()
@@ -145,7 +145,13 @@ def ask(conn: http.client.HTTPConnection, path: str) -> tuple[float, float]:
     elapsed = (time.perf_counter() - start) * 1000
     if response.status != 200:
         raise RuntimeError(f"{path}: {response.status} {body[:300]!r}")
-    return elapsed, float(json.loads(body)["took_ms"])
+    return elapsed, json.loads(body)
+
+
+def ask(conn: http.client.HTTPConnection, path: str) -> tuple[float, float]:
+    """(client ms, server took_ms) of one GET; raises on a non-200."""
+    elapsed, data = get_json(conn, path)
+    return elapsed, float(data["took_ms"])
 
 
 def breakdown(paths: list[str], qvecs: np.ndarray) -> dict[str, float]:
