@@ -2,8 +2,8 @@
 
 Shoppers name colors with words no product text contains ("ruby", "cerulean", "mocha"); an encoder's
 single-word embeddings place many of them near other gems, foods or animals rather than near the
-color (docs/relevance.md). The xkcd color survey names 949 colors (``color_names.py``); about 500 of
-those names end in one of the eleven basic color terms of English (Berlin and Kay: black, white, red,
+color (docs/relevance.md). The xkcd color survey names 949 colors (``color_names.py`` keeps 910); 480
+of those names end in one of the eleven basic color terms of English (Berlin and Kay: black, white, red,
 green, yellow, blue, brown, purple, pink, orange, grey), e.g. "dark red", "dusty blue", "reddish
 brown", which makes them examples of where each basic color lies. Any other survey name gets the basic
 term of the example nearest to it in CIELAB (the color space where distance follows perceived
