@@ -208,3 +208,14 @@ def test_an_unknown_color_name_adds_its_basic_color_term(shop):
         assert catalog_search.search(q="ruby", mode="bm25").results == []
     with _settings(LANGUAGE="german"):  # the survey's names are English
         assert expansion.expand("ruby", indexes, row, loaded).added == {}
+
+
+def test_a_color_term_is_added_once_and_first(shop):
+    """With every catalog word above the threshold, "ruby" gets red (its color) first, then the encoder's
+    nearest word that is not red: red is never added twice."""
+    row, loaded = shop
+    with _settings(EXPANSION_TERMS=3, EXPANSION_THRESHOLD=-1.0):
+        found = expansion.expand("ruby", catalog_search.registry.get_indexes(), row, loaded)
+    added = found.added["ruby"]
+    assert added[0] == ("red", 1.0) and len(added) == 3
+    assert [w for w, _ in added].count("red") == 1 and len(set(found.terms)) == 3

@@ -198,7 +198,10 @@ def expand(q: str, indexes: Sequence[SearchIndex], row: EncoderRow, encoder: Enc
     # A vocabulary word whose term has since left the index would add nothing: skip it.
     live = _indexed_terms(sorted({t for ranked in candidates.values() for _, t, _ in ranked}), content_types)
     for word, ranked in candidates.items():
-        chosen = list({t: (w, t, s) for w, t, s in reversed(ranked) if t in live}.values())[::-1][:per_word]
+        chosen: list[tuple[str, str, float]] = []
+        for w, t, s in ranked:  # best first; a term once (a color's term may also be an encoder neighbour)
+            if t in live and all(t != c[1] for c in chosen) and len(chosen) < per_word:
+                chosen.append((w, t, s))
         if chosen:
             found.added[word] = [(w, round(s, 4)) for w, _, s in chosen]
             found.terms += [t for _, t, _ in chosen]
