@@ -38,7 +38,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
-    DOC,
+    add_doc_arguments,
     fmt,
     machine_facts,
     note_text,
@@ -259,10 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--products", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--doc", type=Path, default=DOC)
-    parser.add_argument("--no-doc", action="store_true")
-    parser.add_argument("--note", default="", help="markdown appended to the section (the explanation)")
-    parser.add_argument("--note-file", type=Path, help="a markdown file appended after --note")
+    add_doc_arguments(parser)
     args = parser.parse_args(argv)
     command = shown_command("ann_recall.py", argv)
     args.note = note_text(args.note, args.note_file)

@@ -22,6 +22,7 @@ section of docs/benchmarks.md. The pieces they share, in the order a script usua
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import contextlib
 import http.client
@@ -426,6 +427,14 @@ def shown_command(script: str, argv: list[str] | None) -> str:
         if name != "--no-doc":
             shown.append(arg)
     return f"python bench/{script} " + shlex.join(shown)
+
+
+def add_doc_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that say where a benchmark's words go: ``--doc``, ``--no-doc``, ``--note``, ``--note-file``."""
+    parser.add_argument("--doc", type=Path, default=DOC)
+    parser.add_argument("--no-doc", action="store_true")
+    parser.add_argument("--note", default="", help="markdown appended to the section (the explanation)")
+    parser.add_argument("--note-file", type=Path, help="a markdown file appended after --note")
 
 
 def note_text(note: str, note_file: Path | None) -> str:

@@ -34,10 +34,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
-    DOC,
     Server,
     ServerConfig,
     ab_table,
+    add_doc_arguments,
     bench_env,
     machine_facts,
     note_text,
@@ -113,10 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="times each query is asked of A and of B")
     parser.add_argument("--config", default="2x4:t1", help="gunicorn WORKERSxTHREADS[:tTORCH_THREADS]")
     parser.add_argument("--different", action="store_true", help="A and B may answer differently")
-    parser.add_argument("--doc", type=Path, default=DOC)
-    parser.add_argument("--no-doc", action="store_true")
-    parser.add_argument("--note", default="", help="markdown appended to the section (the explanation)")
-    parser.add_argument("--note-file", type=Path, help="a markdown file appended after --note")
+    add_doc_arguments(parser)
     args = parser.parse_args(argv)
     if args.a_sql == args.b_sql:
         raise SystemExit("A and B are the same layout: give --a-sql or --b-sql statements")

@@ -45,9 +45,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
-    DOC,
     Server,
     ServerConfig,
+    add_doc_arguments,
     fmt,
     machine_facts,
     note_text,
@@ -216,10 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         help='more CATALOG_SEARCH settings for the servers, as JSON (e.g. \'{"FACETS_OVER": "results"}\')',
     )
     parser.add_argument("--label", default="", help="names this measurement in the doc (e.g. 'before')")
-    parser.add_argument("--doc", type=Path, default=DOC)
-    parser.add_argument("--no-doc", action="store_true")
-    parser.add_argument("--note", default="", help="markdown appended to the section (the explanation)")
-    parser.add_argument("--note-file", type=Path, help="a markdown file appended after --note")
+    add_doc_arguments(parser)
     args = parser.parse_args(argv)
     command = shown_command("search_latency.py", argv)
     args.note = note_text(args.note, args.note_file)

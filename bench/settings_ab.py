@@ -31,8 +31,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
-    DOC,
     ab_table,
+    add_doc_arguments,
     fmt,
     machine_facts,
     note_text,
@@ -123,10 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--different", action="store_true", help="A and B may answer differently")
     parser.add_argument("--clients", type=int, default=0, help="also: this many threads searching at once")
     parser.add_argument("--seconds", type=float, default=15, help="per block of the concurrent measurement")
-    parser.add_argument("--doc", type=Path, default=DOC)
-    parser.add_argument("--no-doc", action="store_true")
-    parser.add_argument("--note", default="", help="markdown appended to the section (the explanation)")
-    parser.add_argument("--note-file", type=Path, help="a markdown file appended after --note")
+    add_doc_arguments(parser)
     args = parser.parse_args(argv)
     command = shown_command("settings_ab.py", argv)
     note = note_text(args.note, args.note_file)

@@ -38,10 +38,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
-    DOC,
     ROOT,
     Server,
     ServerConfig,
+    add_doc_arguments,
     bench_env,
     machine_facts,
     note_text,
@@ -295,10 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="fresh web and worker processes measured")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--doc", type=Path, default=DOC)
-    parser.add_argument("--no-doc", action="store_true")
-    parser.add_argument("--note", default="", help="markdown appended to the section (the explanation)")
-    parser.add_argument("--note-file", type=Path, help="a markdown file appended after --note")
+    add_doc_arguments(parser)
     args = parser.parse_args(argv)
     command = shown_command("storage.py", argv)
     args.note = note_text(args.note, args.note_file)

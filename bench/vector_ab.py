@@ -27,9 +27,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
-    DOC,
     ROOT,
     ab_table,
+    add_doc_arguments,
     machine_facts,
     note_text,
     publish,
@@ -70,10 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", required=True, help="the git revision to compare with (A); B is this tree")
     parser.add_argument("--queries", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--doc", type=Path, default=DOC)
-    parser.add_argument("--no-doc", action="store_true")
-    parser.add_argument("--note", default="", help="markdown appended to the section (the explanation)")
-    parser.add_argument("--note-file", type=Path, help="a markdown file appended after --note")
+    add_doc_arguments(parser)
     args = parser.parse_args(argv)
     command = shown_command("vector_ab.py", argv)
     note = note_text(args.note, args.note_file)
