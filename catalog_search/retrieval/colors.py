@@ -51,14 +51,20 @@ def _examples() -> list[tuple[tuple[float, float, float], str]]:
 
 
 @cache
+def _basic_terms() -> dict[str, str]:
+    """Every one-word survey name -> its basic term, worked out once per process (a bounded table: a
+    cache keyed by the words clients send would grow without end)."""
+    examples = _examples()
+    out = {}
+    for name, hex_color in XKCD.items():
+        if " " not in name and "/" not in name:
+            lab = _lab(hex_color)
+            out[name] = min(examples, key=lambda example: math.dist(lab, example[0]))[1]
+    return out
+
+
 def basic_color(word: str) -> str | None:
     """The basic color term of a one-word survey color name (``word`` lower-case), or None if it is not
     one. A basic term is its own ("red" -> red, "gray" -> grey)."""
     word = SPELLINGS.get(word, word)
-    if word in BASIC:
-        return word
-    hex_color = XKCD.get(word)
-    if hex_color is None:
-        return None
-    lab = _lab(hex_color)
-    return min(_examples(), key=lambda example: math.dist(lab, example[0]))[1]
+    return word if word in BASIC else _basic_terms().get(word)
