@@ -58,6 +58,14 @@ def test_required_terms_follow_the_rule(rule):
     assert [bm25.required_terms(n, rule) for n in range(1, 7)] == REQUIRED[rule]
 
 
+def test_the_default_rule_is_75_percent():
+    """Unless a shop sets MINIMUM_SHOULD_MATCH: 2 of 3 terms, 3 of 4, either of 2 (docs/configuration.md)."""
+    with override_settings(
+        CATALOG_SEARCH={k: v for k, v in settings.CATALOG_SEARCH.items() if k != "MINIMUM_SHOULD_MATCH"}
+    ):
+        assert [bm25.required_terms(n) for n in range(1, 7)] == REQUIRED["75%"]
+
+
 @pytest.mark.parametrize("rule", ["", "abc", "%", "75 %", "101%", "-101%", "1.5", True, None, 2.0])
 def test_a_malformed_rule_is_refused(rule):
     with pytest.raises(ValueError):
