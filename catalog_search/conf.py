@@ -51,10 +51,14 @@ DEFAULTS: dict[str, Any] = {
     # `manage.py catalog_search vocabulary`).
     "QUERY_EXPANSION": False,
     "EXPANSION_THRESHOLD": 0.5,  # minimum cosine between the query word and a catalog word
-    "EXPANSION_TERMS": 1,  # catalog words added per unknown query word
+    "EXPANSION_TERMS": 2,  # catalog words added per unknown query word
     # An unknown English color name ("ruby", "mocha") adds its basic color term (red, brown) instead of
     # the encoder's nearest word (retrieval/colors.py).
     "EXPANSION_COLORS": True,
+    # An unknown English word also adds the catalog words WordNet relates to it, synonyms first
+    # ("pocketbook" -> handbag; retrieval/thesaurus.py): "wordnet" (needs catalog-search[wordnet]), the
+    # path of a WordNet dict directory, or None.
+    "EXPANSION_THESAURUS": "wordnet",
     # Vector search.
     "HNSW_M": 16,
     "HNSW_EF_CONSTRUCTION": 64,

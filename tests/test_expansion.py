@@ -87,7 +87,7 @@ def test_known_words_and_far_words_are_left_alone(shop):
         indexes = catalog_search.registry.get_indexes()
         assert expansion.expand("red tote", indexes, row, loaded).added == {}
         assert expansion.expand("red zzz", indexes, row, loaded).added == {}  # nothing above 0.5
-    with _settings(EXPANSION_THRESHOLD=0.9):
+    with _settings(EXPANSION_THRESHOLD=0.9, EXPANSION_THESAURUS=None):
         assert expansion.expand("pocketbook", indexes, row, loaded).added == {}
 
 
@@ -200,10 +200,12 @@ def test_an_unknown_color_name_adds_its_basic_color_term(shop):
         found = expansion.expand("ruby pocketbook", indexes, row, loaded)
         assert found.added == {"ruby": [("red", 1.0)], "pocketbook": [("handbag", pytest.approx(0.8, abs=1e-3))]}
         assert found.terms == ["red", "handbag"] and found.text == "ruby pocketbook red handbag"
-        # A color whose basic term no product has ("lavender" -> purple) falls back to the encoder's words.
-        assert expansion.expand("lavender", indexes, row, loaded).added == {}
+        # A color whose basic term no product has ("lavender" -> purple) falls back to the encoder's words
+        # (and WordNet's, which relate lavender to blue: another color adjective).
+        with _settings(EXPANSION_THESAURUS=None):
+            assert expansion.expand("lavender", indexes, row, loaded).added == {}
         assert [h.object.title for h in catalog_search.search(q="ruby", mode="bm25").results] == ["Red leather handbag"]
-    with _settings(EXPANSION_COLORS=False):  # the encoder's own nearest word: none above the threshold
+    with _settings(EXPANSION_COLORS=False, EXPANSION_THESAURUS=None):  # the encoder's nearest: none above 0.5
         assert expansion.expand("ruby", indexes, row, loaded).added == {}
         assert catalog_search.search(q="ruby", mode="bm25").results == []
     with _settings(LANGUAGE="german"):  # the survey's names are English
@@ -219,3 +221,51 @@ def test_a_color_term_is_added_once_and_first(shop):
     added = found.added["ruby"]
     assert added[0] == ("red", 1.0) and len(added) == 3
     assert [w for w, _ in added].count("red") == 1 and len(set(found.terms)) == 3
+
+
+def test_a_dictionary_relation_adds_the_catalog_word(shop):
+    """WordNet (EXPANSION_THESAURUS): "holdall" is a synonym of tote, "footwear" a hypernym of boot; the
+    test encoder knows neither word (no catalog word above the threshold), so only the thesaurus adds."""
+    row, loaded = shop
+    indexes = catalog_search.registry.get_indexes()
+    with _settings():
+        found = expansion.expand("holdall footwear", indexes, row, loaded)
+        assert {word: [w for w, _ in added] for word, added in found.added.items()} == {
+            "holdall": ["tote"],
+            "footwear": ["boots"],  # the catalog's spelling of the term
+        }
+        assert found.terms == ["tote", "boot"] and found.text == "holdall footwear tote boots"
+        titles = [h.object.title for h in catalog_search.search(q="waterproof footwear", mode="bm25").results]
+        assert titles == ["Black leather boots"]
+        # A relation is evidence of its own: it is added below the encoder's threshold, at its cosine.
+        with _settings(EXPANSION_THRESHOLD=0.99):
+            assert expansion.expand("pocketbook", indexes, row, loaded).added == {
+                "pocketbook": [("handbag", pytest.approx(0.8, abs=1e-3))]
+            }
+    for off in ({"EXPANSION_THESAURUS": None}, {"LANGUAGE": "german"}):
+        with _settings(**off):
+            assert expansion.expand("holdall footwear", indexes, row, loaded).added == {}
+
+
+def test_close_relations_then_the_encoder_then_far_relations(shop, monkeypatch):
+    """ "purses": handbag is a synonym (distance 0), tote a co-hyponym (distance 2). Made identical to
+    "boots" for the encoder, it gets handbag first, then boots (the encoder's), then a distance-2 word;
+    no term twice."""
+    row, loaded = shop
+    encode = loaded.encode_texts
+    monkeypatch.setattr(loaded, "encode_texts", lambda texts: encode(["boots" if t == "purses" else t for t in texts]))
+    with _settings(EXPANSION_TERMS=3):
+        added = expansion.expand("purses", catalog_search.registry.get_indexes(), row, loaded).added["purses"]
+    words = [w for w, _ in added]
+    assert words[:2] == ["handbag", "boots"] and words[2] in {"tote", "red"}  # WordNet: both at distance 2
+    assert added[1][1] == pytest.approx(1.0, abs=1e-4) and len(set(words)) == 3
+    with _settings(EXPANSION_TERMS=1):
+        assert expansion.expand("purses", catalog_search.registry.get_indexes(), row, loaded).terms == ["handbag"]
+
+
+def test_a_missing_thesaurus_leaves_expansion_working(shop, tmp_path, caplog):
+    row, loaded = shop
+    with _settings(EXPANSION_THESAURUS=str(tmp_path)):
+        found = expansion.expand("pocketbook holdall", catalog_search.registry.get_indexes(), row, loaded)
+    assert found.added == {"pocketbook": [("handbag", pytest.approx(0.8, abs=1e-3))]}  # the encoder's
+    assert "lacks index.noun" in caplog.text

@@ -30,9 +30,11 @@ from catalog_search.encoders import Encoder
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.models import Vocabulary
 from catalog_search.registry import SearchIndex, get_indexes
-from catalog_search.retrieval import colors
+from catalog_search.retrieval import colors, thesaurus
 
 logger = logging.getLogger(__name__)
+
+CLOSE = 1  # thesaurus relations up to this distance rank before the encoder's neighbours, farther ones after
 
 
 @dataclass
@@ -120,21 +122,36 @@ def _new_terms(known: list[str]) -> int:
 
 
 _lock = threading.Lock()
-_loaded: dict[int, tuple[object, list[str], list[str], np.ndarray]] = {}  # encoder pk -> (built_at, ...)
 
 
-def _vocabulary(row: EncoderRow) -> tuple[list[str], list[str], np.ndarray] | None:
+@dataclass(frozen=True)
+class _Loaded:
+    """A vocabulary as one process holds it: words, their terms, their vectors and term -> position."""
+
+    built_at: object
+    words: list[str]
+    terms: list[str]
+    matrix: np.ndarray
+    positions: dict[str, int]
+
+
+_loaded: dict[int, _Loaded] = {}  # encoder pk -> its vocabulary
+
+
+def _vocabulary(row: EncoderRow) -> _Loaded | None:
     """The stored vocabulary of ``row``, loaded once per process (reloaded when rebuilt)."""
     built = Vocabulary.objects.filter(encoder=row).values_list("built_at", flat=True).first()
     if built is None:
         return None
     with _lock:
         cached = _loaded.get(row.pk)
-        if cached is None or cached[0] != built:
+        if cached is None or cached.built_at != built:
             stored = Vocabulary.objects.get(encoder=row)
             matrix = np.frombuffer(bytes(stored.vectors), dtype=np.float32).reshape(len(stored.words), row.dim)
-            cached = _loaded[row.pk] = (built, list(stored.words), list(stored.terms), matrix)
-    return cached[1], cached[2], cached[3]
+            terms = list(stored.terms)
+            positions = {term: i for i, term in enumerate(terms)}
+            cached = _loaded[row.pk] = _Loaded(built, list(stored.words), terms, matrix, positions)
+    return cached
 
 
 def _indexed_terms(terms: list[str], content_types: list[int]) -> set[str]:
@@ -164,6 +181,28 @@ def _color_terms(words: list[str], analyzer) -> dict[str, list[tuple[str, str]]]
     return out
 
 
+def _thesaurus_terms(words: list[str], analyzer, vocab_index: dict[str, int]) -> dict[str, list[tuple[int, int]]]:
+    """For each of ``words``, the catalog words WordNet relates to it (``EXPANSION_THESAURUS``, English
+    only): [(vocabulary position, distance)], nearest first; one-word lemmas whose term the vocabulary has."""
+    setting = conf.get("EXPANSION_THESAURUS")
+    if not setting or conf.get("LANGUAGE") != "english":
+        return {}
+    try:
+        wordnet = thesaurus.get(setting)
+    except thesaurus.ThesaurusUnavailable as exc:  # also a system check warning (checks.py)
+        logger.warning("catalog_search: %s", exc)
+        return {}
+    out = {}
+    for word in words:
+        found: dict[int, int] = {}  # vocabulary position -> distance (lemmas may share a term: nearest wins)
+        for lemma, distance in wordnet.related(word).items():  # nearest first
+            term = analyzer.terms(lemma) if len(analyzer.tokens(lemma)) == 1 else []
+            if term and term[0] in vocab_index:
+                found.setdefault(vocab_index[term[0]], distance)
+        out[word] = list(found.items())
+    return out
+
+
 def expand(q: str, indexes: Sequence[SearchIndex], row: EncoderRow, encoder: Encoder) -> Expansion:
     """Expand the words of ``q`` that no searched document contains (see the module docstring)."""
     from catalog_search import query_cache
@@ -180,20 +219,27 @@ def expand(q: str, indexes: Sequence[SearchIndex], row: EncoderRow, encoder: Enc
     if vocabulary is None:
         logger.info("catalog_search: no vocabulary for %s; run `manage.py catalog_search vocabulary`", row.identity)
         return Expansion()
-    vocab_words, vocab_terms, matrix = vocabulary
+    vocab_words, vocab_terms, matrix = vocabulary.words, vocabulary.terms, vocabulary.matrix
     threshold = float(conf.get("EXPANSION_THRESHOLD"))
     per_word = int(conf.get("EXPANSION_TERMS"))
     found = Expansion()
     candidates: dict[str, list[tuple[str, str, float]]] = {}
     named = _color_terms(unknown, analyzer)
+    related = _thesaurus_terms(unknown, analyzer, vocabulary.positions)
     for word in unknown:
         similarity = matrix @ query_cache.text_vector(encoder, word)
-        # A color name first (colors.py: chosen by the color, not by the encoder), as if its cosine were 1.
+        # A color name first (colors.py: chosen by the color, not by the encoder), as if its cosine were 1;
+        # then the words a dictionary relates closely (synonyms, hypernyms, hyponyms), the encoder breaking
+        # ties (it tells which of a word's senses the catalog means); then the encoder's own neighbours;
+        # then the dictionary's co-hyponyms and grandparents (weaker: measured in docs/relevance.md).
         ranked = [(spelling, term, 1.0) for spelling, term in named.get(word, [])]
+        by_relation = sorted(related.get(word, []), key=lambda item: (item[1], -similarity[item[0]]))
+        ranked += [(vocab_words[i], vocab_terms[i], float(similarity[i])) for i, d in by_relation if d <= CLOSE]
         for i in np.argsort(-similarity)[: 4 * per_word + 8]:
             if similarity[i] < threshold:
                 break
             ranked.append((vocab_words[i], vocab_terms[i], float(similarity[i])))
+        ranked += [(vocab_words[i], vocab_terms[i], float(similarity[i])) for i, d in by_relation if d > CLOSE]
         candidates[word] = ranked
     # A vocabulary word whose term has since left the index would add nothing: skip it.
     live = _indexed_terms(sorted({t for ranked in candidates.values() for _, t, _ in ranked}), content_types)
