@@ -269,3 +269,49 @@ def test_a_missing_thesaurus_leaves_expansion_working(shop, tmp_path, caplog):
         found = expansion.expand("pocketbook holdall", catalog_search.registry.get_indexes(), row, loaded)
     assert found.added == {"pocketbook": [("handbag", pytest.approx(0.8, abs=1e-3))]}  # the encoder's
     assert "lacks index.noun" in caplog.text
+
+
+def test_two_unknown_words_wordnet_has_as_one_lemma_are_one_unit(shop):
+    """ "shoulder bag" is a WordNet lemma (a kind of handbag): expanded as one unit, not word by word;
+    "shoulder" alone is not expanded (nothing related in the catalog, nothing near for the encoder)."""
+    row, loaded = shop
+    indexes = catalog_search.registry.get_indexes()
+    with _settings():
+        found = expansion.expand("roomy shoulder bag", indexes, row, loaded)
+        assert list(found.added) == ["shoulder bag"] and found.added["shoulder bag"][0][0] == "handbag"
+        assert found.text.startswith("roomy shoulder bag handbag")
+        assert "shoulder" not in expansion.expand("shoulder", indexes, row, loaded).added
+        # Words apart stay apart: "bag red shoulder" has no compound (and bag -> handbag as a hyponym).
+        assert set(expansion.expand("bag red shoulder", indexes, row, loaded).added) == {"bag"}
+    with _settings(EXPANSION_THESAURUS=None):
+        assert "shoulder bag" not in expansion.expand("shoulder bag", indexes, row, loaded).added
+
+
+def test_term_groups_put_a_word_and_its_expansion_together():
+    groups = expansion.term_groups(["rubi", "pocketbook", "red"], {"ruby": ["red"], "pocketbook": ["wallet", "purs"]})
+    assert groups["pocketbook"] == groups["wallet"] == groups["purs"]
+    assert len({groups["rubi"], groups["pocketbook"], groups["red"]}) == 3  # red is a query word of its own
+    compound = expansion.term_groups(["four", "poster", "bed"], {"four poster": ["bed"]})
+    assert compound["four"] == compound["poster"] and compound["bed"] != compound["four"]
+
+
+def test_minimum_should_match_counts_query_words_not_added_terms(shop):
+    """ "purses roomy leather" with two catalog words added for "purses": three words, so 75% asks for two
+    of them (not for 75% of the five terms), in the SQL the search runs."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from catalog_search.retrieval import bm25
+
+    row, loaded = shop
+    index = catalog_search.registry.get_indexes()[0]
+    with _settings(EXPANSION_TERMS=2, MINIMUM_SHOULD_MATCH="75%"):
+        found = expansion.expand("purses roomy leather", [index], row, loaded)
+        assert len(found.groups["purses"]) == 2
+        terms = ["purs", "roomi", "leather", *found.terms]
+        grouped = bm25.match(index.content_type.pk, terms, expansion.term_groups(terms[:3], found.groups))
+        assert grouped.required == 2 and bm25.match(index.content_type.pk, terms).required == 3
+        with CaptureQueriesContext(connection) as queries:
+            results = catalog_search.search(q="purses roomy leather", mode="bm25")
+        assert results.results[0].object.title == "Red leather handbag"
+        assert any("count(DISTINCT t.grp) >=" in q["sql"] for q in queries.captured_queries)

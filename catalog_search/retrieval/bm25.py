@@ -69,26 +69,34 @@ def required_terms(n: int, rule: int | str | None = None) -> int:
 @dataclass(frozen=True)
 class Match:
     """The documents a keyword query matches: those containing at least ``required`` of ``terms`` (its
-    distinct terms)."""
+    distinct terms), or, with ``groups`` (a group number per term), terms of at least ``required`` groups."""
 
     content_type_id: int
     terms: list[str]
     required: int = 1
+    groups: list[int] | None = None
 
 
-def match(content_type_id: int, terms: list[str]) -> Match:
+def match(content_type_id: int, terms: list[str], groups: dict[str, int] | None = None) -> Match:
     """The ``Match`` of ``terms`` in a content type's corpus under MINIMUM_SHOULD_MATCH (one look-up of the
-    terms' document frequencies, skipped when one term is enough whatever their number)."""
+    terms' document frequencies, skipped when one term is enough whatever their number).
+
+    ``groups`` (term -> group) makes the rule count groups instead of terms: query expansion puts a
+    shopper's word and the catalog words searched for it in one group, so "ruby pocketbook" expanded
+    to red, wallet and purse asks for the words of 75% of two groups, as "red wallet" would, not for
+    three of four terms."""
     terms = sorted(set(terms))
-    if required_terms(len(terms)) <= 1:  # the rule never asks for more when fewer terms are in the corpus
-        return Match(content_type_id, terms)
+    numbers = [groups[t] for t in terms] if groups and len({groups[t] for t in terms}) < len(terms) else None
+    if required_terms(len(set(numbers or terms))) <= 1:  # the rule never asks for more when fewer are present
+        return Match(content_type_id, terms, 1, numbers)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM catalog_search_termstat WHERE content_type_id = %s AND term = ANY(%s) AND df > 0",
+            "SELECT term FROM catalog_search_termstat WHERE content_type_id = %s AND term = ANY(%s) AND df > 0",
             [content_type_id, terms],
         )
-        present = cursor.fetchone()[0]
-    return Match(content_type_id, terms, required_terms(present) if present else 1)
+        found = {term for (term,) in cursor.fetchall()}
+    present = len({numbers[i] for i, t in enumerate(terms) if t in found}) if numbers else len(found)
+    return Match(content_type_id, terms, required_terms(present) if present else 1, numbers)
 
 
 def _sql(select: str, filter_sql: str | None, match: Match, grouped: bool, where: str = "", tail: str = "") -> str:
@@ -97,14 +105,21 @@ def _sql(select: str, filter_sql: str | None, match: Match, grouped: bool, where
     where += f" AND p.object_id IN ({filter_sql})" if filter_sql else ""
     group = "GROUP BY p.document_id, p.object_id" if grouped or match.required > 1 else ""
     if match.required > 1:
-        group += " HAVING count(*) >= %(required)s"  # one posting per (term, document)
+        # One posting per (term, document); with groups, terms of one group count once.
+        group += f" HAVING count({'DISTINCT t.grp' if match.groups else '*'}) >= %(required)s"
+    terms = (
+        "s CROSS JOIN unnest(%(terms)s::text[], %(groups)s::int[]) AS q(term, grp) "
+        "JOIN catalog_search_termstat ts ON ts.content_type_id = %(ct)s AND ts.term = q.term"
+        if match.groups
+        else "s JOIN catalog_search_termstat ts ON ts.content_type_id = %(ct)s AND ts.term = ANY(%(terms)s)"
+    )
     return f"""
         WITH s AS (
             SELECT doc_count::float8 AS n, total_length / GREATEST(doc_count, 1) AS avgdl
             FROM catalog_search_corpusstat WHERE content_type_id = %(ct)s AND doc_count > 0
         ), t AS (
-            SELECT ts.term, ln(1 + (s.n - ts.df + 0.5::float8) / (ts.df + 0.5::float8)) AS idf
-            FROM s JOIN catalog_search_termstat ts ON ts.content_type_id = %(ct)s AND ts.term = ANY(%(terms)s)
+            SELECT ts.term, {"q.grp, " if match.groups else ""}ln(1 + (s.n - ts.df + 0.5::float8) / (ts.df + 0.5::float8)) AS idf
+            FROM {terms}
         )
         SELECT {select}
         FROM s, t
@@ -121,6 +136,7 @@ def _params(match: Match, filter_params: list, limit: int | None = None) -> dict
         "k1": conf.get("BM25_K1"),
         "b": conf.get("BM25_B"),
         "required": match.required,
+        "groups": match.groups,
     }
     params.update({f"f{i}": v for i, v in enumerate(filter_params)})
     if limit is not None:

@@ -109,12 +109,15 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
     pool = max(int(conf.get("CANDIDATES")), query.offset + query.k)
     vector_query = query
     added: dict[str, list[str]] = {}  # query word -> catalog words expansion searched for it too
+    groups: dict[str, int] | None = None  # term -> the query word it stands for (bm25.match)
     loaded: tuple[EncoderRow, Encoder] | None = None  # the active encoder, looked up once per search
     if query.q is not None and conf.get("QUERY_EXPANSION"):  # words no document contains: nearest catalog words
         with contextlib.suppress(EncoderUnavailable):
             loaded = active_encoder()
             expanded = expansion.expand(query.q, query.indexes, *loaded)
-            terms = terms + expanded.terms if terms else terms  # terms is empty in vector mode
+            if terms and expanded.groups:  # terms is empty in vector mode
+                groups = expansion.term_groups(terms, expanded.groups)
+                terms = terms + expanded.terms
             vector_query = replace(query, q=expanded.text or query.q)
             added = {word: [w for w, _ in found] for word, found in expanded.added.items()}
 
@@ -155,7 +158,7 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
         with_counts = facets_over_matches and facets.counted_with_keywords(index)
         keywords = None
         if terms:
-            matches[index.label] = bm25.match(ct, terms)
+            matches[index.label] = bm25.match(ct, terms, groups)
         if terms and not composed:
             job = partial(
                 _keywords,
@@ -220,7 +223,7 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
                 # enough, down to any term (as Algolia drops query words while too few results remain). By
                 # page size, not offset, so every page of a query is cut from the same ranking.
                 looser = matches[index.label]
-                matches[index.label] = bm25.Match(ct, looser.terms, looser.required - 1)
+                matches[index.label] = replace(looser, required=looser.required - 1)
                 keyword_hits, keyword_counts = _keywords(
                     index, filters, matches[index.label], filter_sql, restrict, pool, with_counts, keyword_passing
                 )

@@ -1,4 +1,4 @@
-"""Query expansion (the "parse" stage): words the catalog never uses get their nearest catalog word.
+"""Query expansion (the "parse" stage): words the catalog never uses get the nearest catalog words.
 
 A shopper's word that no indexed text contains ("pocketbook", "teacup", a typo) finds nothing by keyword.
 When ``CATALOG_SEARCH["QUERY_EXPANSION"]`` is on, each such word (its index term has no document) is
@@ -9,8 +9,12 @@ run by the periodic sweep, keeps it current, ``manage.py catalog_search vocabula
 from (the original words stay in it). Queries whose words are all in the catalog are left unchanged.
 
 It is only as good as the encoder's knowledge of single words: the demo's MiniLM maps "teacup" to "tea",
-"gown" to "dress" and "plushie" to "plush", but "ruby" to "emerald" (docs/relevance.md measures it). So
-an English color name is looked up by its color first (``EXPANSION_COLORS``, colors.py): "ruby" -> red.
+"gown" to "dress" and "plushie" to "plush", but "ruby" to "emerald" and "telly" to "yo" (docs/relevance.md
+measures it). So in English a color name is looked up by its color first (``EXPANSION_COLORS``,
+colors.py: "ruby" -> red), then WordNet's synonyms, hypernyms and hyponyms of the word
+(``EXPANSION_THESAURUS``, thesaurus.py: "telly" -> tv) come before the encoder's neighbours, and its
+co-hyponyms after them. A word and the catalog words added for it are one group for MINIMUM_SHOULD_MATCH
+(``term_groups``).
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from django.db import connection
 
 from catalog_search import conf
-from catalog_search.analysis import get_analyzer
+from catalog_search.analysis import Analyzer, get_analyzer
 from catalog_search.encoders import Encoder
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.models import Vocabulary
@@ -44,6 +49,23 @@ class Expansion:
     terms: list[str] = field(default_factory=list)
     text: str | None = None
     added: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    groups: dict[str, list[str]] = field(default_factory=dict)  # query word (or unit) -> the terms added
+
+
+def term_groups(terms: list[str], groups: dict[str, list[str]]) -> dict[str, int]:
+    """term -> group for ``bm25.match``: each of the query's ``terms`` is a group of its own, and the terms
+    added for a query word (``Expansion.groups``) join that word's group (a two-word unit's terms are
+    one group), unless the query has them itself."""
+    analyzer = get_analyzer()
+    numbers = {term: i for i, term in enumerate(dict.fromkeys(terms))}
+    for n, (unit, added) in enumerate(groups.items()):
+        own = [t for t in analyzer.terms(unit) if t in numbers]
+        number = numbers[own[0]] if own else len(terms) + n  # (a unit's words are query words: not expected)
+        for term in own:
+            numbers[term] = number
+        for term in added:
+            numbers.setdefault(term, number)
+    return numbers
 
 
 def catalog_words(indexes: Sequence[SearchIndex] | None = None) -> tuple[list[str], list[str]]:
@@ -181,25 +203,53 @@ def _color_terms(words: list[str], analyzer) -> dict[str, list[tuple[str, str]]]
     return out
 
 
-def _thesaurus_terms(words: list[str], analyzer, vocab_index: dict[str, int]) -> dict[str, list[tuple[int, int]]]:
-    """For each of ``words``, the catalog words WordNet relates to it (``EXPANSION_THESAURUS``, English
-    only): [(vocabulary position, distance)], nearest first; one-word lemmas whose term the vocabulary has."""
+def _wordnet() -> thesaurus.WordNet | None:
+    """The thesaurus of ``EXPANSION_THESAURUS`` (English only), None when off or missing."""
     setting = conf.get("EXPANSION_THESAURUS")
     if not setting or conf.get("LANGUAGE") != "english":
-        return {}
+        return None
     try:
-        wordnet = thesaurus.get(setting)
+        return thesaurus.get(setting)
     except thesaurus.ThesaurusUnavailable as exc:  # also a system check warning (checks.py)
         logger.warning("catalog_search: %s", exc)
-        return {}
-    out = {}
-    for word in words:
+        return None
+
+
+def _units(words: list[str], unknown: list[str], wordnet: thesaurus.WordNet | None) -> dict[str, str]:
+    """What to expand -> its WordNet key: each unknown word, except that two adjacent unknown words WordNet
+    has as one lemma are one unit ("four poster" -> four-poster, "flip flops"), so that its words are not
+    expanded apart ("four" -> two, "poster" -> photo)."""
+    units = {word: word for word in unknown}
+    if wordnet is not None:
+        for first, second in zip(words, words[1:], strict=False):
+            if first in units and second in units and first != second and (key := wordnet.compound(first, second)):
+                del units[first], units[second]
+                units[f"{first} {second}"] = key
+    return units
+
+
+@lru_cache(maxsize=65536)  # WordNet's lemmas (at most ~200k), not clients' words: bounded either way
+def _one_term(analyzer: Analyzer, lemma: str) -> str | None:
+    """The index term of a one-word lemma, None for a multi-word one ("tv set", "four-poster")."""
+    if " " in lemma or "-" in lemma:
+        return None
+    terms = analyzer.terms(lemma)
+    return terms[0] if len(terms) == 1 else None
+
+
+def _thesaurus_terms(
+    units: dict[str, str], analyzer, vocab_index: dict[str, int], wordnet: thesaurus.WordNet | None
+) -> dict[str, list[tuple[int, int]]]:
+    """For each unit, the catalog words WordNet relates to it: [(vocabulary position, distance)], nearest
+    first; one-word lemmas whose term the vocabulary has."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    for unit, key in units.items() if wordnet is not None else ():
         found: dict[int, int] = {}  # vocabulary position -> distance (lemmas may share a term: nearest wins)
-        for lemma, distance in wordnet.related(word).items():  # nearest first
-            term = analyzer.terms(lemma) if len(analyzer.tokens(lemma)) == 1 else []
-            if term and term[0] in vocab_index:
-                found.setdefault(vocab_index[term[0]], distance)
-        out[word] = list(found.items())
+        for lemma, distance in wordnet.related(key).items():  # nearest first
+            term = _one_term(analyzer, lemma)
+            if term in vocab_index:
+                found.setdefault(vocab_index[term], distance)
+        out[unit] = list(found.items())
     return out
 
 
@@ -224,9 +274,11 @@ def expand(q: str, indexes: Sequence[SearchIndex], row: EncoderRow, encoder: Enc
     per_word = int(conf.get("EXPANSION_TERMS"))
     found = Expansion()
     candidates: dict[str, list[tuple[str, str, float]]] = {}
-    named = _color_terms(unknown, analyzer)
-    related = _thesaurus_terms(unknown, analyzer, vocabulary.positions)
-    for word in unknown:
+    wordnet = _wordnet()
+    units = _units(words, unknown, wordnet)
+    named = _color_terms(list(units), analyzer)
+    related = _thesaurus_terms(units, analyzer, vocabulary.positions, wordnet)
+    for word in units:
         similarity = matrix @ query_cache.text_vector(encoder, word)
         # A color name first (colors.py: chosen by the color, not by the encoder), as if its cosine were 1;
         # then the words a dictionary relates closely (synonyms, hypernyms, hyponyms), the encoder breaking
@@ -251,6 +303,7 @@ def expand(q: str, indexes: Sequence[SearchIndex], row: EncoderRow, encoder: Enc
         if chosen:
             found.added[word] = [(w, round(s, 4)) for w, _, s in chosen]
             found.terms += [t for _, t, _ in chosen]
+            found.groups[word] = [t for _, t, _ in chosen]
     if found.added:
         found.text = " ".join([q, *(w for added in found.added.values() for w, _ in added)])
     return found

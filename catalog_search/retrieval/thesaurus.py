@@ -160,6 +160,14 @@ class WordNet:
         self.directory = directory
         self.parts = [_Part(directory, pos) for pos in POS]
 
+    def compound(self, first: str, second: str) -> str | None:
+        """The lemma two words form ("four", "poster" -> "four-poster"; "panama", "hat" -> "panama_hat";
+        "flip", "flops" -> "flip-flops", whose base form is a lemma), None if WordNet has neither."""
+        for joined in (f"{first}-{second}", f"{first}_{second}"):
+            if any(part.base_forms(joined.lower()) for part in self.parts):
+                return joined
+        return None
+
     def related(self, word: str, max_distance: int = MAX_DISTANCE) -> dict[str, int]:
         """Words related to ``word`` -> their smallest distance (0 synonym, 1 hypernym, hyponym or similar
         adjective, 2 hypernym's hypernym or co-hyponym), nearest first; lowercase, a multi-word lemma with
