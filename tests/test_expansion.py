@@ -315,3 +315,14 @@ def test_minimum_should_match_counts_query_words_not_added_terms(shop):
             results = catalog_search.search(q="purses roomy leather", mode="bm25")
         assert results.results[0].object.title == "Red leather handbag"
         assert any("count(DISTINCT t.grp) >=" in q["sql"] for q in queries.captured_queries)
+
+
+def test_damaged_thesaurus_files_leave_expansion_working(shop, tmp_path, caplog):
+    from tests.test_thesaurus import damaged_wordnet
+
+    row, loaded = shop
+    with _settings(EXPANSION_THESAURUS=str(damaged_wordnet(tmp_path))):
+        found = expansion.expand("pocketbook", catalog_search.registry.get_indexes(), row, loaded)
+        assert found.added == {"pocketbook": [("handbag", pytest.approx(0.8, abs=1e-3))]}  # the encoder's
+        assert catalog_search.search(q="pocketbook holdall").results  # no error reaches the search
+    assert "not a WordNet index" in caplog.text

@@ -95,3 +95,25 @@ def test_system_check(tmp_path, monkeypatch):
     monkeypatch.setattr(thesaurus.importlib.util, "find_spec", lambda name: None)  # wn not installed
     (message,) = _check()
     assert message.id == "catalog_search.W003" and "catalog-search[wordnet]" in message.msg
+
+
+@pytest.mark.parametrize("word", ["", "_", "ß", "日本語", "a" * 300, "x y", "\u0301", "  1", "0", "zz_zz", "-", "'s"])
+def test_any_word_is_looked_up_without_error(wordnet, word):
+    assert isinstance(wordnet.related(word), dict)
+    assert wordnet.compound(word, word) is None or isinstance(wordnet.compound(word, word), str)
+
+
+def damaged_wordnet(directory: Path) -> Path:
+    """WordNet-named files whose lines are not WordNet's: an index line with no numbers, data lines of junk."""
+    for part in ("noun", "adj"):
+        (directory / f"index.{part}").write_text("  1 license\npocketbook n x y\n")
+        (directory / f"data.{part}").write_text("00000001 junk\n")
+        (directory / f"{part}.exc").write_text("")
+    return directory
+
+
+def test_damaged_files_raise_thesaurus_unavailable(tmp_path):
+    damaged = thesaurus.WordNet(damaged_wordnet(tmp_path))
+    with pytest.raises(thesaurus.ThesaurusUnavailable, match="not a WordNet index"):
+        damaged.related("pocketbook")
+    assert damaged.related("handbag") == {}  # a word it does not list is simply not there

@@ -275,9 +275,13 @@ def expand(q: str, indexes: Sequence[SearchIndex], row: EncoderRow, encoder: Enc
     found = Expansion()
     candidates: dict[str, list[tuple[str, str, float]]] = {}
     wordnet = _wordnet()
-    units = _units(words, unknown, wordnet)
+    try:
+        units = _units(words, unknown, wordnet)
+        related = _thesaurus_terms(units, analyzer, vocabulary.positions, wordnet)
+    except thesaurus.ThesaurusUnavailable as exc:  # damaged files: expand without them, do not fail the search
+        logger.warning("catalog_search: %s", exc)
+        units, related = {word: word for word in unknown}, {}
     named = _color_terms(list(units), analyzer)
-    related = _thesaurus_terms(units, analyzer, vocabulary.positions, wordnet)
     for word in units:
         similarity = matrix @ query_cache.text_vector(encoder, word)
         # A color name first (colors.py: chosen by the color, not by the encoder), as if its cosine were 1;

@@ -101,15 +101,24 @@ class _Part:
         line = _find_line(self.index, lemma.encode("utf-8") + b" ")
         if line is None:
             return []
-        fields = line.split()
-        senses, pointers = int(fields[2]), int(fields[3])
-        return [int(offset) for offset in fields[6 + pointers : 6 + pointers + senses]]
+        try:
+            fields = line.split()
+            senses, pointers = int(fields[2]), int(fields[3])
+            return [int(offset) for offset in fields[6 + pointers : 6 + pointers + senses]]
+        except (ValueError, IndexError) as exc:
+            raise ThesaurusUnavailable(f"{self.rules['files'][0]} is not a WordNet index: {line[:80]!r}") from exc
 
     def synset(self, offset: int) -> tuple[list[str], list[tuple[str, int]]]:
         """(lemmas, [(pointer symbol, target offset)] of pointers within this part of speech)."""
         line = _find_line(self.data, b"%08d " % offset)
         if line is None:
             return [], []
+        try:
+            return self._parse_synset(line)
+        except (ValueError, IndexError) as exc:  # UnicodeDecodeError is a ValueError
+            raise ThesaurusUnavailable(f"{self.rules['files'][1]} is not a WordNet data file: {line[:80]!r}") from exc
+
+    def _parse_synset(self, line: bytes) -> tuple[list[str], list[tuple[str, int]]]:
         fields = line.split(b" | ", 1)[0].decode("utf-8").split()
         count = int(fields[3], 16)
         # An adjective's lemma may carry a syntactic marker: "galore(ip)".
