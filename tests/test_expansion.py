@@ -326,3 +326,19 @@ def test_damaged_thesaurus_files_leave_expansion_working(shop, tmp_path, caplog)
         assert found.added == {"pocketbook": [("handbag", pytest.approx(0.8, abs=1e-3))]}  # the encoder's
         assert catalog_search.search(q="pocketbook holdall").results  # no error reaches the search
     assert "not a WordNet index" in caplog.text
+
+
+def test_explain_says_where_each_added_word_comes_from(shop):
+    with _settings():
+        body = Client().get("/api/search/", {"q": "ruby holdall footwear", "mode": "bm25", "explain": "1"}).json()
+        why = {word: [(a["word"], a["source"]) for a in added] for word, added in body["query"]["expansion"].items()}
+        assert why == {
+            "ruby": [("red", "color")],
+            "holdall": [("tote", "wordnet 0")],
+            "footwear": [("boots", "wordnet 1")],
+        }
+        assert body["query"]["expansion"]["ruby"][0]["cosine"] == 1.0
+        assert "expansion" not in Client().get("/api/search/", {"q": "ruby holdall", "mode": "bm25"}).json()["query"]
+    with _settings(EXPANSION_THESAURUS=None):
+        body = Client().get("/api/search/", {"q": "pocketbook", "mode": "bm25", "explain": "1"}).json()
+        assert body["query"]["expansion"] == {"pocketbook": [{"word": "handbag", "source": "encoder", "cosine": 0.8}]}

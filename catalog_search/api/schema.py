@@ -210,6 +210,21 @@ def openapi_schema(base_url: str = "/") -> dict[str, Any]:
                                     "type": "object",
                                     "additionalProperties": {"type": "array", "items": {"type": "string"}},
                                 },
+                                "expansion": {
+                                    "type": "object",
+                                    "additionalProperties": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "required": ["word", "source", "cosine"],
+                                            "properties": {
+                                                "word": {"type": "string"},
+                                                "source": {"type": "string"},
+                                                "cosine": {"type": "number"},
+                                            },
+                                        },
+                                    },
+                                },
                             },
                         },
                         "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},

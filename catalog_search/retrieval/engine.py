@@ -110,6 +110,7 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
     vector_query = query
     added: dict[str, list[str]] = {}  # query word -> catalog words expansion searched for it too
     groups: dict[str, int] | None = None  # term -> the query word it stands for (bm25.match)
+    expansion_explained: dict[str, list[dict]] = {}  # with explain: why each word was added
     loaded: tuple[EncoderRow, Encoder] | None = None  # the active encoder, looked up once per search
     if query.q is not None and conf.get("QUERY_EXPANSION"):  # words no document contains: nearest catalog words
         with contextlib.suppress(EncoderUnavailable):
@@ -120,6 +121,7 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
                 terms = terms + expanded.terms
             vector_query = replace(query, q=expanded.text or query.q)
             added = {word: [w for w, _ in found] for word, found in expanded.added.items()}
+            expansion_explained = expanded.explained() if query.explain else {}
 
     qvec, photo_vec, encoder_row = None, None, None
     if use_vector:
@@ -288,6 +290,7 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
             **({"alpha": query.alpha} if query.fusion == "weighted" else {}),
             # A page can say "pocketbook: also searched handbag".
             **({"expanded": added} if added else {}),
+            **({"expansion": expansion_explained} if expansion_explained else {}),
         },
         results=hits,
         facets=facet_counts,

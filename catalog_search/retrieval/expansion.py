@@ -50,6 +50,18 @@ class Expansion:
     text: str | None = None
     added: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)  # query word (or unit) -> the terms added
+    # ... -> why each was added: "color", "wordnet <distance>" or "encoder" (explain)
+    sources: dict[str, list[str]] = field(default_factory=dict)
+
+    def explained(self) -> dict[str, list[dict]]:
+        """What ``explain`` shows: per query word, each added word with why and its cosine to the word."""
+        return {
+            word: [
+                {"word": w, "source": source, "cosine": s}
+                for (w, s), source in zip(added, self.sources[word], strict=True)
+            ]
+            for word, added in self.added.items()
+        }
 
 
 def term_groups(terms: list[str], groups: dict[str, list[str]]) -> dict[str, int]:
@@ -273,7 +285,7 @@ def expand(q: str, indexes: Sequence[SearchIndex], row: EncoderRow, encoder: Enc
     threshold = float(conf.get("EXPANSION_THRESHOLD"))
     per_word = int(conf.get("EXPANSION_TERMS"))
     found = Expansion()
-    candidates: dict[str, list[tuple[str, str, float]]] = {}
+    candidates: dict[str, list[tuple[str, str, float, str]]] = {}  # (word, term, cosine, source)
     wordnet = _wordnet()
     try:
         units = _units(words, unknown, wordnet)
@@ -288,26 +300,32 @@ def expand(q: str, indexes: Sequence[SearchIndex], row: EncoderRow, encoder: Enc
         # then the words a dictionary relates closely (synonyms, hypernyms, hyponyms), the encoder breaking
         # ties (it tells which of a word's senses the catalog means); then the encoder's own neighbours;
         # then the dictionary's co-hyponyms and grandparents (weaker: measured in docs/relevance.md).
-        ranked = [(spelling, term, 1.0) for spelling, term in named.get(word, [])]
+        ranked = [(spelling, term, 1.0, "color") for spelling, term in named.get(word, [])]
         by_relation = sorted(related.get(word, []), key=lambda item: (item[1], -similarity[item[0]]))
-        ranked += [(vocab_words[i], vocab_terms[i], float(similarity[i])) for i, d in by_relation if d <= CLOSE]
+        ranked += [
+            (vocab_words[i], vocab_terms[i], float(similarity[i]), f"wordnet {d}") for i, d in by_relation if d <= CLOSE
+        ]
         for i in np.argsort(-similarity)[: 4 * per_word + 8]:
             if similarity[i] < threshold:
                 break
-            ranked.append((vocab_words[i], vocab_terms[i], float(similarity[i])))
-        ranked += [(vocab_words[i], vocab_terms[i], float(similarity[i])) for i, d in by_relation if d > CLOSE]
+            ranked.append((vocab_words[i], vocab_terms[i], float(similarity[i]), "encoder"))
+        ranked += [
+            (vocab_words[i], vocab_terms[i], float(similarity[i]), f"wordnet {d}") for i, d in by_relation if d > CLOSE
+        ]
         candidates[word] = ranked
     # A vocabulary word whose term has since left the index would add nothing: skip it.
-    live = _indexed_terms(sorted({t for ranked in candidates.values() for _, t, _ in ranked}), content_types)
+    live = _indexed_terms(sorted({c[1] for ranked in candidates.values() for c in ranked}), content_types)
     for word, ranked in candidates.items():
-        chosen: list[tuple[str, str, float]] = []
-        for w, t, s in ranked:  # best first; a term once (a color's term may also be an encoder neighbour)
-            if t in live and all(t != c[1] for c in chosen) and len(chosen) < per_word:
-                chosen.append((w, t, s))
+        chosen: list[tuple[str, str, float, str]] = []
+        for candidate in ranked:  # best first; a term once (a color's term may also be an encoder neighbour)
+            term = candidate[1]
+            if term in live and all(term != c[1] for c in chosen) and len(chosen) < per_word:
+                chosen.append(candidate)
         if chosen:
-            found.added[word] = [(w, round(s, 4)) for w, _, s in chosen]
-            found.terms += [t for _, t, _ in chosen]
-            found.groups[word] = [t for _, t, _ in chosen]
+            found.added[word] = [(w, round(s, 4)) for w, _, s, _ in chosen]
+            found.terms += [t for _, t, _, _ in chosen]
+            found.groups[word] = [t for _, t, _, _ in chosen]
+            found.sources[word] = [source for *_, source in chosen]
     if found.added:
         found.text = " ".join([q, *(w for added in found.added.values() for w, _ in added)])
     return found
