@@ -319,12 +319,15 @@ AB_TABLE = [
 ]
 
 
-def ab_table(rows: list[tuple], extra: str = "") -> list[str]:
+def ab_table(rows: list[tuple], extra: str = "", first: str = "query vectors", digits: int = 0) -> list[str]:
     """The side-by-side table: a row per kind of query vector (kind, ``SideBySide.row()``..., then the
-    value of the ``extra`` column if one is named)."""
-    header = AB_TABLE if not extra else [AB_TABLE[0] + f" {extra} |", AB_TABLE[1] + "---:|"]
+    value of the ``extra`` column if one is named); ``first`` names the first column, ``digits`` the
+    decimals of the milliseconds."""
+    header = [AB_TABLE[0].replace("query vectors", first), AB_TABLE[1]]
+    if extra:
+        header = [header[0] + f" {extra} |", header[1] + "---:|"]
     return header + [
-        f"| {r[0]} | {fmt(r[1])} | {fmt(r[2])} | {fmt(r[3])} | {fmt(r[4])} | {r[5]:.2f}x |"
+        f"| {r[0]} | {fmt(r[1], digits)} | {fmt(r[2], digits)} | {fmt(r[3], digits)} | {fmt(r[4], digits)} | {r[5]:.2f}x |"
         + (f" {r[6]} |" if extra else "")
         for r in rows
     ]
