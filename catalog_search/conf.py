@@ -56,7 +56,7 @@ DEFAULTS: dict[str, Any] = {
     # the encoder's nearest word (retrieval/colors.py).
     "EXPANSION_COLORS": True,
     # An unknown English word also adds the catalog words WordNet relates to it, synonyms first
-    # ("pocketbook" -> handbag; retrieval/thesaurus.py): "wordnet" (needs catalog-search[wordnet]), the
+    # ("knapsack" -> backpack; retrieval/thesaurus.py): "wordnet" (needs catalog-search[wordnet]), the
     # path of a WordNet dict directory, or None.
     "EXPANSION_THESAURUS": "wordnet",
     # Vector search.

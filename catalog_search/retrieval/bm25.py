@@ -83,8 +83,8 @@ def match(content_type_id: int, terms: list[str], groups: dict[str, int] | None 
 
     ``groups`` (term -> group) makes the rule count groups instead of terms: query expansion puts a
     shopper's word and the catalog words searched for it in one group, so "ruby pocketbook" expanded
-    to red, wallet and purse asks for the words of 75% of two groups, as "red wallet" would, not for
-    three of four terms."""
+    to red, cherry, wallet and purse asks for the words of 75% of two groups (either), as "red wallet"
+    would, not for three of those four terms."""
     terms = sorted(set(terms))
     numbers = [groups[t] for t in terms] if groups and len({groups[t] for t in terms}) < len(terms) else None
     if required_terms(len(set(numbers or terms))) <= 1:  # the rule never asks for more when fewer are present
