@@ -63,6 +63,7 @@ class Judgment:
     filters: dict[str, Any]
     relevant: dict[str, float]
     tags: list[str] = field(default_factory=list)
+    line: int = 0  # its line in the judgments file (per-query output), 0 when made in code
 
 
 def load_judgments(path: Path) -> list[Judgment]:
@@ -78,7 +79,9 @@ def load_judgments(path: Path) -> list[Judgment]:
         image = (path.parent / row["image"]) if row.get("image") else None
         if not row.get("q") and image is None:
             raise ValueError(f"{path}:{number}: a judgment needs 'q', 'image' or both")
-        judgments.append(Judgment(row.get("q"), image, row.get("filters") or {}, relevant, row.get("tags") or []))
+        judgments.append(
+            Judgment(row.get("q"), image, row.get("filters") or {}, relevant, row.get("tags") or [], number)
+        )
     return judgments
 
 
@@ -113,14 +116,18 @@ def score_runs(
     searcher: Callable[..., list[str]] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, list[dict[str, float]]]:
-    """Per-query metrics per run (run name -> one dict per judgment, in order): searched once, averaged many ways.
+    """Per-query metrics per run (run name -> one dict per judgment, in order, with the ``ranked`` keys it
+    scored): searched once, averaged many ways.
 
     ``progress(n)`` is called after each run with the number of searches it made.
     """
     searcher = searcher or _search_keys
     per_query = {}
     for run in runs:
-        per_query[run.name] = [scores(searcher(j, run, k), j.relevant, k) for j in judgments]
+        ranked = [searcher(j, run, k) for j in judgments]
+        per_query[run.name] = [
+            {**scores(r, j.relevant, k), "ranked": r} for r, j in zip(ranked, judgments, strict=True)
+        ]
         if progress:
             progress(len(judgments))
     return per_query
@@ -131,7 +138,7 @@ def mean_table(per_query: Mapping[str, Sequence[Mapping[str, float]]], rows: Seq
     table: Table = {}
     for name, results in per_query.items():
         chosen = [results[i] for i in rows] if rows is not None else list(results)
-        metrics = list(chosen[0]) if chosen else []
+        metrics = [m for m in chosen[0] if m != "ranked"] if chosen else []
         table[name] = {m: round(sum(r[m] for r in chosen) / max(1, len(chosen)), 4) for m in metrics}
     return table
 
@@ -229,20 +236,24 @@ def report(
     tune: bool = False,
     searcher: Callable[..., list[str]] | None = None,
     progress: Callable[[int], None] | None = None,
+    per_query: bool = False,
 ) -> dict[str, Any]:
-    """Everything ``evaluate`` prints: the table overall and per tag, and with ``tune`` the best parameters.
+    """Everything ``evaluate`` prints: the table overall and per tag, and with ``tune`` the best parameters;
+    with ``per_query``, also each query's metrics and ranking per mode (``query_rows``).
 
     ``modes`` picks among bm25, vector, hybrid-rrf and hybrid-weighted (the alpha sweep). Each distinct
     run searches every query once; the per-tag tables and the tuning reuse those rankings.
     """
     runs, extra = plan(modes, tune)
-    per_query = score_runs(judgments, [*runs, *extra], k, searcher, progress)
-    shown = {r.name: per_query[r.name] for r in runs}
+    scored = score_runs(judgments, [*runs, *extra], k, searcher, progress)
+    shown = {r.name: scored[r.name] for r in runs}
     result: dict[str, Any] = {"k": k, "queries": len(judgments), "modes": mean_table(shown), "by_tag": {}}
+    if per_query:
+        result["per_query"] = query_rows(judgments, shown)
     for tag, rows in tag_rows(judgments).items():
         result["by_tag"][tag] = {"queries": len(rows), "modes": mean_table(shown, rows)}
     if tune:
-        sweeps = {r.name: per_query[r.name] for r in (*weighted_sweep(), *rrf_sweep())}
+        sweeps = {r.name: scored[r.name] for r in (*weighted_sweep(), *rrf_sweep())}
         overall = mean_table(sweeps)
         result["tune"] = {
             **best_parameters(overall, k),
@@ -251,6 +262,30 @@ def report(
             "rrf_k_sweep": {r.name: overall[r.name] for r in rrf_sweep()},
         }
     return result
+
+
+def query_rows(judgments: Sequence[Judgment], shown: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per judgment (trec_eval's ``-q``): where it is, what it asked, and per mode its metrics, the
+    keys it returned and their grades (0 for a key the judgment does not grade), to find the queries that
+    fail and see what came instead."""
+    rows = []
+    for i, judgment in enumerate(judgments):
+        modes = {}
+        for name, results in shown.items():
+            ranked = results[i]["ranked"]
+            metrics = {m: round(v, 4) for m, v in results[i].items() if m != "ranked"}
+            modes[name] = {**metrics, "ranked": ranked, "grades": [judgment.relevant.get(key, 0) for key in ranked]}
+        rows.append(
+            {
+                "line": judgment.line,
+                "q": judgment.q,
+                "image": str(judgment.image) if judgment.image else None,
+                "filters": judgment.filters,
+                "tags": judgment.tags,
+                "modes": modes,
+            }
+        )
+    return rows
 
 
 def format_table(table: Mapping[str, Mapping[str, float]]) -> str:

@@ -90,6 +90,35 @@ def test_report_per_tag_and_tuning_search_each_run_once():
         report(judgments, modes=["bm42"], searcher=searcher)
 
 
+def test_report_per_query_rows():
+    def searcher(judgment, run, k):
+        return ["a", "x", "b"] if run.mode == "bm25" else ["b"]
+
+    judgments = [
+        Judgment("q1", None, {"category": ["bags"]}, {"a": 3, "b": 1}, ["plain"], line=1),
+        Judgment("q2", None, {}, {"c": 2}, [], line=3),
+    ]
+    result = report(judgments, k=2, modes=["bm25", "vector"], searcher=searcher, per_query=True)
+    first, second = result["per_query"]
+    assert (first["line"], first["q"], first["filters"], first["tags"]) == (1, "q1", {"category": ["bags"]}, ["plain"])
+    assert set(first["modes"]) == {"bm25", "vector"}
+    bm25 = first["modes"]["bm25"]
+    assert (bm25["ranked"], bm25["grades"]) == (["a", "x", "b"], [3, 0, 1])
+    # at k=2 only "a" counts: DCG = 7; ideal = 7 + 1/log2(3)
+    assert bm25["ndcg@2"] == pytest.approx(7 / (7 + 1 / 1.584963), abs=1e-4) and bm25["recall@2"] == 0.5
+    assert first["modes"]["vector"] == {
+        "recall@2": 0.5,
+        "ndcg@2": pytest.approx(1 / 7.63093, abs=1e-4),
+        "mrr": 1.0,
+        "ranked": ["b"],
+        "grades": [1],
+    }
+    assert second["line"] == 3 and second["modes"]["vector"]["grades"] == [0] and second["modes"]["vector"]["mrr"] == 0
+    # the averages are unchanged by the rows
+    assert result["modes"]["bm25"]["mrr"] == 0.5 and "ranked" not in result["modes"]["bm25"]
+    assert "per_query" not in report(judgments, k=2, modes=["bm25"], searcher=searcher)
+
+
 @pytest.mark.django_db
 def test_evaluate_command(tmp_path, make_product, product_index, encoder, capsys):
     tote = make_product("Red leather tote", color="red")
@@ -115,6 +144,8 @@ def test_evaluate_command(tmp_path, make_product, product_index, encoder, capsys
         "--tune",
         "--json",
         str(tmp_path / "out.json"),
+        "--per-query",
+        str(tmp_path / "queries.jsonl"),
     )
     out = capsys.readouterr().out
     assert "3 queries, k=5" in out and "hybrid-rrf" in out and "best alpha" in out and "[photo] 1 queries" in out
@@ -126,6 +157,14 @@ def test_evaluate_command(tmp_path, make_product, product_index, encoder, capsys
     assert "hybrid-weighted a=0.5" in data["modes"]
     assert data["by_tag"]["photo"]["modes"]["bm25"]["ndcg@5"] == 0.0  # bm25 cannot answer a photo
     assert set(data["tune"]) >= {"best_alpha", "best_rrf_k", "by_tag", "alpha_sweep", "rrf_k_sweep"}
+    assert "per_query" not in data
+    rows = [json.loads(line) for line in (tmp_path / "queries.jsonl").read_text().splitlines()]
+    assert [row["line"] for row in rows] == [1, 2, 3] and rows[2]["image"].endswith("tote.png")
+    assert rows[0]["modes"]["bm25"]["ranked"] == [str(tote.pk), str(boots.pk)]
+    assert rows[0]["modes"]["bm25"]["grades"] == [3, 1] and rows[0]["modes"]["bm25"]["ndcg@5"] == 1.0
+    assert rows[2]["modes"]["bm25"] == {"recall@5": 0.0, "ndcg@5": 0.0, "mrr": 0.0, "ranked": [], "grades": []}
+    assert rows[2]["modes"]["vector"]["ranked"][0] == str(tote.pk)  # its own picture first
+    assert set(rows[1]["modes"]) == set(data["modes"])  # the shown modes, not the tuning sweeps
     with pytest.raises(CommandError, match="not a judgment"):
         (tmp_path / "bad.jsonl").write_text('{"q": "x"}\n')
         call_command("catalog_search", "evaluate", "--judgments", str(tmp_path / "bad.jsonl"))

@@ -94,6 +94,12 @@ class Command(BaseCommand):
         )
         evaluate.add_argument("--tune", action="store_true", help="also report the best alpha and RRF k")
         evaluate.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE ('-': stdout)")
+        evaluate.add_argument(
+            "--per-query",
+            metavar="FILE.jsonl",
+            help="also write each query's metrics, results and their grades per mode, one JSON line per query "
+            "('-': stdout)",
+        )
         train = sub.add_parser(
             "train",
             help="Train an image-text encoder on the catalog's own photos and texts.",
@@ -407,7 +413,15 @@ class Command(BaseCommand):
         with tqdm(
             total=(len(shown) + len(extra)) * len(judgments), unit="search", desc="Evaluating", file=self.stderr._out
         ) as bar:
-            result = evaluation.report(judgments, k, options["mode"], options["tune"], progress=bar.update)
+            result = evaluation.report(
+                judgments,
+                k,
+                options["mode"],
+                options["tune"],
+                progress=bar.update,
+                per_query=bool(options["per_query"]),
+            )
+        rows = result.pop("per_query", [])
         self.stdout.write(f"{len(judgments)} queries, k={k}")
         self.stdout.write(evaluation.format_table(result["modes"]))
         for tag, part in result["by_tag"].items():
@@ -423,3 +437,9 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(result, indent=2))
         elif options["json"]:
             Path(options["json"]).write_text(json.dumps(result, indent=2))
+        if options["per_query"]:
+            lines = "".join(json.dumps(row) + "\n" for row in rows)
+            if options["per_query"] == "-":
+                self.stdout.write(lines, ending="")
+            else:
+                Path(options["per_query"]).write_text(lines)
