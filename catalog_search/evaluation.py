@@ -115,7 +115,7 @@ def score_runs(
     k: int = 10,
     searcher: Callable[..., list[str]] | None = None,
     progress: Callable[[int], None] | None = None,
-) -> dict[str, list[dict[str, float]]]:
+) -> dict[str, list[dict[str, Any]]]:
     """Per-query metrics per run (run name -> one dict per judgment, in order, with the ``ranked`` keys it
     scored): searched once, averaged many ways.
 
@@ -133,7 +133,7 @@ def score_runs(
     return per_query
 
 
-def mean_table(per_query: Mapping[str, Sequence[Mapping[str, float]]], rows: Sequence[int] | None = None) -> Table:
+def mean_table(per_query: Mapping[str, Sequence[Mapping[str, Any]]], rows: Sequence[int] | None = None) -> Table:
     """Average per-query metrics over ``rows`` (default: all queries); 4 decimals, as printed."""
     table: Table = {}
     for name, results in per_query.items():

@@ -165,6 +165,16 @@ def test_evaluate_command(tmp_path, make_product, product_index, encoder, capsys
     assert rows[2]["modes"]["bm25"] == {"recall@5": 0.0, "ndcg@5": 0.0, "mrr": 0.0, "ranked": [], "grades": []}
     assert rows[2]["modes"]["vector"]["ranked"][0] == str(tote.pk)  # its own picture first
     assert set(rows[1]["modes"]) == set(data["modes"])  # the shown modes, not the tuning sweeps
+    capsys.readouterr()
+    call_command("catalog_search", "evaluate", "--judgments", str(judgments), "--mode", "bm25", "--per-query", "-")
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [json.loads(line)["modes"]["bm25"]["ranked"] for line in printed] == [
+        row["modes"]["bm25"]["ranked"] for row in rows
+    ]
+    with pytest.raises(CommandError, match="cannot write"):
+        call_command(
+            "catalog_search", "evaluate", "--judgments", str(judgments), "--per-query", str(tmp_path / "no" / "q.jsonl")
+        )
     with pytest.raises(CommandError, match="not a judgment"):
         (tmp_path / "bad.jsonl").write_text('{"q": "x"}\n')
         call_command("catalog_search", "evaluate", "--judgments", str(tmp_path / "bad.jsonl"))

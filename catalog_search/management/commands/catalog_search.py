@@ -433,13 +433,17 @@ class Command(BaseCommand):
             for tag, best in tuned["by_tag"].items():
                 self.stdout.write(f"  [{tag}] best alpha: {best['best_alpha']}  best RRF k: {best['best_rrf_k']}")
             self.stdout.write(evaluation.format_table(tuned["rrf_k_sweep"]))
-        if options["json"] == "-":
-            self.stdout.write(json.dumps(result, indent=2))
-        elif options["json"]:
-            Path(options["json"]).write_text(json.dumps(result, indent=2))
-        if options["per_query"]:
-            lines = "".join(json.dumps(row) + "\n" for row in rows)
-            if options["per_query"] == "-":
-                self.stdout.write(lines, ending="")
-            else:
-                Path(options["per_query"]).write_text(lines)
+        self._write(options["json"], json.dumps(result, indent=2) + "\n")
+        self._write(options["per_query"], "".join(json.dumps(row) + "\n" for row in rows))
+
+    def _write(self, target: str | None, text: str) -> None:
+        """``text`` to the file ``target``, to standard output for "-", nowhere for None."""
+        from pathlib import Path
+
+        if target == "-":
+            self.stdout.write(text, ending="")
+        elif target:
+            try:
+                Path(target).write_text(text)
+            except OSError as exc:
+                raise CommandError(f"cannot write {target}: {exc.strerror or exc}") from exc
