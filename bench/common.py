@@ -201,26 +201,30 @@ class ServerConfig:
 
 class Server:
     """gunicorn (gthread) serving ``demo_project.wsgi`` with ``env`` (``bench_env``) on a free loopback
-    port. ``start()`` returns once a search answers 200; ``stop()`` (also at exit) ends its process group."""
+    port. ``start()`` returns once a search answers 200; ``stop()`` (also at exit) ends its process group.
+    ``root``: the checkout whose code it serves (default this one; another one, e.g. a git worktree of an
+    earlier commit, to measure two versions of the code side by side)."""
 
-    def __init__(self, config: ServerConfig, env: dict[str, str], log: Path, timeout: float = 60.0):
-        self.config, self.env, self.log, self.timeout = config, env, log, timeout
+    def __init__(self, config: ServerConfig, env: dict[str, str], log: Path, timeout: float = 60.0, root: Path = ROOT):
+        self.config, self.env, self.log, self.timeout, self.root = config, env, log, timeout, root
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = {**os.environ, **self.env}
+        if self.root != ROOT:  # its own catalog_search and demo_project before this checkout's editable install
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.root), env.get("PYTHONPATH")]))
         if self.config.torch_threads:
             n = str(self.config.torch_threads)
             env |= {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
         command = [
             *(sys.executable, "-m", "gunicorn", "demo_project.wsgi:application"),
-            *("--config", str(ROOT / "bench" / "gunicorn_conf.py")),
+            *("--config", str(self.root / "bench" / "gunicorn_conf.py")),
             *("--bind", f"127.0.0.1:{self.port}", "--workers", str(self.config.workers)),
             *("--threads", str(self.config.threads), "--worker-class", "gthread"),
             *("--timeout", str(int(self.timeout) + 60), "--keep-alive", "75", "--error-logfile", str(self.log)),
         ]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+        self.process = subprocess.Popen(command, cwd=self.root, env=env, start_new_session=True)
         atexit.register(self.stop)
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:

@@ -14,6 +14,9 @@ random-weight model embeds the text and once catalog-like (bench/search_latency.
 first alternates per query and round, so both see the same machine load; unless ``--different``, both
 must answer the same (ids, scores rounded to 6 digits, facet counts). Reported per kind of query vector:
 client p50 / p95 of each side and the median per-query A / B ratio, and each side's embedding table size.
+
+``--a-tree`` / ``--b-tree`` serve a side from another checkout of the project, so that a change of code
+and layout together is measured against the code before it (``git worktree add /tmp/before <commit>``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
+    ROOT,
     Server,
     ServerConfig,
     ab_table,
@@ -113,10 +117,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="times each query is asked of A and of B")
     parser.add_argument("--config", default="2x4:t1", help="gunicorn WORKERSxTHREADS[:tTORCH_THREADS]")
     parser.add_argument("--different", action="store_true", help="A and B may answer differently")
+    for side in "ab":
+        parser.add_argument(
+            f"--{side}-tree",
+            type=Path,
+            help=f"serve {side.upper()} from another checkout of the project (e.g. a git worktree of an earlier "
+            "commit): code and layout measured together",
+        )
     add_doc_arguments(parser)
     args = parser.parse_args(argv)
-    if args.a_sql == args.b_sql:
-        raise SystemExit("A and B are the same layout: give --a-sql or --b-sql statements")
+    if args.a_sql == args.b_sql and args.a_tree == args.b_tree:
+        raise SystemExit("A and B are the same: give --a-sql / --b-sql statements or --a-tree / --b-tree")
+    trees = {side: (getattr(args, f"{side}_tree") or ROOT).resolve() for side in "ab"}
+    for side, tree in trees.items():
+        if not (tree / "catalog_search" / "__init__.py").is_file():
+            raise SystemExit(f"--{side}-tree {tree}: not a checkout of this project")
     command = shown_command("layout_ab.py", argv)
     note = note_text(args.note, args.note_file)
     facts = machine_facts()
@@ -137,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         server_env = dict(env, BENCH_CACHE_URL=CACHE_URL, BENCH_CACHE_PREFIX=f"layout-{side}")
         server_env["BENCH_CATALOG_SEARCH"] = json.dumps({"QUERY_CACHE": "default"})
         print(f"==> gunicorn {config} on layout {side.upper()}", file=sys.stderr)
-        servers[side] = Server(config, server_env, tmp / f"gunicorn-{side}.log")
+        servers[side] = Server(config, server_env, tmp / f"gunicorn-{side}.log", root=trees[side])
         servers[side].start()
     rows = []
     try:
@@ -167,7 +182,16 @@ def main(argv: list[str] | None = None) -> int:
     def label(side: str) -> str:
         given = getattr(args, f"{side}_label")
         statements = getattr(args, f"{side}_sql")
-        return given or ("; ".join(statements) if statements else "as loaded")
+        return given or ("; ".join(statements) if statements else "as loaded") + code(side)
+
+    def code(side: str) -> str:
+        """`` (code of <commit>)`` for a side served from another checkout."""
+        if trees[side] == ROOT.resolve():
+            return ""
+        commit = subprocess.run(
+            ["git", "-C", str(trees[side]), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        return f" (code of {commit or trees[side]})"
 
     heading = f"## Side by side: database layouts, {label('a')} vs {label('b')} (bench/layout_ab.py)"
     lines = section_header(
@@ -182,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- **Catalog**: {loaded['products']:,} demo-shop products (`bench/scale_data.py`), one copy per layout.",
         *(
             f"- **{side.upper()}**: {'; '.join(f'`{s}`' for s in getattr(args, f'{side}_sql')) or 'the database as loaded'}"
-            f" (embedding table with its indexes {sizes[side][0] / mib:,.0f} MiB, of which TOAST "
+            f"{code(side) or ' (code of this checkout)'} (embedding table with its indexes {sizes[side][0] / mib:,.0f} MiB, of which TOAST "
             f"{sizes[side][1] / mib:,.0f} MiB)."
             for side in "ab"
         ),

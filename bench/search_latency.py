@@ -157,15 +157,16 @@ def ask(conn: http.client.HTTPConnection, path: str) -> tuple[float, float]:
 def breakdown(paths: list[str], qvecs: np.ndarray) -> dict[str, float]:
     """Median in-process ms of each part of the search for ``paths`` (the API's query strings) with query
     vectors ``qvecs``, on the database Django points at, called as the engine calls them (one after the
-    other, as with ``PARALLEL_RETRIEVAL = False``): the filter count, the vector search, BM25 and the facet
-    counts (one statement for a model with facets), then the vector candidates' share of the counts."""
+    other, as with ``PARALLEL_RETRIEVAL = False``): the filter's bounded read (its ids when it keeps few),
+    the vector search, BM25 and the facet counts (one statement for a model with facets), then the vector
+    candidates' share of the counts."""
     from urllib.parse import parse_qs, urlparse
 
     from catalog_search import conf
     from catalog_search.analysis import get_analyzer
     from catalog_search.models import Encoder
     from catalog_search.retrieval import bm25, facets, vector
-    from catalog_search.retrieval.filters import object_ids_sql, passing_ids
+    from catalog_search.retrieval.filters import ids_filter, object_ids_sql, passing_ids
     from catalog_search.retrieval.query import build_query
 
     row = Encoder.objects.get(state="active")
@@ -183,7 +184,9 @@ def breakdown(paths: list[str], qvecs: np.ndarray) -> dict[str, float]:
         ct = index.content_type.pk
         passing = partial(passing_ids, index, filters)
         t0 = time.perf_counter()
-        count = vector.count_filtered(fsql, cap)
+        ids = vector.filter_ids(fsql, cap) if fsql is not None else None  # as the engine reads the filter
+        count = None if fsql is None else cap + 1 if ids is None else len(ids)
+        fsql = fsql if ids is None else ids_filter(ids)
         large = count is not None and count > cap
         t1 = time.perf_counter()
         hits = vector.search(row.pk, row.dim, ct, qvec, {"image": 1.0}, fsql, pool, passing, count, False)
@@ -377,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             for s in args.sizes
             for kind in ("model", "catalog-like")
         )
-        + ". *count* = the bounded filter count (`vector.count_filtered`), *vector* = `retrieval.vector.search` "
+        + ". *count* = the bounded read of the filter (`vector.filter_ids`), *vector* = `retrieval.vector.search` "
         "(nearest neighbours and the filter check, scored from the search's own distances), *bm25+facets* = "
         "`retrieval.facets.keyword_matches_and_counts`: one statement scoring every keyword match, reading the "
         "shop rows of the matched set and counting the facets; *candidates* = `facets.candidate_counts`: the "

@@ -169,10 +169,10 @@ def test_keyword_matches_restricted_to_given_objects(catalog, product_index):
     """A composed query restricts the keyword signal to the photo's neighbours: only they are scored and
     counted (with the pool)."""
     from catalog_search.retrieval import bm25, facets
-    from catalog_search.retrieval.engine import _ids_sql
+    from catalog_search.retrieval.filters import ids_filter
 
     neighbours = [str(pk) for pk in Product.objects.filter(color="red").values_list("pk", flat=True)[:12]]
-    restrict = _ids_sql(neighbours)
+    restrict = ids_filter(neighbours)
     match = bm25.match(product_index.content_type.pk, ["leather"])
     hits, counted = facets.keyword_matches_and_counts(product_index, [], match, restrict, 100)
     expected = bm25.search(product_index.content_type.pk, ["leather"], restrict, 100)

@@ -1,4 +1,5 @@
-"""Migration 0002 on an index built before it: existing postings get their document's fields, nothing is lost."""
+"""Migrations on an index built before them: 0002 gives existing postings their document's fields, nothing
+is lost; 0004 keeps image vectors in the table's rows."""
 
 from __future__ import annotations
 
@@ -59,5 +60,76 @@ def test_0002_fills_postings_from_their_documents_and_rebuilds_the_primary_key()
             )
             assert cursor.fetchall() == [("content_type_id", True), ("length", True), ("object_id", True)]
     finally:  # leave the schema as the rest of the suite expects it: every migration applied
+        executor = MigrationExecutor(connection)
+        _migrate([n for n in executor.loader.graph.leaf_nodes() if n[0] == "catalog_search"])
+
+
+def _embed(cursor, ct: int, encoder: int, object_id: str, rng) -> int:
+    """One document with CLIP-sized (512-d) image and text vectors; returns the document id."""
+    cursor.execute(
+        "INSERT INTO catalog_search_document (content_type_id, object_id, length, terms, content_hash, error, "
+        "indexed_at) VALUES (%s, %s, 1, '{}', '', '', now()) RETURNING id",
+        [ct, object_id],
+    )
+    doc = cursor.fetchone()[0]
+    image, text = (str([round(float(x), 6) for x in rng.standard_normal(512)]) for _ in range(2))
+    cursor.execute(
+        "INSERT INTO catalog_search_embedding (document_id, encoder_id, content_type_id, object_id, image, text) "
+        "VALUES (%s, %s, %s, %s, %s::vector, %s::vector)",
+        [doc, encoder, ct, object_id, image, text],
+    )
+    return doc
+
+
+def _in_toast(cursor, doc: int) -> tuple[bool, bool]:
+    """(image in TOAST, text in TOAST) of one document's vectors (PostgreSQL 17+)."""
+    cursor.execute(
+        "SELECT pg_column_toast_chunk_id(image) IS NOT NULL, pg_column_toast_chunk_id(text) IS NOT NULL "
+        "FROM catalog_search_embedding WHERE document_id = %s",
+        [doc],
+    )
+    return cursor.fetchone()
+
+
+def test_0004_stores_new_image_vectors_in_the_row_and_vacuum_full_moves_the_old_ones():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    ct = ContentType.objects.get_for_model(Article).pk
+    try:
+        _migrate([("catalog_search", "0003_vocabulary")])
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO catalog_search_encoder (identity, name, dim, state, created_at) "
+                "VALUES ('m@0004', 'm', 512, 'building', now()) RETURNING id"
+            )
+            encoder = cursor.fetchone()[0]
+            old = _embed(cursor, ct, encoder, "1", rng)
+            assert _in_toast(cursor, old) == (True, True)  # 2 KB each: out of line by default
+        _migrate([("catalog_search", "0004_image_vectors_in_row")])
+        with connection.cursor() as cursor:
+            new = _embed(cursor, ct, encoder, "2", rng)
+            assert _in_toast(cursor, new) == (False, True)
+            assert _in_toast(cursor, old) == (True, True)  # no rewrite by the migration itself
+            cursor.execute("SELECT image::text FROM catalog_search_embedding WHERE document_id = %s", [old])
+            before = cursor.fetchone()[0]
+            cursor.execute("VACUUM FULL catalog_search_embedding")
+            assert _in_toast(cursor, old) == (False, True)
+            cursor.execute("SELECT image::text FROM catalog_search_embedding WHERE document_id = %s", [old])
+            assert cursor.fetchone()[0] == before
+        _migrate([("catalog_search", "0003_vocabulary")])  # reversible
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT attstorage FROM pg_attribute WHERE attrelid = 'catalog_search_embedding'::regclass "
+                "AND attname = 'image'"
+            )
+            assert cursor.fetchone()[0] == "x"
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM catalog_search_embedding WHERE object_id IN ('1', '2')")
+            cursor.execute(
+                "DELETE FROM catalog_search_document WHERE object_id IN ('1', '2') AND content_type_id = %s", [ct]
+            )
+            cursor.execute("DELETE FROM catalog_search_encoder WHERE identity = 'm@0004'")
         executor = MigrationExecutor(connection)
         _migrate([n for n in executor.loader.graph.leaf_nodes() if n[0] == "catalog_search"])

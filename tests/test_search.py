@@ -111,6 +111,22 @@ def test_filters_exact_or_range_boolean(catalog):
     assert search(category="shoes", in_stock=True) == {"Black leather boots"}
 
 
+@pytest.mark.parametrize("mode", ["hybrid", "bm25", "vector"])
+def test_a_small_filter_is_read_once_and_enters_every_statement_as_its_ids(catalog, mode):
+    """Read once (its count and its ids in one statement), then tested as ``object_id = ANY(<ids>)``,
+    never as an ``object_id IN (<subquery>)`` the planner could turn into a nested loop over the postings
+    (filters.member). (Facet counts still apply the filter to the shop rows they read.)"""
+    with CaptureQueriesContext(connection) as queries:
+        results = catalog_search.search(q="leather boots", filters={"category": "shoes"}, mode=mode, k=10)
+    assert titles(results)[0] == "Black leather boots"
+    assert set(titles(results)) <= {"Black leather boots", "Red running shoes"}
+    executed = [q["sql"] for q in queries.captured_queries]
+    subquery = 'SELECT ("shop_product"."id")::text'  # the filter's own SQL (filters.object_ids_sql)
+    assert [sql.startswith("EXPLAIN") for sql in executed if subquery in sql] == [True, False], executed
+    restricted = [sql for sql in executed if "p.object_id = ANY(" in sql or "e.object_id = ANY(" in sql]
+    assert restricted, executed
+
+
 def test_unknown_or_malformed_filters_raise_clear_errors(catalog):
     with pytest.raises(InvalidFilter, match="Unknown filter 'size'"):
         catalog_search.search(q="bag", filters={"size": "M"})

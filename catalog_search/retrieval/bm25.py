@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from catalog_search import conf
+from catalog_search.retrieval.filters import member
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def match(content_type_id: int, terms: list[str], groups: dict[str, int] | None 
 def _sql(select: str, filter_sql: str | None, match: Match, grouped: bool, where: str = "", tail: str = "") -> str:
     """The postings of ``match``'s terms (of its matching documents) joined with their idf: ``select`` per
     posting, or per document when ``grouped`` (always when a minimum of terms must match)."""
-    where += f" AND p.object_id IN ({filter_sql})" if filter_sql else ""
+    where += f" AND {member('p.object_id', filter_sql)}" if filter_sql else ""
     group = "GROUP BY p.document_id, p.object_id" if grouped or match.required > 1 else ""
     if match.required > 1:
         # One posting per (term, document); with groups, terms of one group count once.

@@ -20,7 +20,7 @@ from catalog_search.exceptions import EncoderUnavailable, IndexUnavailable
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.registry import SearchIndex
 from catalog_search.retrieval import bm25, expansion, facets, fusion, parallel, vector
-from catalog_search.retrieval.filters import object_ids_sql, passing_check
+from catalog_search.retrieval.filters import ids_filter, object_ids_sql, passing_check
 from catalog_search.retrieval.query import Filter, SearchQuery, build_query
 
 logger = logging.getLogger(__name__)
@@ -145,13 +145,19 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
     matches: dict[str, bm25.Match] = {}  # per index: which documents the keyword signal matches
     for index in query.indexes:
         filter_sql = object_ids_sql(index, query.index_filters[index.label])
-        # One bounded count decides how the signals apply the filter: inside their queries when it keeps
-        # few objects; when it keeps many, by checking only their best unfiltered candidates (`passing`,
-        # a primary-key lookup), which does not grow with the catalog (docs/architecture.md).
-        count = vector.count_filtered(filter_sql, int(conf.get("EXACT_SEARCH_MAX_ROWS")))
+        # One bounded read of the filter decides how the signals apply it: inside their queries when it
+        # keeps few objects (then as the list of their ids); when it keeps many, by checking only their
+        # best unfiltered candidates (`passing`, a primary-key lookup), which does not grow with the
+        # catalog (docs/architecture.md).
+        cap = int(conf.get("EXACT_SEARCH_MAX_ROWS"))
+        count = None
+        if filter_sql is not None:
+            ids = vector.filter_ids(filter_sql, cap)
+            count = cap + 1 if ids is None else len(ids)
+            filter_sql = filter_sql if ids is None else ids_filter(ids)
         filters = query.index_filters[index.label]
         passing = passing_check(index, filters)
-        large = count is not None and count > int(conf.get("EXACT_SEARCH_MAX_ROWS"))
+        large = count is not None and count > cap
         ct = index.content_type.pk
         # The shop rows apply the filter; restricting the postings to it as well pays when it keeps few.
         restrict = None if large else filter_sql
@@ -209,7 +215,7 @@ def _run(query: SearchQuery, started: float, rrf_k: int) -> SearchResults:
                 )
                 nearness = {h.object_id: h.score for h in neighbours}
                 # The neighbours passed the filter already, so restricting to them applies it too.
-                restrict = _ids_sql(list(nearness))
+                restrict = ids_filter(nearness)
                 keyword_hits, keyword_counts = _keywords(
                     index, filters, matches[index.label], filter_sql, restrict, pool, with_counts, None
                 )
@@ -364,11 +370,6 @@ def _matched_ids(found: _Candidates, composed: bool) -> dict[str, list[str]]:
         label: list(dict.fromkeys(found.pools.get(label, []) + found.neighbour_matches.get(label, [])))
         for label in labels
     }
-
-
-def _ids_sql(object_ids: list[str]) -> tuple[str, list]:
-    """A filter (``object_id IN (...)`` SQL) selecting exactly ``object_ids``."""
-    return "SELECT unnest(%s::text[])", [object_ids]
 
 
 def _column_weights(query: SearchQuery, index: SearchIndex) -> dict[str, float]:

@@ -36,6 +36,7 @@ from django.db import connection, transaction
 from catalog_search import conf
 from catalog_search.indexing import vector_literal
 from catalog_search.retrieval.bm25 import _named
+from catalog_search.retrieval.filters import member
 
 COLUMNS = ("image", "text")
 
@@ -49,8 +50,36 @@ class Hit:
 
 
 def _filter_clause(filter_sql: tuple[str, list] | None) -> tuple[str, dict]:
+    """``AND`` the filter's object ids, as an array the ``catalog_search_emb_obj`` index looks up: only
+    the filtered rows are read, by index, where ``IN (subquery)`` let the planner hash-join a scan of the
+    whole table (2x slower over 12k filtered rows at 100k products with vectors in the row)."""
     sql, params = _named(filter_sql)
-    return (f"AND e.object_id IN ({sql})" if sql else ""), {f"f{i}": v for i, v in enumerate(params)}
+    clause = f"AND {member('e.object_id', sql, subquery='ARRAY')}" if sql else ""
+    return clause, {f"f{i}": v for i, v in enumerate(params)}
+
+
+def _estimated_above(cursor, sql: str, params: list, cap: int) -> bool:
+    """PostgreSQL's own row estimate for the filter (its plan, ~1 ms) is above ``cap``."""
+    cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+    plan = cursor.fetchone()[0]
+    if isinstance(plan, str):  # a driver that does not decode json
+        plan = json.loads(plan)
+    return plan[0]["Plan"]["Plan Rows"] > cap
+
+
+def filter_ids(filter_sql: tuple[str, list], cap: int) -> list[str] | None:
+    """The object ids passing the filter when there are at most ``cap`` of them, else None.
+
+    The search uses them in place of the filter's SQL (``filters.ids_filter``): the count it needs anyway,
+    and every statement then tests the rows against a list, not a subquery (``filters.member``). Trusts
+    the row estimate in one direction only, as ``count_filtered`` does."""
+    sql, params = filter_sql
+    with connection.cursor() as cursor:
+        if _estimated_above(cursor, sql, params, cap):
+            return None
+        cursor.execute(f"{sql} LIMIT {int(cap) + 1}", params)
+        ids = [row[0] for row in cursor.fetchall()]
+    return ids if len(ids) <= cap else None
 
 
 def count_filtered(filter_sql: tuple[str, list] | None, cap: int) -> int | None:
@@ -67,11 +96,7 @@ def count_filtered(filter_sql: tuple[str, list] | None, cap: int) -> int | None:
         return None
     sql, params = filter_sql
     with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        plan = cursor.fetchone()[0]
-        if isinstance(plan, str):  # a driver that does not decode json
-            plan = json.loads(plan)
-        if plan[0]["Plan"]["Plan Rows"] > cap:
+        if _estimated_above(cursor, sql, params, cap):
             return int(cap) + 1
         cursor.execute(f"SELECT count(*) FROM ({sql} LIMIT {int(cap) + 1}) f", params)
         return int(cursor.fetchone()[0])
