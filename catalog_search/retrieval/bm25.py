@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from catalog_search import conf
-from catalog_search.retrieval.filters import member
+from catalog_search.retrieval.filters import is_ids, member
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,14 @@ def match(content_type_id: int, terms: list[str], groups: dict[str, int] | None 
 def _sql(select: str, filter_sql: str | None, match: Match, grouped: bool, where: str = "", tail: str = "") -> str:
     """The postings of ``match``'s terms (of its matching documents) joined with their idf: ``select`` per
     posting, or per document when ``grouped`` (always when a minimum of terms must match)."""
-    where += f" AND {member('p.object_id', filter_sql)}" if filter_sql else ""
+    join = ""
+    if filter_sql and is_ids(filter_sql):
+        where += f" AND {member('p.object_id', filter_sql)}"
+    elif filter_sql:
+        # A large filter: joined as its distinct ids, fenced (OFFSET 0). As `p.object_id IN (<filter>)` it
+        # was planned, with stale visibility statistics, as a nested loop reading the postings once per
+        # filtered object (over 10 s at 100k products; 52 ms this way; filters.member).
+        join = f"JOIN (SELECT DISTINCT fx.oid FROM ({filter_sql}) AS fx(oid) OFFSET 0) fx ON fx.oid = p.object_id"
     group = "GROUP BY p.document_id, p.object_id" if grouped or match.required > 1 else ""
     if match.required > 1:
         # One posting per (term, document); with groups, terms of one group count once.
@@ -124,7 +131,7 @@ def _sql(select: str, filter_sql: str | None, match: Match, grouped: bool, where
         )
         SELECT {select}
         FROM s, t
-        JOIN catalog_search_posting p ON p.term = t.term AND p.content_type_id = %(ct)s
+        JOIN catalog_search_posting p ON p.term = t.term AND p.content_type_id = %(ct)s {join}
         WHERE true {where}
         {group} {tail}
     """

@@ -56,6 +56,11 @@ def ids_filter(object_ids: Iterable[str]) -> tuple[str, list]:
     return IDS_SQL, [list(object_ids)]
 
 
+def is_ids(named_sql: str) -> re.Match | None:
+    """Whether a filter's SQL (with named parameters) is an ``ids_filter``'s."""
+    return _IDS_NAMED.fullmatch(named_sql.strip())
+
+
 def member(column: str, named_sql: str, subquery: str = "IN") -> str:
     """SQL: ``column`` is an object id passing the filter whose SQL (with named parameters) is
     ``named_sql``. An ``ids_filter`` becomes ``column = ANY(<the ids>)``: a condition on each row, which
@@ -64,7 +69,7 @@ def member(column: str, named_sql: str, subquery: str = "IN") -> str:
     (after a bulk load, a restore or ``VACUUM FULL``, until the next ``VACUUM``), 20 ms -> over 100 s at
     100k products. Other filters as ``IN (<SQL>)``, or with ``subquery="ARRAY"`` as
     ``= ANY(ARRAY(<SQL>))`` (looked up in an index on ``column``)."""
-    ids = _IDS_NAMED.fullmatch(named_sql.strip())
+    ids = is_ids(named_sql)
     if ids:
         return f"{column} = ANY({ids[1]}::text[])"
     if subquery == "ARRAY":
