@@ -61,20 +61,16 @@ def is_ids(named_sql: str) -> re.Match | None:
     return _IDS_NAMED.fullmatch(named_sql.strip())
 
 
-def member(column: str, named_sql: str, subquery: str = "IN") -> str:
+def member(column: str, named_sql: str) -> str:
     """SQL: ``column`` is an object id passing the filter whose SQL (with named parameters) is
     ``named_sql``. An ``ids_filter`` becomes ``column = ANY(<the ids>)``: a condition on each row, which
     PostgreSQL hashes, where ``IN (<ids>)`` is a join that the planner may run as a nested loop reading
     every posting of the query's terms once per id: seen with statistics that say no page is all-visible
     (after a bulk load, a restore or ``VACUUM FULL``, until the next ``VACUUM``), 20 ms -> over 100 s at
-    100k products. Other filters as ``IN (<SQL>)``, or with ``subquery="ARRAY"`` as
-    ``= ANY(ARRAY(<SQL>))`` (looked up in an index on ``column``)."""
+    100k products. Another filter becomes ``column = ANY(ARRAY(<SQL>))``, for an index on ``column`` to
+    look up (BM25 joins a large filter instead: bm25._sql)."""
     ids = is_ids(named_sql)
-    if ids:
-        return f"{column} = ANY({ids[1]}::text[])"
-    if subquery == "ARRAY":
-        return f"{column} = ANY(ARRAY({named_sql}))"
-    return f"{column} IN ({named_sql})"
+    return f"{column} = ANY({ids[1]}::text[])" if ids else f"{column} = ANY(ARRAY({named_sql}))"
 
 
 def passing_check(index: SearchIndex, filters: list[Filter]) -> Callable[[list[str]], set[str]]:
