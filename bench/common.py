@@ -26,6 +26,7 @@ import argparse
 import atexit
 import contextlib
 import http.client
+import math
 import os
 import platform
 import re
@@ -56,6 +57,7 @@ HF_OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANS
 __all__ = [
     "DOC",
     "ROOT",
+    "SPEED_NOTE",
     "Server",
     "ServerConfig",
     "bench_env",
@@ -369,12 +371,30 @@ def proc_memory(pid: int) -> dict[str, int]:
 # Report -----------------------------------------------------------------------------------------------
 
 
+def python_loop_seconds(n: int = 10_000_000, repeat: int = 3) -> float:
+    """Seconds a pure-Python loop of ``n`` additions takes (best of ``repeat``): how fast this machine's
+    core is. Machines named alike ("AMD EPYC", 2 cores) differ by 2x in it, and the milliseconds in
+    docs/benchmarks.md move with it, so every section records it."""
+    best = math.inf
+    for _ in range(repeat):
+        start, total = time.perf_counter(), 0
+        for i in range(n):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def machine_facts() -> dict[str, str]:
-    """nproc, CPU model (lscpu), memory and the load average now: say what the numbers ran on."""
+    """nproc, CPU model (lscpu, with its family and model numbers), memory, the load average now and the
+    Python loop's time (``python_loop_seconds``): say what the numbers ran on."""
     cpu = "unknown CPU"
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
         cpu = re.search(r"^Model name:\s*(.+)$", lscpu, flags=re.MULTILINE)[1].strip()  # type: ignore[index]
+        family = re.search(r"^CPU family:\s*(\S+)$", lscpu, flags=re.MULTILINE)
+        model = re.search(r"^Model:\s*(\S+)$", lscpu, flags=re.MULTILINE)
+        if family and model:
+            cpu += f" (family {family[1]}, model {model[1]})"
     except (OSError, subprocess.CalledProcessError, TypeError):
         pass
     mem = next(
@@ -385,6 +405,7 @@ def machine_facts() -> dict[str, str]:
         "cpu": cpu,
         "memory": f"{int(mem) / 1024**2:.0f} GiB",
         "load": "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg()),
+        "python_loop": f"{python_loop_seconds():.2f} s",
     }
 
 
@@ -406,6 +427,10 @@ def versions(extra: Iterable[str] = ()) -> str:
     return ", ".join(parts)
 
 
+# How fast the core was (machine_facts): the same code's milliseconds scale with it from machine to machine.
+SPEED_NOTE = "a pure-Python loop of 10 million additions took {python_loop} (best of 3)."
+
+
 def section_header(heading: str, command: str, facts: dict[str, str], software: str, runs: str) -> list[str]:
     """The first lines every section has: heading, command, date, machine, software."""
     return [
@@ -415,7 +440,7 @@ def section_header(heading: str, command: str, facts: dict[str, str], software: 
         "",
         f"- **Date**: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {runs}",
         f"- **Machine**: `nproc` = {facts['nproc']}, {facts['cpu']}, {facts['memory']} RAM, shared with other "
-        f"jobs, CPU only; load average at the start {facts['load']}.",
+        f"jobs, CPU only; load average at the start {facts['load']}; {SPEED_NOTE.format(**facts)}",
         f"- **Software**: {software}.",
     ]
 

@@ -38,6 +38,7 @@ if __package__ in (None, ""):  # run as ``python bench/load.py``
 
 from bench.common import (
     DOC,
+    SPEED_NOTE,
     Server,
     ServerConfig,
     bench_env,
@@ -452,7 +453,7 @@ def render(
         f"- **Date**: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         + ("one run per configuration." if args.runs == 1 else f"{args.runs} runs per configuration, interleaved."),
         f"- **Machine**: `nproc` = {facts['nproc']}, {facts['cpu']}, {facts['memory']} RAM, shared, CPU only; "
-        f"load average before the run {facts['load']}.",
+        f"load average before the run {facts['load']}; {SPEED_NOTE.format(**facts)}",
         f"- **Software**: {setup['versions']}.",
         f"- **Catalog**: {args.products} products of the demo catalog (`demo_project/shop/catalog.py` "
         f"`generate(count, seed)`: {len(CATEGORIES)} categories, {len(TYPES)} product types, {len(BRANDS)} brands, "

@@ -53,7 +53,17 @@ import numpy as np
 if __package__ in (None, ""):  # run as ``python bench/scale_data.py``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import DOC, ROOT, bench_env, build_model, machine_facts, setup_django, start_postgres, write_section
+from bench.common import (
+    DOC,
+    ROOT,
+    SPEED_NOTE,
+    bench_env,
+    build_model,
+    machine_facts,
+    setup_django,
+    start_postgres,
+    write_section,
+)
 
 BENCH_DIR = ROOT / "var" / "bench"
 MODEL_DIR = BENCH_DIR / "clip-vit-b32-random"
@@ -467,7 +477,7 @@ def describe(doc: Path) -> str:
         "benchmarks).",
         "",
         f"- **Machine**: `nproc` = {facts['nproc']}, {facts['cpu']}, shared with other jobs (the loads ran while "
-        "other benchmarks and other engineers' jobs used the same 2 cores).",
+        f"other benchmarks and other engineers' jobs used the same 2 cores); {SPEED_NOTE.format(**facts)}",
         "- **Text, documents, BM25**: the demo catalog generator (`generate(count, seed)`, text only: photos are "
         "never rendered), inserted as `shop.Product`, indexed with `indexing.build_doc` + "
         "`indexing.write_documents` in batches of 2,000: real postings, lengths, df, N and avgdl.",

@@ -10,7 +10,7 @@
 2. **Sizes** of the ``bench/scale_data.py`` database (``--products``, default 100k): every catalog_search
    table (heap, TOAST) and index, scaled to "per 100k products".
 3. **vector vs halfvec**: the embeddings copied into two bench tables with typed columns, ``vector(512)``
-   and ``halfvec(512)``, each with the production HNSW index (same m, ef_construction, cosine ops) on
+   and ``halfvec(512)``, the image column stored in the row as in production (migration 0004), each with the production HNSW index (same m, ef_construction, cosine ops) on
    the image column, built in the same run (times are a side-by-side ratio); then recall@10 of an
    unfiltered HNSW search on each against the exact float32 answer (NumPy), and query time.
    The production table is left untouched (its columns are untyped ``vector`` with per-encoder partial
@@ -229,11 +229,14 @@ def build_copies(encoder_id: int, m: int, ef_construction: int) -> dict[str, dic
         for kind in ("vector", "halfvec"):
             table = f"bench_embedding_{kind}"
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
-            cursor.execute(
-                f"CREATE TABLE {table} AS SELECT document_id, encoder_id, content_type_id, object_id, "
-                f"image::vector(512)::{kind}(512) AS image, text::vector(512)::{kind}(512) AS text "
-                f"FROM catalog_search_embedding WHERE encoder_id = {int(encoder_id)}"
+            select = (
+                f"SELECT document_id, encoder_id, content_type_id, object_id, image::vector(512)::{kind}(512) AS image, "
+                f"text::vector(512)::{kind}(512) AS text FROM catalog_search_embedding WHERE encoder_id = {int(encoder_id)}"
             )
+            # The production layout (migration 0004): the image vector in the row, the text vector in TOAST.
+            cursor.execute(f"CREATE TABLE {table} AS {select} WITH NO DATA")
+            cursor.execute(f"ALTER TABLE {table} ALTER COLUMN image SET STORAGE MAIN")
+            cursor.execute(f"INSERT INTO {table} {select}")
             cursor.execute(f"ALTER TABLE {table} ADD PRIMARY KEY (document_id, encoder_id)")
             cursor.execute(f"CREATE INDEX {table}_obj ON {table} (encoder_id, content_type_id, object_id)")
             cursor.execute(f"VACUUM ANALYZE {table}")
