@@ -10,8 +10,9 @@
 2. **Sizes** of the ``bench/scale_data.py`` database (``--products``, default 100k): every catalog_search
    table (heap, TOAST) and index, scaled to "per 100k products".
 3. **vector vs halfvec**: the embeddings copied into two bench tables with typed columns, ``vector(512)``
-   and ``halfvec(512)``, the image column stored in the row as in production (migration 0004), each with the production HNSW index (same m, ef_construction, cosine ops) on
-   the image column, built in the same run (times are a side-by-side ratio); then recall@10 of an
+   and ``halfvec(512)``, the image column stored in the row as in production (migration 0004), each with
+   the production HNSW index (same m, ef_construction, cosine ops) on the image column, built in the same
+   run (times are a side-by-side ratio); then recall@10 of an
    unfiltered HNSW search on each against the exact float32 answer (NumPy), and query time.
    The production table is left untouched (its columns are untyped ``vector`` with per-encoder partial
    expression indexes, see docs/architecture.md); the copies are dropped at the end.
@@ -383,7 +384,8 @@ def render(args, command, facts, software, loaded, sizes, copies, recall, worker
         command,
         facts,
         software,
-        f"process memory: median of {args.runs} fresh processes; sizes and recall: one database, deterministic.",
+        f"process memory: median of {args.runs} fresh processes; sizes: one database; recall: one HNSW build per "
+        "copy (parallel builds differ from run to run, see *halfvec* below).",
     )
     lines += [
         "",
