@@ -5,6 +5,10 @@
 # progress, and the development server. `./scripts/demo.sh stop` stops the demo's PostgreSQL, which
 # otherwise keeps running between starts (so a second start takes seconds).
 set -euo pipefail
+case "${1:-}" in
+    "" | stop) ;;
+    *) echo "usage: $0 [stop]" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 mkdir -p var/log
@@ -30,9 +34,6 @@ data = pgdata_dir(Path(os.environ.get("CATALOG_SEARCH_VAR", "var")) / "pgdata")
 print(f"==> Stopped the demo's PostgreSQL ({data})" if stop_embedded(data) else f"==> No demo PostgreSQL runs in {data}")
 PY
     exit 0
-elif [ -n "${1:-}" ]; then
-    echo "usage: $0 [stop]" >&2
-    exit 2
 fi
 
 ./scripts/system-packages.sh  # the Noto Color Emoji font for the product artwork
