@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from catalog_search import conf
+from catalog_search.retrieval.arrays import int_array
 from catalog_search.retrieval.filters import is_ids, member
 
 
@@ -231,9 +232,9 @@ def matching_documents_sql(
         sql_filter,
         match,
         False,
-        where="AND p.term = ANY(%(terms)s) AND p.document_id = ANY(%(among)s)",
+        where="AND p.term = ANY(%(terms)s) AND p.document_id = ANY(%(among)s::bigint[])",
     )
-    return sql, {**_params(match, filter_params), "among": document_ids}
+    return sql, {**_params(match, filter_params), "among": int_array(document_ids)}
 
 
 def explain_terms(content_type_id: int, terms: list[str], document_ids: list[int]) -> dict[int, dict[str, float]]:
@@ -242,9 +243,11 @@ def explain_terms(content_type_id: int, terms: list[str], document_ids: list[int
     if not terms or not document_ids:
         return {}
     every = Match(content_type_id, terms)
-    sql = _sql(f"p.document_id, t.term, {_SCORE}", None, every, False, where="AND p.document_id = ANY(%(ids)s)")
+    sql = _sql(
+        f"p.document_id, t.term, {_SCORE}", None, every, False, where="AND p.document_id = ANY(%(ids)s::bigint[])"
+    )
     params = _params(every, [])
-    params["ids"] = document_ids
+    params["ids"] = int_array(document_ids)
     out: dict[int, dict[str, float]] = {}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

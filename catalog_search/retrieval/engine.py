@@ -382,22 +382,38 @@ def _column_weights(query: SearchQuery, index: SearchIndex) -> dict[str, float]:
     return {"image": w, "text": 1.0 - w}
 
 
+def _fetch(
+    items: list[fusion.Fused],
+    found: _Candidates,
+    indexes: list[SearchIndex],
+    into: dict[tuple[str, str], models.Model],
+) -> None:
+    """Load the objects of ``items`` that still exist into ``into`` ((index label, object id) -> object):
+    one query per model."""
+    by_index: dict[str, list[str]] = {}
+    for item in items:
+        index, oid = found.where[item.key]
+        by_index.setdefault(index.label, []).append(oid)
+    for index in indexes:
+        oids = by_index.get(index.label)
+        if oids:
+            pk = index.model._meta.pk
+            for obj in index.get_queryset().filter(pk__in=[pk.to_python(o) for o in oids]):
+                into[(index.label, str(obj.pk))] = obj
+
+
 def _resolve(
     page: list[fusion.Fused], found: _Candidates, query: SearchQuery, terms: list[str], composed: bool
 ) -> list[SearchHit]:
     """The first ``query.k`` results of ``page`` whose objects still exist: one query per searched model,
     whatever k is."""
-    by_index: dict[str, list[str]] = {}
-    for item in page:
-        index, oid = found.where[item.key]
-        by_index.setdefault(index.label, []).append(oid)
     instances: dict[tuple[str, str], models.Model] = {}
-    for index in query.indexes:
-        oids = by_index.get(index.label)
-        if oids:
-            pk = index.model._meta.pk
-            for obj in index.get_queryset().filter(pk__in=[pk.to_python(o) for o in oids]):
-                instances[(index.label, str(obj.pk))] = obj
+    # The page's own k first; the rest of `page` only for as many as were deleted since indexing (rare), so
+    # a search builds k model instances, not 2k.
+    shown = page[: query.k]
+    _fetch(shown, found, query.indexes, instances)
+    if any((found.where[i.key][0].label, found.where[i.key][1]) not in instances for i in shown):
+        _fetch(page[query.k :], found, query.indexes, instances)
     explained: dict[int, dict[str, float]] = {}
     if query.explain and terms:
         for index in query.indexes:

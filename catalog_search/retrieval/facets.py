@@ -30,6 +30,7 @@ from django.db.models import BooleanField, F, Func
 
 from catalog_search.registry import FacetField, RangeFacet, SearchIndex, _jsonable
 from catalog_search.retrieval import bm25
+from catalog_search.retrieval.arrays import text_array
 from catalog_search.retrieval.filters import filtered_queryset
 from catalog_search.retrieval.query import Filter
 
@@ -50,7 +51,7 @@ class _InMatched(Func):
 def _matched_clause(
     match: bm25.Match | None, pool: list[str], restrict_sql: tuple[str, list] | None = None
 ) -> tuple[str, dict]:
-    parts, params = [], {"pool": pool}
+    parts, params = [], {"pool": text_array(pool)}
     if match is not None and match.terms:
         sql, bm25_params = bm25.matched_object_ids_sql(match, restrict_sql)
         parts.append(sql)
@@ -214,7 +215,7 @@ def candidate_counts(
         documents = [d for d, _ in candidates]
         keyword_sql, keyword_params = bm25.matching_documents_sql(match, restrict_sql, documents)
         others = f"SELECT unnest(%(pool)s::text[]) EXCEPT SELECT m.object_id FROM ({keyword_sql}) AS m"
-        params = {**keyword_params, "pool": [o for _, o in candidates]}
+        params = {**keyword_params, "pool": text_array(o for _, o in candidates)}
         rows, _ = _count_group(index, filters, groups[0], others, params)
         counted.extend(zip(groups[0], rows, strict=True))
     if len(groups) > 1:  # to-many facets: their own statements over the whole matched set

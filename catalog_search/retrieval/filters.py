@@ -16,6 +16,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
 from catalog_search.registry import SearchIndex
+from catalog_search.retrieval.arrays import text_array
 from catalog_search.retrieval.query import Filter
 
 
@@ -53,7 +54,7 @@ _IDS_NAMED = re.compile(r"SELECT unnest\((%\(\w+\)s)::text\[\]\)")
 def ids_filter(object_ids: Iterable[str]) -> tuple[str, list]:
     """A filter selecting exactly ``object_ids`` (valid wherever a filter's SQL is; ``member`` tests it
     as an array)."""
-    return IDS_SQL, [list(object_ids)]
+    return IDS_SQL, [text_array(object_ids)]
 
 
 def is_ids(named_sql: str) -> re.Match | None:
@@ -102,7 +103,8 @@ def passing_check(index: SearchIndex, filters: list[Filter]) -> Callable[[list[s
         if not sql or not keys:
             return set()
         with connection.cursor() as cursor:
-            cursor.execute(sql, [keys if p is marker else p for p in params])
+            ids = text_array(map(str, keys))
+            cursor.execute(sql, [ids if p is marker else p for p in params])
             return {str(row[0]) for row in cursor.fetchall()}
 
     return passing

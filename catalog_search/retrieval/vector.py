@@ -35,6 +35,7 @@ from django.db import connection, transaction
 
 from catalog_search import conf
 from catalog_search.indexing import vector_literal
+from catalog_search.retrieval.arrays import int_array, text_array
 from catalog_search.retrieval.bm25 import _named
 from catalog_search.retrieval.filters import member
 
@@ -194,7 +195,7 @@ def _sql_passing(filter_sql: tuple[str, list]) -> Callable[[list[str]], set[str]
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT x FROM unnest(%(ids)s::text[]) AS x WHERE x IN ({sql})",
-                {"ids": object_ids, **{f"f{i}": v for i, v in enumerate(params)}},
+                {"ids": text_array(object_ids), **{f"f{i}": v for i, v in enumerate(params)}},
             )
             return {row[0] for row in cursor.fetchall()}
 
@@ -283,8 +284,8 @@ def rescore(encoder_id: int, dim: int, query: str, document_ids: list[int], weig
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT document_id, object_id, {sims} FROM catalog_search_embedding "
-            f"WHERE encoder_id = {int(encoder_id)} AND document_id = ANY(%(ids)s)",
-            {"q": query, "ids": document_ids},
+            f"WHERE encoder_id = {int(encoder_id)} AND document_id = ANY(%(ids)s::bigint[])",
+            {"q": query, "ids": int_array(document_ids)},
         )
         rows = cursor.fetchall()
     hits = []
