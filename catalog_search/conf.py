@@ -43,6 +43,9 @@ DEFAULTS: dict[str, Any] = {
     # pays when both signals are good. Tune it per catalog with `catalog_search evaluate --tune`; the demo
     # shop sets 5 (docs/relevance.md). DEFAULT_ALPHA and COMPOSED_TEXT_WEIGHT were tuned on the demo too.
     "RRF_K": 60,
+    # The fusion of a hybrid search that does not name one ("rrf" or "weighted"). RRF needs no calibration and
+    # suits any encoder; weighted fusion at a tuned alpha pays with a strong one (the demo shop uses it).
+    "DEFAULT_FUSION": "rrf",
     "DEFAULT_ALPHA": 0.7,  # weight of the vector signal in weighted fusion
     "TEXT_QUERY_IMAGE_WEIGHT": 1.0,  # text queries: share of text->image vs text->text similarity
     "COMPOSED_TEXT_WEIGHT": 2.0,  # photo + text: query vector = normalize(image + w * text)

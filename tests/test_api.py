@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.test import override_settings
 from PIL import Image, ImageDraw
 
-from catalog_search import indexing
+from catalog_search import conf, indexing
 from demo_project.shop.models import Product
 from tests.test_images import encode, noisy, patch_png_size
 
@@ -283,6 +283,16 @@ def test_normal_query_still_works_after_the_corpus(client, shop):
         client.post(IMAGE, payload())
     data = client.get(SEARCH, {"q": "leather", "mode": "bm25"}).json()
     assert {r["fields"]["title"] for r in data["results"]} == {"Red leather tote", "Black leather boots"}
+
+
+def test_fusion_defaults_to_the_setting_in_answers_and_schema(client, shop, settings):
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "DEFAULT_FUSION": "weighted"}
+    data = client.get(SEARCH, {"q": "red tote"}).json()
+    assert data["query"]["fusion"] == "weighted" and data["query"]["alpha"] == conf.get("DEFAULT_ALPHA")
+    assert client.get(SEARCH, {"q": "red tote", "fusion": "rrf"}).json()["query"]["fusion"] == "rrf"
+    parameters = client.get(SCHEMA).json()["paths"]["/api/search/"]["get"]["parameters"]
+    (fusion,) = [p for p in parameters if p["name"] == "fusion"]
+    assert fusion["schema"]["default"] == "weighted"
 
 
 def test_schema_lists_every_parameter_and_declared_filter(client, shop):

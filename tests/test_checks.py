@@ -101,3 +101,23 @@ def test_a_valid_minimum_should_match_passes_the_check(value, settings):
 
     settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "MINIMUM_SHOULD_MATCH": value}
     assert check_minimum_should_match_setting() == []
+
+
+@pytest.mark.parametrize(
+    "values", [{"DEFAULT_FUSION": "max"}, {"DEFAULT_FUSION": None}, {"DEFAULT_ALPHA": 1.5}, {"DEFAULT_ALPHA": "0.7"}]
+)
+def test_a_wrong_default_fusion_or_alpha_is_a_system_check_error(values, settings):
+    from catalog_search.checks import check_fusion_settings
+
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, **values}
+    (error,) = check_fusion_settings()
+    assert error.id == "catalog_search.E009" and error.level == checks.ERROR
+    assert repr(next(iter(values.values()))) in error.msg
+
+
+@pytest.mark.parametrize("values", [{}, {"DEFAULT_FUSION": "weighted", "DEFAULT_ALPHA": 1}, {"DEFAULT_ALPHA": 0.0}])
+def test_valid_fusion_defaults_pass_the_check(values, settings):
+    from catalog_search.checks import check_fusion_settings
+
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, **values}
+    assert check_fusion_settings() == []

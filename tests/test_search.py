@@ -97,6 +97,17 @@ def test_weighted_fusion_alpha_extremes_follow_one_signal(catalog):
     assert titles(only_vector) == titles(catalog_search.search(q="leather", mode="vector"))
 
 
+def test_default_fusion_setting_applies_when_the_query_names_none(catalog, settings):
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "DEFAULT_FUSION": "weighted", "DEFAULT_ALPHA": 0.4}
+    default = catalog_search.search(q="red tote", k=5)
+    assert default.query["fusion"] == "weighted" and default.query["alpha"] == 0.4
+    explicit = catalog_search.search(q="red tote", k=5, fusion="weighted", alpha=0.4)
+    assert [(h.id, h.score) for h in default] == [(h.id, h.score) for h in explicit]
+    # Scores of weighted fusion (alpha 0.4), not RRF: a named fusion still wins over the setting.
+    assert default.results[0].score != catalog_search.search(q="red tote", k=5, fusion="rrf").results[0].score
+    assert catalog_search.search(q="red tote", fusion="rrf").query["fusion"] == "rrf"
+
+
 def test_filters_exact_or_range_boolean(catalog):
     def search(**filters):
         return set(titles(catalog_search.search(q="bag shoes boots scarf", filters=filters, k=50)))

@@ -60,7 +60,7 @@ def _search_parameters() -> dict[str, dict[str, Any]]:
         "k": {"type": "integer", "minimum": 1, "maximum": int(conf.get("MAX_K")), "default": 20},
         "offset": {"type": "integer", "minimum": 0, "maximum": int(conf.get("MAX_OFFSET")), "default": 0},
         "mode": {"type": "string", "enum": ["hybrid", "bm25", "vector"], "default": "hybrid"},
-        "fusion": {"type": "string", "enum": ["rrf", "weighted"], "default": "rrf"},
+        "fusion": {"type": "string", "enum": ["rrf", "weighted"], "default": conf.get("DEFAULT_FUSION")},
         "alpha": {"type": "number", "minimum": 0, "maximum": 1},
         "explain": EXPLAIN,
     }

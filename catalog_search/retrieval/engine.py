@@ -77,7 +77,7 @@ def search(
     k: int = 20,
     offset: int = 0,
     mode: str = "hybrid",
-    fusion: str = "rrf",
+    fusion: str | None = None,
     alpha: float | None = None,
     explain: bool = False,
     models: list[str] | None = None,
@@ -88,7 +88,9 @@ def search(
     ``q`` is text, ``image`` a photo (bytes, file object or PIL image); both together make a composed
     query ("this, but in red"). ``filters`` use Django lookup style on declared filter fields
     (``{"category": ["bags", "shoes"], "price__lte": 50}``). ``models`` limits the search to some
-    registered models ("shop.product"). ``rrf_k`` overrides ``CATALOG_SEARCH['RRF_K']`` (tuning). Raises InvalidQuery (and subclasses) for bad input and
+    registered models ("shop.product"). ``fusion`` (default ``CATALOG_SEARCH['DEFAULT_FUSION']``) is "rrf" or
+    "weighted" (``alpha``: the vector signal's weight, default ``DEFAULT_ALPHA``). ``rrf_k`` overrides
+    ``CATALOG_SEARCH['RRF_K']`` (tuning). Raises InvalidQuery (and subclasses) for bad input and
     ServiceUnavailable when the index or the encoder cannot answer.
     """
     started = time.perf_counter()

@@ -82,8 +82,8 @@ def _alpha(value: Any) -> float:
     return alpha
 
 
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    value = choices[0] if value in (None, "") else str(value)
+def _choice(name: str, value: Any, choices: tuple[str, ...], default: str | None = None) -> str:
+    value = (default or choices[0]) if value in (None, "") else str(value)
     if value not in choices:
         raise InvalidQuery(f"'{name}' must be one of {', '.join(choices)}, got {value[:30]!r}.")
     return value
@@ -134,7 +134,7 @@ def build_query(
     k: Any = 20,
     offset: Any = 0,
     mode: Any = "hybrid",
-    fusion: Any = "rrf",
+    fusion: Any = None,
     alpha: Any = None,
     explain: bool = False,
     models: list[str] | None = None,
@@ -165,7 +165,7 @@ def build_query(
         k=_int("k", k, 1, conf.get("MAX_K"), 20),
         offset=_int("offset", offset, 0, conf.get("MAX_OFFSET"), 0),
         mode=mode,
-        fusion=_choice("fusion", fusion, FUSIONS),
+        fusion=_choice("fusion", fusion, FUSIONS, conf.get("DEFAULT_FUSION")),
         alpha=_alpha(alpha),
         explain=bool(explain),
         indexes=[i for i in indexes if i.label in per_index],
