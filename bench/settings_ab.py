@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     loaded = ensure_loaded(spec)
     setup_django(start(spec))
 
-    label = " vs ".join(", ".join(f"{k} {v!r}" for k, v in s.items()) for s in (args.a, args.b))
+    label = " vs ".join(", ".join(f"{k} {v!r}" for k, v in s.items()) or "library defaults" for s in (args.a, args.b))
     heading = f"## Side by side: {label} (bench/settings_ab.py)"
     paths = make_queries(args.queries, random.Random(args.seed + 2), set())
     texts = [parse_qs(urlparse(p).query)["q"][0] for p in paths]
