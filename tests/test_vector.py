@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from functools import partial
 
@@ -230,3 +231,66 @@ def test_the_filter_count_trusts_only_a_large_row_estimate(articles):
     assert count({"section": "rare"}, 100) == (30, True)
     assert count({"section": "rare"}, 10) == (11, False)
     assert vector.count_filtered(None, 10) is None
+
+
+@pytest.fixture
+def pictured(make_product, product_index, encoder):
+    """Products with a photo and a text: both columns stored."""
+    rng = random.Random(3)
+    colors = ["red", "blue", "green", "black"]
+    for i in range(60):
+        make_product(
+            " ".join(rng.choices(WORDS, k=3)),
+            description=" ".join(rng.choices(WORDS, k=8)),
+            category=["bags", "shoes", "accessories"][i % 3],
+            color=colors[i % 4],
+        )
+    report = indexing.reindex(product_index, encoder)
+    assert report.indexed == 60 and not report.failed
+    return product_index
+
+
+def _weighted_oracle(encoder_id: int, qvec: np.ndarray, object_ids: set[str], weights: dict[str, float]):
+    """Brute force in numpy over the stored vectors: (object id, score), best first."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT document_id, object_id, image::text, text::text FROM catalog_search_embedding "
+            "WHERE encoder_id = %s",
+            [encoder_id],
+        )
+        rows = [r for r in cursor.fetchall() if r[1] in object_ids]
+    scored = []
+    for doc_id, oid, image, text in rows:
+        sims = {c: float(np.array(json.loads(v)) @ qvec) for c, v in (("image", image), ("text", text)) if v}
+        total = sum(w for c, w in weights.items() if c in sims)
+        scored.append((doc_id, oid, sum(w * sims[c] for c, w in weights.items() if c in sims) / total))
+    scored.sort(key=lambda r: (-r[2], r[0]))
+    return [(oid, score) for _, oid, score in scored]
+
+
+@pytest.mark.parametrize("exact_max_rows", [0, 5000], ids=["walk-falls-back", "small-filter"])
+def test_two_columns_over_a_filter_rank_by_the_weighted_similarity_in_one_statement(pictured, encoder, exact_max_rows):
+    """A text query compared with image and text vectors (TEXT_QUERY_IMAGE_WEIGHT < 1), when the filter
+    needs the exact path: one statement ranks the filtered rows by the weighted similarity itself, the
+    same ranking and scores as brute force, where each column's own top would only approximate it."""
+    from demo_project.shop.models import Product
+
+    index = pictured
+    row = EncoderRow.objects.get(state="active")
+    weights = {"image": 0.8, "text": 0.2}
+    _, per_index = parse_filters({"category": "shoes"}, [index])
+    filter_sql = object_ids_sql(index, per_index[index.label])
+    shoes = {str(pk) for pk in Product.objects.filter(category="shoes").values_list("pk", flat=True)}
+    # A walk of at most 30 of the 60 rows cannot find 20 shoes: the over-fetch falls back to the exact path.
+    settings = {"MODEL": encoder.name, "EXACT_SEARCH_MAX_ROWS": exact_max_rows, "FILTERED_ANN_DEPTH": 30}
+    with override_settings(CATALOG_SEARCH=settings):
+        for query, k in (("red leather", 20), ("warm wool scarf", 20), ("green canvas", 5)):
+            qvec = encoder.encode_texts([query])[0]
+            with CaptureQueriesContext(connection) as queries:
+                hits = vector.search(row.pk, row.dim, index.content_type.pk, qvec, weights, filter_sql, k)
+            oracle = _weighted_oracle(row.pk, qvec, shoes, weights)[:k]
+            assert [h.object_id for h in hits] == [oid for oid, _ in oracle]
+            assert [h.score for h in hits] == pytest.approx([score for _, score in oracle], abs=1e-5)
+            assert all(set(h.similarities) == {"image", "text"} for h in hits)
+            exact = [q["sql"] for q in queries.captured_queries if "<=>" in q["sql"] and "DECLARE" not in q["sql"]]
+            assert len(exact) == 1, exact

@@ -20,7 +20,9 @@ Three paths, chosen per query (docs/architecture.md, "Vector retrieval"):
 
 A query can target two columns with weights (text queries: text->image and text->text); each column
 is searched and the union is re-scored as ``sum_c w_c * cos(q, v_c) / sum_c w_c`` over the columns a
-document has (a product without an image is scored on its text vector alone).
+document has (a product without an image is scored on its text vector alone). When the filter needs the
+exact path (small, or rejecting a column's neighbourhood), one statement ranks the filtered rows by that
+weighted score itself: exact, and one read of the rows instead of one per column plus the rescoring.
 """
 
 from __future__ import annotations
@@ -227,7 +229,13 @@ def search(
     if count == 0:
         return []
     max_depth = max(int(conf.get("FILTERED_ANN_DEPTH")), limit)
+    searched = [c for c, w in weights.items() if w > 0]
+    # Several columns over a filter that needs the exact path: one statement scores the filtered rows by
+    # the weighted similarity itself (`_nearest_weighted`), instead of each column's exact top plus a
+    # rescoring of their union (three statements, each reading the filtered rows' vectors).
+    exact_weighted = len(searched) > 1 and filter_sql is not None and not (count is not None and count > exact_max)
     candidates: dict[int, tuple[str, float]] = {}  # document id -> (object id, distance in its column)
+    hits: list[Hit] = []
     with transaction.atomic(), connection.cursor() as cursor:
         # ef_search bounds what one graph search returns (pgvector allows at most 1000); past it the scan
         # continues iteratively (relaxed order: rows are re-sorted by exact distance).
@@ -240,9 +248,7 @@ def search(
                 str(max(int(conf.get("HNSW_MAX_SCAN_TUPLES")), max_depth)),
             ],
         )
-        for column, weight in weights.items():
-            if weight <= 0:
-                continue
+        for column in [] if exact_weighted else searched:
             if filter_sql is None:
                 candidates.update(
                     (d, (o, dist))
@@ -262,20 +268,59 @@ def search(
                     passing or _sql_passing(filter_sql),
                 )
             if len(rows) < limit:  # a small filter, or one that rejects most of the query's neighbourhood
+                if len(searched) > 1:
+                    exact_weighted = True
+                    break
                 rows = _nearest(column, encoder_id, dim, content_type_id, query, filter_sql, limit)
             candidates.update((d, (o, dist)) for d, o, dist in rows)
-    if not candidates:
-        return []
-    searched = [c for c, w in weights.items() if w > 0]
-    if len(searched) == 1 and not all_similarities:
-        # One column: its similarities are the search's own distances; no second pass over the vectors.
-        (column,) = searched
-        w = weights[column]
-        hits = [Hit(d, o, w * (1 - dist) / w, {column: 1 - dist}) for d, (o, dist) in candidates.items()]
-    else:
-        hits = rescore(encoder_id, dim, query, list(candidates), weights)
+        if exact_weighted:
+            assert filter_sql is not None
+            hits = _nearest_weighted(encoder_id, dim, content_type_id, query, weights, filter_sql, limit)
+    if not exact_weighted:
+        if not candidates:
+            return []
+        if len(searched) == 1 and not all_similarities:
+            # One column: its similarities are the search's own distances; no second pass over the vectors.
+            (column,) = searched
+            w = weights[column]
+            hits = [Hit(d, o, w * (1 - dist) / w, {column: 1 - dist}) for d, (o, dist) in candidates.items()]
+        else:
+            hits = rescore(encoder_id, dim, query, list(candidates), weights)
     hits.sort(key=lambda h: (-h.score, h.document_id))
     return hits[:limit]
+
+
+def _nearest_weighted(
+    encoder_id: int,
+    dim: int,
+    content_type_id: int,
+    query: str,
+    weights: dict[str, float],
+    filter_sql: tuple[str, list],
+    limit: int,
+) -> list[Hit]:
+    """Exact over the filtered rows: the ``limit`` best by the weighted similarity of several columns
+    (``weights``; a row missing a column is scored on the others, as ``rescore`` scores it)."""
+    where, params = _filter_clause(filter_sql)
+    params.update({"q": query, "ct": content_type_id, "limit": limit})
+    used = {c: float(w) for c, w in weights.items() if w > 0}
+    for c, w in used.items():
+        params[f"w_{c}"] = w
+    sims = ", ".join(f"1 - (e.{c}::vector({dim}) <=> %(q)s::vector({dim})) AS s_{c}" for c in COLUMNS)
+    weighted = " + ".join(f"coalesce(%(w_{c})s * s_{c}, 0)" for c in used)
+    present = " + ".join(f"CASE WHEN s_{c} IS NULL THEN 0 ELSE %(w_{c})s END" for c in used)
+    any_column = " OR ".join(f"e.{c} IS NOT NULL" for c in used)
+    sql = (
+        f"SELECT document_id, object_id, {', '.join(f's_{c}' for c in COLUMNS)} FROM ("
+        f"SELECT e.document_id, e.object_id, {sims} FROM catalog_search_embedding e "
+        f"WHERE e.encoder_id = {int(encoder_id)} AND e.content_type_id = %(ct)s AND ({any_column}) {where} "
+        # OFFSET 0: a plain sort over the filtered rows, as in `_nearest`.
+        f"OFFSET 0) c ORDER BY ({weighted}) / ({present}) DESC, document_id LIMIT %(limit)s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return _scored(rows, weights)
 
 
 def rescore(encoder_id: int, dim: int, query: str, document_ids: list[int], weights: dict[str, float]) -> list[Hit]:
@@ -288,6 +333,12 @@ def rescore(encoder_id: int, dim: int, query: str, document_ids: list[int], weig
             {"q": query, "ids": int_array(document_ids)},
         )
         rows = cursor.fetchall()
+    return _scored(rows, weights)
+
+
+def _scored(rows: list[tuple], weights: dict[str, float]) -> list[Hit]:
+    """Hits from rows (document id, object id, one similarity per column of COLUMNS, NULL where absent):
+    ``sum_c w_c * sim_c / sum_c w_c`` over the weighted columns a row has."""
     hits = []
     for doc_id, oid, *values in rows:
         similarities = {c: float(v) for c, v in zip(COLUMNS, values, strict=True) if v is not None}
