@@ -84,7 +84,7 @@ CATALOG_SEARCH = {
     # (seed 2; docs/relevance.md): text queries compare with the products' text vectors too (a fifth of the
     # similarity), and that better vector signal is fused by weight (alpha 0.8), not by rank: nDCG@10 0.587
     # -> 0.601 on the held-out queries, no kind worse. The price: two vector columns searched per text query,
-    # 1.6-1.9x the time per search at 100k products (docs/benchmarks.md). RRF (?fusion=rrf) keeps a small k:
+    # about 1.6x the time per search at 100k products (docs/benchmarks.md). RRF (?fusion=rrf) keeps a small k:
     # the demo encoder's first ranks are reliable, so they may outrank BM25 partial matches.
     "TEXT_QUERY_IMAGE_WEIGHT": 0.8,
     "DEFAULT_FUSION": "weighted",
