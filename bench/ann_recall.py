@@ -214,6 +214,9 @@ def run_case(case: Case, queries: np.ndarray, ids: np.ndarray, vectors: np.ndarr
     return Outcome(case, path, recall, returned, ms, plan)
 
 
+PIPE = "\\|"
+
+
 def render(args, command: str, facts, software: str, loaded, outcomes: list[Outcome], settings: dict) -> str:
     lines = section_header(
         HEADING,
@@ -236,7 +239,8 @@ def render(args, command: str, facts, software: str, loaded, outcomes: list[Outc
         "|---:|---|---:|---|---|---:|---:|---:|---|---:|",
     ]
     for o in outcomes:
-        filt = ", ".join(f"{k}={'|'.join(v) if isinstance(v, list) else v}" for k, v in o.case.filters.items())
+        # `|` between a filter's values, escaped: a bare one would end the table cell.
+        filt = ", ".join(f"{k}={PIPE.join(v) if isinstance(v, list) else v}" for k, v in o.case.filters.items())
         short = sum(1 for r in o.returned if r < min(K, o.case.rows))
         lines.append(
             f"| {o.case.target:.1%} | {o.case.kind}: `{filt}` | {o.case.rows:,} ({o.case.rows / loaded['products']:.2%}) "
