@@ -195,13 +195,20 @@ def rrf_sweep(rrf_ks: Sequence[int] = RRF_KS) -> list[Run]:
     return [Run(f"hybrid-rrf k={r}", "hybrid", "rrf", rrf_k=r) for r in rrf_ks]
 
 
-def best_parameters(table: Mapping[str, Mapping[str, float]], k: int) -> dict[str, float | int]:
-    """Best alpha and RRF k by nDCG@k in a table holding both sweeps; ties go to the first value."""
+def best_parameters(table: Mapping[str, Mapping[str, float]], k: int) -> dict[str, Any]:
+    """Best alpha and RRF k by nDCG@k in a table holding both sweeps (ties go to the first value), and the
+    ``CATALOG_SEARCH`` settings that make the better of the two fusions the default (``settings``; RRF
+    on a tie: it needs no calibration)."""
     metric = f"ndcg@{k}"
-    return {
-        "best_alpha": max(ALPHAS, key=lambda a: table[f"hybrid-weighted a={a:g}"][metric]),
-        "best_rrf_k": max(RRF_KS, key=lambda r: table[f"hybrid-rrf k={r}"][metric]),
-    }
+    alpha = max(ALPHAS, key=lambda a: table[f"hybrid-weighted a={a:g}"][metric])
+    rrf_k = max(RRF_KS, key=lambda r: table[f"hybrid-rrf k={r}"][metric])
+    weighted_wins = table[f"hybrid-weighted a={alpha:g}"][metric] > table[f"hybrid-rrf k={rrf_k}"][metric]
+    settings = (
+        {"DEFAULT_FUSION": "weighted", "DEFAULT_ALPHA": alpha}
+        if weighted_wins
+        else {"DEFAULT_FUSION": "rrf", "RRF_K": rrf_k}
+    )
+    return {"best_alpha": alpha, "best_rrf_k": rrf_k, "settings": settings}
 
 
 def tune(judgments: Sequence[Judgment], k: int = 10, searcher: Callable[..., list[str]] | None = None) -> dict:

@@ -85,9 +85,21 @@ def test_report_per_tag_and_tuning_search_each_run_once():
     tuned = result["tune"]
     # overall: alpha >= 0.7 answers two queries of three; RRF k <= 20 likewise
     assert (tuned["best_alpha"], tuned["best_rrf_k"]) == (0.7, 5)
+    assert tuned["settings"] == {"DEFAULT_FUSION": "rrf", "RRF_K": 5}  # a tie with weighted 0.7: RRF
     assert tuned["by_tag"]["plain"]["best_alpha"] == 0.1
     with pytest.raises(ValueError, match="Unknown modes"):
         report(judgments, modes=["bm42"], searcher=searcher)
+
+
+def test_tuning_suggests_the_better_fusion_as_settings():
+    def searcher(judgment, run, k):
+        if run.fusion == "weighted" and run.alpha == 0.9:
+            return ["a", "b"]  # the only run with both, best first
+        return ["b", "a"] if run.mode == "hybrid" else ["x"]
+
+    judgments = [Judgment("q1", None, {}, {"a": 3, "b": 1})]
+    tuned = report(judgments, k=10, tune=True, searcher=searcher)["tune"]
+    assert tuned["settings"] == {"DEFAULT_FUSION": "weighted", "DEFAULT_ALPHA": 0.9}
 
 
 def test_report_per_query_rows():
@@ -156,7 +168,8 @@ def test_evaluate_command(tmp_path, make_product, product_index, encoder, capsys
     assert data["modes"]["vector"]["mrr"] > 0  # the photo query finds its own picture first
     assert "hybrid-weighted a=0.5" in data["modes"]
     assert data["by_tag"]["photo"]["modes"]["bm25"]["ndcg@5"] == 0.0  # bm25 cannot answer a photo
-    assert set(data["tune"]) >= {"best_alpha", "best_rrf_k", "by_tag", "alpha_sweep", "rrf_k_sweep"}
+    assert set(data["tune"]) >= {"best_alpha", "best_rrf_k", "settings", "by_tag", "alpha_sweep", "rrf_k_sweep"}
+    assert "suggested: CATALOG_SEARCH {'DEFAULT_FUSION': " in out
     assert "per_query" not in data
     rows = [json.loads(line) for line in (tmp_path / "queries.jsonl").read_text().splitlines()]
     assert [row["line"] for row in rows] == [1, 2, 3] and rows[2]["image"].endswith("tote.png")

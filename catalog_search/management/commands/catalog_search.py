@@ -433,6 +433,10 @@ class Command(BaseCommand):
             for tag, best in tuned["by_tag"].items():
                 self.stdout.write(f"  [{tag}] best alpha: {best['best_alpha']}  best RRF k: {best['best_rrf_k']}")
             self.stdout.write(evaluation.format_table(tuned["rrf_k_sweep"]))
+            self.stdout.write(
+                f"\nsuggested: CATALOG_SEARCH {tuned['settings']} (the better fusion by nDCG@{k}; check it on "
+                "judgments it was not tuned on)"
+            )
         self._write(options["json"], json.dumps(result, indent=2) + "\n")
         self._write(options["per_query"], "".join(json.dumps(row) + "\n" for row in rows))
 
