@@ -294,7 +294,9 @@ def test_search_page_in_chromium(catalog, chromium, live_server, settings):
     table = why.inner_text()
     assert re.search(r"Keywords \(BM25\)\s+\d+\.\d{3}\s+1\b", table), table
     assert re.search(r"Vector \(image/text\)\s+-?\d+\.\d{3}\s+\d+", table), table
-    assert re.search(r"Fused \(rrf\): \d\.\d{4}", table) and "tote" in table
+    fused = re.search(r"Fused \(rrf\): (\d\.\d{4}) = keywords (\d\.\d{4}) \+ vector (\d\.\d{4})", table)
+    assert fused and "tote" in table, table
+    assert float(fused[2]) + float(fused[3]) == pytest.approx(float(fused[1]), abs=2e-4)  # what each adds
     shoot(page, "search-filter.png")
 
     # Back to the unfiltered search (history), then forward again.

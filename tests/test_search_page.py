@@ -96,6 +96,9 @@ def test_text_search_renders_results_on_the_server(client, shop):
     assert "$49.00" in text and "In stock" in text
     assert '<details class="why">' in text and "Keywords (BM25)" in text
     assert re.search(r'<tr data-signal="bm25">.*?<td class="why-score">\d+\.\d{3}</td>', text, re.S)
+    # What each signal adds, summing to the fused score (RRF: 1 / (k + rank) each).
+    fused = re.search(r"Fused \(rrf\): (\d\.\d{4}) = keywords (\d\.\d{4}) \+ vector (\d\.\d{4})</p>", text)
+    assert fused and float(fused[2]) + float(fused[3]) == pytest.approx(float(fused[1]), abs=2e-4)
 
 
 def test_filters_from_checkbox_params(client, shop):

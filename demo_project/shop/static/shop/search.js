@@ -214,7 +214,9 @@
     const warnings = data.warnings || [];
     els.warnings.hidden = !warnings.length;
     els.warnings.replaceChildren(...warnings.map((w) => paragraph("", w)));
-    els.grid.replaceChildren(...hits.map((hit) => card(hit, (data.query && data.query.fusion) || "rrf")));
+    const query = data.query || {};
+    const fusion = (query.fusion || "rrf") + (query.alpha != null ? `, alpha ${query.alpha}` : "");
+    els.grid.replaceChildren(...hits.map((hit) => card(hit, fusion)));
     els.empty.hidden = hits.length > 0;
     const emptyTitle = els.empty.querySelector("h2");
     if (emptyTitle) emptyTitle.textContent = mode === "photo" ? "No products match this photo" : `No products match “${currentQuery()}”`;
@@ -277,8 +279,12 @@
       const rank = (hit.ranks || {})[signal];
       row.querySelector(".why-rank").textContent = rank == null ? "—" : String(rank);
     }
-    node.querySelector(".why-fused").textContent = `Fused (${fusion}): ${fixed(hit.score, 4)}`;
     const explain = hit.explain || {};
+    // What each signal adds to the fused score (RRF: 1 / (k + rank); weighted: its weight x normalized score).
+    const adds = Object.entries(explain.contributions || {})
+      .map(([name, value]) => `${name === "bm25" ? "keywords" : name} ${fixed(value, 4)}`)
+      .join(" + ");
+    node.querySelector(".why-fused").textContent = `Fused (${fusion}): ${fixed(hit.score, 4)}${adds ? ` = ${adds}` : ""}`;
     scoreList(node.querySelector(".why-terms"), "Terms: ", explain.bm25_terms, 2);
     scoreList(node.querySelector(".why-sims"), "Similarity: ", explain.vector_similarities, 3);
     return node;
