@@ -235,7 +235,6 @@ def search(
     # rescoring of their union (three statements, each reading the filtered rows' vectors).
     exact_weighted = len(searched) > 1 and filter_sql is not None and not (count is not None and count > exact_max)
     candidates: dict[int, tuple[str, float]] = {}  # document id -> (object id, distance in its column)
-    hits: list[Hit] = []
     with transaction.atomic(), connection.cursor() as cursor:
         # ef_search bounds what one graph search returns (pgvector allows at most 1000); past it the scan
         # continues iteratively (relaxed order: rows are re-sorted by exact distance).
@@ -273,19 +272,17 @@ def search(
                     break
                 rows = _nearest(column, encoder_id, dim, content_type_id, query, filter_sql, limit)
             candidates.update((d, (o, dist)) for d, o, dist in rows)
-        if exact_weighted:
-            assert filter_sql is not None
-            hits = _nearest_weighted(encoder_id, dim, content_type_id, query, weights, filter_sql, limit)
-    if not exact_weighted:
-        if not candidates:
-            return []
-        if len(searched) == 1 and not all_similarities:
-            # One column: its similarities are the search's own distances; no second pass over the vectors.
-            (column,) = searched
-            w = weights[column]
-            hits = [Hit(d, o, w * (1 - dist) / w, {column: 1 - dist}) for d, (o, dist) in candidates.items()]
-        else:
-            hits = rescore(encoder_id, dim, query, list(candidates), weights)
+    if exact_weighted and filter_sql is not None:
+        hits = _nearest_weighted(encoder_id, dim, content_type_id, query, weights, filter_sql, limit)
+    elif not candidates:
+        return []
+    elif len(searched) == 1 and not all_similarities:
+        # One column: its similarities are the search's own distances; no second pass over the vectors.
+        (column,) = searched
+        w = weights[column]
+        hits = [Hit(d, o, w * (1 - dist) / w, {column: 1 - dist}) for d, (o, dist) in candidates.items()]
+    else:
+        hits = rescore(encoder_id, dim, query, list(candidates), weights)
     hits.sort(key=lambda h: (-h.score, h.document_id))
     return hits[:limit]
 
