@@ -115,8 +115,8 @@ def shopper_queries(count: int, seed: int = 5) -> list[str]:
 
 def export_variants(model_dir: Path, root: Path) -> dict[str, Path]:
     """ONNX exports of the ViT-B/32: as exported, with fusions, default (fusions + int8 image), all int8."""
-    from catalog_search.onnx_export import export_onnx
-    from catalog_search.runtimes import MANIFEST, read_manifest
+    from catalog_search.encoding.onnx_export import export_onnx
+    from catalog_search.encoding.runtimes import MANIFEST, read_manifest
 
     plan = {
         "plain": {"quantize": "none", "optimize": False},
@@ -151,7 +151,7 @@ def demo_photos(count: int) -> tuple[list[bytes], list[str]]:
 def encoder(model: str, runtime: str, onnx: Path | None = None, fast: bool = True) -> Any:
     from django.test import override_settings
 
-    from catalog_search.encoders import Encoder
+    from catalog_search.encoding.encoders import Encoder
 
     overrides = {"MODEL": model, "FAST_PREPROCESSING": fast, **({"ONNX_DIR": str(onnx)} if onnx else {})}
     with override_settings(CATALOG_SEARCH=overrides):
@@ -168,7 +168,7 @@ def image_tower(model: Any) -> Any:
 
     import torch
 
-    from catalog_search.runtimes import features
+    from catalog_search.encoding.runtimes import features
 
     class ImageTower(torch.nn.Module):
         def __init__(self, inner: Any):
@@ -270,8 +270,8 @@ def indexing(model_dir: Path, exports: dict[str, Path], count: int, rounds: int)
     from django.core.management import call_command
     from django.test import override_settings
 
-    from catalog_search.images import open_image
-    from catalog_search.indexing import reindex
+    from catalog_search.encoding.images import open_image
+    from catalog_search.indexing.sync import reindex
     from catalog_search.models import OutboxEntry
     from catalog_search.registry import get_index
     from demo_project.shop.models import Product
@@ -325,13 +325,13 @@ def demo_parity(root: Path, count: int) -> dict:
     from django.test import override_settings
 
     from catalog_search import search
-    from catalog_search.encoders import clear_cache
-    from catalog_search.evaluation import load_judgments
-    from catalog_search.images import open_image
-    from catalog_search.indexing import reindex
+    from catalog_search.encoding.encoders import clear_cache
+    from catalog_search.encoding.images import open_image
+    from catalog_search.encoding.onnx_export import export_onnx
+    from catalog_search.indexing.sync import reindex
     from catalog_search.models import Embedding, OutboxEntry
     from catalog_search.models import Encoder as EncoderRow
-    from catalog_search.onnx_export import export_onnx
+    from catalog_search.offline.evaluation import load_judgments
     from catalog_search.registry import get_index
     from demo_project.shop.judgments import generate_judgments
     from demo_project.shop.models import Product
@@ -505,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     facts = machine_facts()
     exports = export_variants(model_dir, var / "vitb32-onnx")
     photos, _ = demo_photos(64)
-    from catalog_search.images import open_image
+    from catalog_search.encoding.images import open_image
 
     images = [open_image(p) for p in photos]
     parts = [p for p in args.parts.split(",") if p]

@@ -9,7 +9,7 @@ database of its own (``var/bench/expansion-demo``, kept for the next run), the v
 paraphrase queries of ``demo_judgments`` (words no product title uses: every query has unknown words).
 In one process, each query is asked with settings A and with settings B one right after the other
 (which goes first alternates), both on top of the demo's settings with ``QUERY_EXPANSION`` on: first
-``expansion.expand()`` alone, then the whole hybrid ``catalog_search.search()`` (k 10, query embeddings
+``words.expand()`` alone, then the whole hybrid ``catalog_search.search()`` (k 10, query embeddings
 from an in-process cache warmed by one unmeasured pass, so the encoder's time for a new text is not in
 it). Reported: p50 / p95 of each and the median per-query ratio A / B.
 """
@@ -54,7 +54,7 @@ def prepare(seed: int, queries: int) -> list[str]:
     from django.core.management import call_command
     from django.test import override_settings
 
-    from catalog_search.evaluation import load_judgments
+    from catalog_search.offline.evaluation import load_judgments
     from demo_project.shop.judgments import generate_judgments
     from demo_project.shop.models import Product
 
@@ -99,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_django(bench_env(start_postgres(DATA / "pgdata"), DATA / "var", ENCODER))
 
     import catalog_search
+    from catalog_search.encoding.active import active_encoder
     from catalog_search.registry import get_indexes
-    from catalog_search.retrieval import expansion
-    from catalog_search.retrieval.engine import active_encoder
+    from catalog_search.retrieval.expansion import words
 
     texts = prepare(args.seed, args.queries)
     row, encoder = active_encoder()
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     def expand(side: str, q: str) -> tuple[float, dict]:
         with _using(sides[side]):
             started = time.perf_counter()
-            found = expansion.expand(q, indexes, row, encoder)
+            found = words.expand(q, indexes, row, encoder)
             return (time.perf_counter() - started) * 1000, found.added
 
     def search(side: str, q: str) -> tuple[float, list]:

@@ -12,7 +12,7 @@ def post_worker_init(worker: Any) -> None:
     from PIL import Image
 
     from catalog_search import search
-    from catalog_search.encoders import get_encoder
+    from catalog_search.encoding.encoders import get_encoder
 
     get_encoder()
     search(q="warm up")

@@ -93,7 +93,7 @@ def component_costs(photo: bytes, repeat: int = 15) -> dict[str, float]:
     from PIL import Image
 
     from catalog_search import search
-    from catalog_search.encoders import get_encoder
+    from catalog_search.encoding.encoders import get_encoder
 
     encoder = get_encoder()
     image = Image.open(io.BytesIO(photo)).convert("RGB")
@@ -124,8 +124,8 @@ def component_costs(photo: bytes, repeat: int = 15) -> dict[str, float]:
 
 def index_products() -> tuple[float, int, int]:
     """Synchronous reindex with progress; returns (seconds, indexed, failed)."""
-    from catalog_search.encoders import get_encoder
-    from catalog_search.indexing import reindex
+    from catalog_search.encoding.encoders import get_encoder
+    from catalog_search.indexing.sync import reindex
     from catalog_search.models import OutboxEntry
     from catalog_search.registry import get_index
     from demo_project.shop.models import Product
@@ -604,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.core.management import call_command
     from django.db import connections
 
-    from catalog_search.encoders import clear_cache
+    from catalog_search.encoding.encoders import clear_cache
 
     django.setup()
     call_command("migrate", verbosity=0)

@@ -13,7 +13,7 @@ What is real and what is synthetic:
   (titles, descriptions, brands, prices, stock; photos are never rendered), bulk-inserted as
   ``shop.Product`` rows. The image field names a file that does not exist (nothing reads it).
 - **Documents, postings, BM25 statistics**: through catalog_search's own code, ``indexing.build_doc``
-  (the analyzer) and ``indexing.write_documents`` in batches, so every length, df and avgdl is what
+  (the analyzer) and ``indexing.documents.write_documents`` in batches, so every length, df and avgdl is what
   production would store.
 - **Vectors**: synthetic, not from a network (encoding 100k photos takes hours on 2 cores). 512-d, unit
   length, built like real CLIP embeddings are shaped: a shared "cone" direction (CLIP vectors of any two
@@ -259,7 +259,10 @@ def _insert_products(specs) -> None:
 
 def _index_real(spec: ScaleSpec, encoder_row, log) -> None:
     """Documents, postings and statistics through build_doc + write_documents; vectors synthetic."""
-    from catalog_search.indexing import Vectors, build_doc, write_documents
+    from django.db import connection, transaction
+
+    from catalog_search.indexing.documents import build_doc, write_documents
+    from catalog_search.indexing.vectors import Vectors, write_vectors
     from catalog_search.registry import get_index
     from demo_project.shop.models import Product
 
@@ -280,7 +283,10 @@ def _index_real(spec: ScaleSpec, encoder_row, log) -> None:
             rng = np.random.default_rng([spec.seed, last])
             image, text = model.vectors(attrs, "image", rng), model.vectors(attrs, "text", rng)
             vectors = [Vectors(encoder_row, [d.object_id for d in docs], list(image), list(text))]
-        write_documents(index, docs, vectors)
+        with transaction.atomic(), connection.cursor() as cursor:
+            ids = write_documents(index, docs)
+            for entry in vectors:
+                write_vectors(cursor, index.content_type.pk, entry, ids)
         done += len(batch)
         log(f"\r  indexed {done}/{spec.real_count} ({done / (time.perf_counter() - started):.0f}/s)", end="")
     log()
@@ -362,8 +368,8 @@ def load(spec: ScaleSpec, log=None) -> dict[str, Any]:
     from django.core.management import call_command
     from django.db import connection
 
-    from catalog_search.encoders import get_encoder
-    from catalog_search.indexing import drop_vector_indexes, ensure_encoder, ensure_vector_indexes
+    from catalog_search.encoding.encoders import get_encoder
+    from catalog_search.indexing.vectors import drop_vector_indexes, ensure_encoder, ensure_vector_indexes
     from catalog_search.models import OutboxEntry
     from demo_project.shop.catalog import generate
     from demo_project.shop.models import Product
@@ -480,7 +486,7 @@ def describe(doc: Path) -> str:
         f"other benchmarks and other engineers' jobs used the same 2 cores); {SPEED_NOTE.format(**facts)}",
         "- **Text, documents, BM25**: the demo catalog generator (`generate(count, seed)`, text only: photos are "
         "never rendered), inserted as `shop.Product`, indexed with `indexing.build_doc` + "
-        "`indexing.write_documents` in batches of 2,000: real postings, lengths, df, N and avgdl.",
+        "`indexing.documents.write_documents` in batches of 2,000: real postings, lengths, df, N and avgdl.",
         "- **Vectors** (512-d, unit length, float32): synthetic, built like CLIP embeddings are shaped: a shared "
         "cone direction, an image/text modality offset, centroids for category, product type (near its "
         "category), color, pattern, material and brand, a 48-d latent style subspace and a little isotropic "

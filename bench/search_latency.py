@@ -111,7 +111,7 @@ def model_vectors(paths: list[str]) -> np.ndarray:
     """The random-weight model's own embeddings of the queries (what an uncached search encodes)."""
     from urllib.parse import parse_qs, urlparse
 
-    from catalog_search.retrieval.engine import active_encoder
+    from catalog_search.encoding.active import active_encoder
 
     _, encoder = active_encoder()
     return encoder.encode_texts([parse_qs(urlparse(p).query)["q"][0] for p in paths])
@@ -125,8 +125,8 @@ def seed_cache(size: int, paths: list[str], vectors: np.ndarray, prefix: str | N
 
     from django.core.cache.backends.redis import RedisCache
 
-    from catalog_search import query_cache
-    from catalog_search.retrieval.engine import active_encoder
+    from catalog_search.encoding.active import active_encoder
+    from catalog_search.retrieval import query_cache
 
     _, encoder = active_encoder()
     cache = RedisCache(CACHE_URL, {"KEY_PREFIX": prefix or f"latency-{size}"})

@@ -54,7 +54,7 @@ def _using(settings: dict, vectors: dict) -> Iterator[None]:
     from django.conf import settings as django_settings
     from django.test import override_settings
 
-    from catalog_search import query_cache
+    from catalog_search.retrieval import query_cache
 
     real = query_cache.text_vector
     query_cache.text_vector = lambda encoder, q: vectors[q]

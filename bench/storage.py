@@ -104,7 +104,7 @@ def celery_run(env: dict[str, str], log: Path) -> dict[str, Any]:
     import redis
     from django.db import connection
 
-    from catalog_search.broker import enqueue
+    from catalog_search.indexing.enqueue import enqueue
     from catalog_search.models import OutboxEntry
     from catalog_search.registry import get_index
     from demo_project.shop.models import Product
@@ -117,7 +117,7 @@ def celery_run(env: dict[str, str], log: Path) -> dict[str, Any]:
     index = get_index(Product)
     ids = list(Product.objects.values_list("pk", flat=True))
     OutboxEntry.objects.all().delete()
-    from catalog_search import outbox
+    from catalog_search.indexing import outbox
 
     outbox.mark(index, ids, force=True)
     command = [sys.executable, "-m", "celery", "-A", "demo_project", "worker", "--pool=solo", "--loglevel=WARNING"]
@@ -269,7 +269,7 @@ def copy_recall(queries: np.ndarray, ids: np.ndarray, vectors: np.ndarray, ef_se
     """Recall@10 and time of an unfiltered HNSW top-10 on each copy vs the exact float32 answer."""
     from django.db import connection, transaction
 
-    from catalog_search.indexing import vector_literal
+    from catalog_search.sql import vector_literal
 
     truth = [set(ids[np.argsort(-(vectors @ q))[:10]].tolist()) for q in queries]
     out: dict[str, dict] = {k: {"recall": [], "ms": []} for k in ("vector", "halfvec")}

@@ -14,8 +14,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from catalog_search import outbox
-from catalog_search.broker import enqueue
+from catalog_search.indexing import outbox
+from catalog_search.indexing.enqueue import enqueue
 from catalog_search.models import IndexRun, IndexStatus
 from catalog_search.registry import SearchIndex, get_index, get_indexes
 from catalog_search.status import full_status

@@ -12,7 +12,7 @@ class CatalogSearchConfig(AppConfig):
 
         # Like admin.py for the admin: each app declares its indexes in search_indexes.py.
         autodiscover_modules("search_indexes")
-        from catalog_search import signals
+        from catalog_search.indexing import signals
 
         signals.connect()
         if apps_has_admin():

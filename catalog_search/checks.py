@@ -26,7 +26,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import DatabaseError, connections, models
 
 from catalog_search import conf
-from catalog_search.encoders import describe_model_setting, model_path
+from catalog_search.encoding.sources import describe_model_setting, model_path
 from catalog_search.registry import RangeFacet, get_indexes, resolve_field
 
 
@@ -108,7 +108,7 @@ def check_model_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]
 
 @checks.register()
 def check_runtime_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    from catalog_search.runtimes import MANIFEST, RUNTIMES, onnx_dir
+    from catalog_search.encoding.runtimes import MANIFEST, RUNTIMES, onnx_dir
 
     runtime = conf.get("RUNTIME")
     problem, hint = None, ""
@@ -205,7 +205,7 @@ def check_minimum_should_match_setting(app_configs=None, **kwargs) -> list[check
 
 @checks.register()
 def check_thesaurus_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    from catalog_search.retrieval.thesaurus import ThesaurusUnavailable, wordnet_dir
+    from catalog_search.retrieval.expansion.thesaurus import ThesaurusUnavailable, wordnet_dir
 
     value = conf.get("EXPANSION_THESAURUS")
     if not (value and conf.get("QUERY_EXPANSION") and conf.get("LANGUAGE") == "english"):

@@ -49,17 +49,17 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_ALPHA": 0.7,  # weight of the vector signal in weighted fusion
     "TEXT_QUERY_IMAGE_WEIGHT": 1.0,  # text queries: share of text->image vs text->text similarity
     "COMPOSED_TEXT_WEIGHT": 2.0,  # photo + text: query vector = normalize(image + w * text)
-    # Query expansion (retrieval/expansion.py): a query word no indexed text contains gets the nearest
+    # Query expansion (retrieval/expansion/): a query word no indexed text contains gets the nearest
     # catalog words by the encoder's word embeddings (vocabulary built by the sweep, or at once by
     # `manage.py catalog_search vocabulary`).
     "QUERY_EXPANSION": False,
     "EXPANSION_THRESHOLD": 0.5,  # minimum cosine between the query word and a catalog word
     "EXPANSION_TERMS": 2,  # catalog words added per unknown query word
     # An unknown English color name ("ruby", "mocha") adds its basic color term (red, brown) instead of
-    # the encoder's nearest word (retrieval/colors.py).
+    # the encoder's nearest word (retrieval/expansion/colors.py).
     "EXPANSION_COLORS": True,
     # An unknown English word also adds the catalog words WordNet relates to it, synonyms first
-    # ("knapsack" -> backpack; retrieval/thesaurus.py): "wordnet" (needs catalog-search[wordnet]), the
+    # ("knapsack" -> backpack; retrieval/expansion/thesaurus.py): "wordnet" (needs catalog-search[wordnet]), the
     # path of a WordNet dict directory, or None.
     "EXPANSION_THESAURUS": "wordnet",
     # Vector search.

@@ -84,7 +84,7 @@ def model_status(index: SearchIndex) -> ModelStatus:
 
 
 def encoder_status() -> list[dict[str, Any]]:
-    from catalog_search.switch import missing_count
+    from catalog_search.indexing.switch import missing_count
 
     out = []
     for row in EncoderRow.objects.exclude(state=EncoderRow.State.RETIRED).order_by("created_at"):
@@ -103,7 +103,7 @@ def encoder_status() -> list[dict[str, Any]]:
 
 def full_status() -> dict[str, Any]:
     models = [model_status(index) for index in get_indexes()]
-    from catalog_search import query_cache
+    from catalog_search.retrieval import query_cache
 
     return {
         "models": [{**asdict(m), "progress": round(m.progress, 4)} for m in models],

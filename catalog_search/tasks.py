@@ -13,10 +13,9 @@ import logging
 from celery import shared_task
 from django.db import DatabaseError, InterfaceError
 
-from catalog_search import outbox, switch
-from catalog_search.broker import enqueue
+from catalog_search.indexing import outbox, switch, vocabulary
+from catalog_search.indexing.enqueue import PROCESS_TASK, enqueue
 from catalog_search.registry import get_index_by_label, get_indexes
-from catalog_search.retrieval import expansion
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ TRANSIENT = (DatabaseError, InterfaceError, ConnectionError, TimeoutError)
 
 
 @shared_task(
-    name="catalog_search.process_objects",
+    name=PROCESS_TASK,
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=TRANSIENT,
@@ -58,4 +57,4 @@ def sweep() -> dict:
         if ids and enqueue(index.label, ids):
             outbox.mark_enqueued(index, ids)
             queued += len(ids)
-    return {"queued": queued, "switch": switch.advance(), "vocabulary": expansion.refresh()}
+    return {"queued": queued, "switch": switch.advance(), "vocabulary": vocabulary.refresh()}

@@ -8,7 +8,7 @@ import pytest
 from django.core.files.base import ContentFile
 from PIL import Image, ImageDraw
 
-from catalog_search.encoders import get_encoder
+from catalog_search.encoding.encoders import get_encoder
 from catalog_search.registry import get_index
 from demo_project.shop.models import Product
 

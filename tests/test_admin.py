@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from catalog_search import indexing
+from catalog_search.indexing import sync
 from catalog_search.models import IndexRun, OutboxEntry
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +18,7 @@ STATUS = "admin:catalog_search_indexstatus_changelist"
 def products(make_product, product_index, encoder):
     items = [make_product(f"Canvas bag {i}") for i in range(3)]
     items.append(make_product("Broken lamp", image=b"not an image"))
-    indexing.reindex(product_index, encoder)
+    sync.reindex(product_index, encoder)
     OutboxEntry.objects.all().delete()  # the direct reindex above bypassed the outbox
     return items
 
@@ -60,7 +60,8 @@ def test_status_page_shows_counts_failures_and_encoder(client, operator, product
 
 
 def test_status_page_shows_the_query_cache_hit_rate(client, operator, products, settings):
-    from catalog_search import query_cache, search
+    from catalog_search import search
+    from catalog_search.retrieval import query_cache
 
     caches_alias = "query_cache"  # the Redis-backed alias of the demo settings (the tests' private Redis)
     settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "QUERY_CACHE": caches_alias}

@@ -11,7 +11,8 @@ from django.db import connection, transaction
 from django.test import override_settings
 from PIL import Image, ImageDraw
 
-from catalog_search import conf, indexing
+from catalog_search import conf
+from catalog_search.indexing import sync
 from demo_project.shop.models import Product
 from tests.test_images import encode, noisy, patch_png_size
 
@@ -35,7 +36,7 @@ def shop(make_product, product_index, encoder):
         make_product("Red running shoes", category="shoes", color="red", price="89.00", in_stock=False),
         make_product("Black leather boots", category="shoes", color="black", price="129.00"),
     ]
-    indexing.reindex(product_index, encoder)
+    sync.reindex(product_index, encoder)
     return items
 
 

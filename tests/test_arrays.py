@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from catalog_search.retrieval.arrays import int_array, text_array
+from catalog_search.sql import int_array, text_array
 
 AWKWARD = ["42", 'say "hi"', "back\\slash", "a,b", "{braces}", " spaced ", "NULL", "", "é ✓", "it's"]
 

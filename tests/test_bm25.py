@@ -12,8 +12,9 @@ from django.conf import settings
 from django.db import connection
 from django.test import override_settings
 
-from catalog_search import get_index, indexing
+from catalog_search import get_index
 from catalog_search.analysis import get_analyzer
+from catalog_search.indexing import documents, sync
 from catalog_search.retrieval import bm25
 from tests.testapp.models import Article
 
@@ -131,7 +132,7 @@ def test_bm25_matches_oracle_after_build_updates_and_deletes(encoder):
         Article.objects.create(
             headline=_text(rng, rng.randint(2, 6)), body=_text(rng, rng.randint(0, 40)), section=f"s{i % 5}"
         )
-    indexing.reindex(index, encoder, batch_size=64)
+    sync.reindex(index, encoder, batch_size=64)
     assert _check_parity(index, rng) > 500
     for rule in ("-25%", "75%", "100%", 2, -1):
         assert _check_parity(index, rng, 20, rule) > 50
@@ -144,13 +145,13 @@ def test_bm25_matches_oracle_after_build_updates_and_deletes(encoder):
         article.headline = _text(rng, rng.randint(1, 5))
         article.body = _text(rng, rng.randint(0, 60))
         article.save()
-    indexing.index_instances(index, articles[:60], encoder)
+    sync.index_instances(index, articles[:60], encoder)
     deleted = [a.pk for a in articles[60:100]]
     Article.objects.filter(pk__in=deleted).delete()
-    indexing.remove_objects(index, deleted)
+    documents.remove_objects(index, deleted)
     Article.objects.filter(pk__in=[a.pk for a in articles[100:]]).update(published=False)
     new = [Article.objects.create(headline=_text(rng, 3), body=_text(rng, 20), section="new") for _ in range(20)]
-    report = indexing.reindex(index, encoder, object_ids=[a.pk for a in articles[100:]] + [a.pk for a in new])
+    report = sync.reindex(index, encoder, object_ids=[a.pk for a in articles[100:]] + [a.pk for a in new])
     assert report.removed == 10 and report.indexed == 20
     assert _check_parity(index, rng) > 300
     assert _check_parity(index, rng, 20, "-25%") > 50
@@ -161,7 +162,7 @@ def test_filters_apply_inside_the_bm25_query(encoder):
     index = get_index(Article)
     for i in range(30):
         Article.objects.create(headline=f"leather bag {i}", body="leather", section="a" if i < 3 else "b", rating=i)
-    indexing.reindex(index, encoder)
+    sync.reindex(index, encoder)
     from catalog_search.retrieval.filters import object_ids_sql
     from catalog_search.retrieval.query import parse_filters
 
@@ -190,7 +191,7 @@ def test_checking_candidates_gives_the_same_hits_as_the_filter_inside(encoder, s
     Article.objects.bulk_create(
         Article(headline=_text(rng, 3), body=_text(rng, 15), section="a" if i % 40 == 0 else "b") for i in range(1200)
     )
-    indexing.reindex(index, encoder)
+    sync.reindex(index, encoder)
     _, per_index = parse_filters({"section": section}, [index])
     filter_sql = object_ids_sql(index, per_index[index.label])
     passing = partial(passing_ids, index, per_index[index.label])

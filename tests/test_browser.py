@@ -25,8 +25,8 @@ from django.urls import re_path
 from django.views.static import serve
 from PIL import Image, ImageDraw, ImageFilter
 
-from catalog_search.encoders import get_encoder
-from catalog_search.indexing import reindex
+from catalog_search.encoding.encoders import get_encoder
+from catalog_search.indexing.sync import reindex
 from catalog_search.registry import get_index
 from demo_project.shop.models import Product
 from demo_project.urls import urlpatterns as demo_urlpatterns

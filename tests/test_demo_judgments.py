@@ -11,7 +11,7 @@ from django.core.management import call_command
 from PIL import Image
 
 from catalog_search.analysis import get_analyzer
-from catalog_search.evaluation import load_judgments
+from catalog_search.offline.evaluation import load_judgments
 from demo_project.shop.catalog import generate
 from demo_project.shop.judgments import (
     KINDS,

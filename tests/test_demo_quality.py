@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog_search.encoders import Encoder
+from catalog_search.encoding.encoders import Encoder
 from demo_project.settings import DEMO_ENCODER
 from demo_project.shop.quality import TARGETS, evaluate, missing_targets
 

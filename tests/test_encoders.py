@@ -1,4 +1,4 @@
-"""catalog_search.encoders: loading any transformers dual encoder offline, and encoding texts and images.
+"""catalog_search.encoding.encoders: loading any transformers dual encoder offline, and encoding texts and images.
 
 Every model here is a tiny random-weight model saved to a temp dir (tests/tiny_models.py), loaded through the
 real AutoModel/AutoTokenizer/AutoImageProcessor path with the hub switched off.
@@ -20,9 +20,9 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.models.clip.modeling_clip import CLIPOutput
 
 from catalog_search.checks import check_model_setting
-from catalog_search.encoders import Encoder, fingerprint, get_encoder
+from catalog_search.encoding.encoders import Encoder, fingerprint, get_encoder
+from catalog_search.encoding.runtimes import features as _features
 from catalog_search.exceptions import EncoderUnavailable
-from catalog_search.runtimes import features as _features
 from tests.tiny_models import TEXT, build_tiny_clip, build_tiny_dual_encoder, build_tiny_siglip
 
 TEXTS = ["red leather handbag", "blue running shoes with white laces and a thick sole", "", "hat", "x" * 300]

@@ -7,8 +7,8 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from catalog_search import indexing
-from catalog_search.evaluation import (
+from catalog_search.indexing import sync
+from catalog_search.offline.evaluation import (
     Judgment,
     Run,
     evaluate,
@@ -136,7 +136,7 @@ def test_evaluate_command(tmp_path, make_product, product_index, encoder, capsys
     tote = make_product("Red leather tote", color="red")
     boots = make_product("Black leather boots", color="black", category="shoes")
     make_product("Green wool scarf", color="green", category="accessories")
-    indexing.reindex(product_index, encoder)
+    sync.reindex(product_index, encoder)
     with tote.image.open("rb") as fh:
         (tmp_path / "tote.png").write_bytes(fh.read())
     lines = [

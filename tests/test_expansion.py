@@ -11,9 +11,10 @@ import pytest
 from django.test import Client, override_settings
 
 import catalog_search
-from catalog_search import conf, indexing
-from catalog_search.retrieval import expansion
-from catalog_search.retrieval.engine import active_encoder
+from catalog_search import conf
+from catalog_search.encoding.active import active_encoder
+from catalog_search.indexing import sync, vocabulary
+from catalog_search.retrieval.expansion.words import expand, term_groups
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +32,7 @@ def shop(make_product, product_index, encoder, monkeypatch):
     make_product("Red leather handbag", description="Roomy handbag", color="red")
     make_product("Blue canvas tote", description="Light tote", color="blue")
     make_product("Black leather boots", description="Waterproof boots", category="shoes", color="black")
-    assert not indexing.reindex(product_index, encoder).failed
+    assert not sync.reindex(product_index, encoder).failed
     row, loaded = active_encoder()
     original = loaded.encode_texts
     rng = np.random.default_rng(0)
@@ -60,13 +61,13 @@ def shop(make_product, product_index, encoder, monkeypatch):
 
     monkeypatch.setattr(loaded, "encode_texts", encode_texts)
     with _settings():
-        count = expansion.build_vocabulary(row, loaded)
+        count = vocabulary.build_vocabulary(row, loaded)
     assert count == 11  # red leather handbag roomy blue canvas tote light black boots waterproof
     return row, loaded
 
 
 def test_catalog_words_are_one_spelling_per_index_term(shop):
-    words, terms = expansion.catalog_words()
+    words, terms = vocabulary.catalog_words()
     assert terms == sorted(terms) and len(words) == len(terms)
     assert dict(zip(terms, words, strict=True))["boot"] == "boots"
     assert "handbag" in words and "the" not in words
@@ -75,7 +76,7 @@ def test_catalog_words_are_one_spelling_per_index_term(shop):
 def test_an_unknown_word_gets_its_nearest_catalog_word(shop):
     row, loaded = shop
     with _settings():
-        found = expansion.expand("pocketbook", catalog_search.registry.get_indexes(), row, loaded)
+        found = expand("pocketbook", catalog_search.registry.get_indexes(), row, loaded)
     assert found.added == {"pocketbook": [("handbag", pytest.approx(0.8, abs=1e-3))]}
     assert found.terms == ["handbag"]
     assert found.text == "pocketbook handbag"
@@ -85,10 +86,10 @@ def test_known_words_and_far_words_are_left_alone(shop):
     row, loaded = shop
     with _settings():
         indexes = catalog_search.registry.get_indexes()
-        assert expansion.expand("red tote", indexes, row, loaded).added == {}
-        assert expansion.expand("red zzz", indexes, row, loaded).added == {}  # nothing above 0.5
+        assert expand("red tote", indexes, row, loaded).added == {}
+        assert expand("red zzz", indexes, row, loaded).added == {}  # nothing above 0.5
     with _settings(EXPANSION_THRESHOLD=0.9, EXPANSION_THESAURUS=None):
-        assert expansion.expand("pocketbook", indexes, row, loaded).added == {}
+        assert expand("pocketbook", indexes, row, loaded).added == {}
 
 
 def test_search_finds_the_handbag_for_pocketbook_only_when_enabled(shop):
@@ -114,10 +115,10 @@ def test_a_word_that_left_the_index_is_not_added(shop, product_index, encoder):
     from demo_project.shop.models import Product
 
     Product.objects.filter(title__contains="handbag").delete()
-    indexing.reindex(product_index, encoder)
+    sync.reindex(product_index, encoder)
     row, loaded = shop
     with _settings():
-        found = expansion.expand("pocketbook", catalog_search.registry.get_indexes(), row, loaded)
+        found = expand("pocketbook", catalog_search.registry.get_indexes(), row, loaded)
     assert found.added == {}
 
 
@@ -130,20 +131,20 @@ def test_the_sweep_keeps_the_vocabulary_current(shop, make_product, product_inde
 
     row, _ = shop
     with _settings(QUERY_EXPANSION=False):
-        assert expansion.refresh() == "off"
+        assert vocabulary.refresh() == "off"
     with _settings():
-        assert expansion.refresh() == "current"
+        assert vocabulary.refresh() == "current"
         Vocabulary.objects.filter(encoder=row).delete()
         assert sweep()["vocabulary"] == f"built 11 words for {row.identity}"
         assert len(Vocabulary.objects.get(encoder=row).words) == 11
         # Four new words: under the threshold (10), the vocabulary stays as it is.
         make_product("Green wool scarf", description="Knitted")
-        assert not indexing.reindex(product_index, encoder).failed
-        assert expansion._new_terms(list(Vocabulary.objects.get(encoder=row).terms)) == 4
-        assert expansion.refresh() == "current"
+        assert not sync.reindex(product_index, encoder).failed
+        assert vocabulary._new_terms(list(Vocabulary.objects.get(encoder=row).terms)) == 4
+        assert vocabulary.refresh() == "current"
         make_product("Purple silk necktie", description="Striped winter tie")
-        assert not indexing.reindex(product_index, encoder).failed
-        assert expansion.refresh() == f"built 21 words for {row.identity}"
+        assert not sync.reindex(product_index, encoder).failed
+        assert vocabulary.refresh() == f"built 21 words for {row.identity}"
         assert "necktie" in Vocabulary.objects.get(encoder=row).words
 
 
@@ -175,7 +176,7 @@ def test_an_expanded_search_looks_the_active_encoder_up_once(shop):
     ],
 )
 def test_a_color_name_maps_to_its_basic_color_term(word, basic):
-    from catalog_search.retrieval import colors
+    from catalog_search.retrieval.expansion import colors
 
     assert colors.basic_color(word) == basic
 
@@ -183,7 +184,7 @@ def test_a_color_name_maps_to_its_basic_color_term(word, basic):
 def test_every_example_of_a_basic_color_is_nearest_to_itself():
     """The survey's "<modifiers> <basic term>" names are the examples: each one, looked up by its own
     color, finds an example at distance 0 of its own term (ties between equal colors aside)."""
-    from catalog_search.retrieval import colors
+    from catalog_search.retrieval.expansion import colors
 
     examples = colors._examples()
     assert {term for _, term in examples} == set(colors.BASIC)
@@ -197,19 +198,19 @@ def test_an_unknown_color_name_adds_its_basic_color_term(shop):
     row, loaded = shop
     indexes = catalog_search.registry.get_indexes()
     with _settings():
-        found = expansion.expand("ruby pocketbook", indexes, row, loaded)
+        found = expand("ruby pocketbook", indexes, row, loaded)
         assert found.added == {"ruby": [("red", 1.0)], "pocketbook": [("handbag", pytest.approx(0.8, abs=1e-3))]}
         assert found.terms == ["red", "handbag"] and found.text == "ruby pocketbook red handbag"
         # A color whose basic term no product has ("lavender" -> purple) falls back to the encoder's words
         # (and WordNet's, which relate lavender to blue: another color adjective).
         with _settings(EXPANSION_THESAURUS=None):
-            assert expansion.expand("lavender", indexes, row, loaded).added == {}
+            assert expand("lavender", indexes, row, loaded).added == {}
         assert [h.object.title for h in catalog_search.search(q="ruby", mode="bm25").results] == ["Red leather handbag"]
     with _settings(EXPANSION_COLORS=False, EXPANSION_THESAURUS=None):  # the encoder's nearest: none above 0.5
-        assert expansion.expand("ruby", indexes, row, loaded).added == {}
+        assert expand("ruby", indexes, row, loaded).added == {}
         assert catalog_search.search(q="ruby", mode="bm25").results == []
     with _settings(LANGUAGE="german"):  # the survey's names are English
-        assert expansion.expand("ruby", indexes, row, loaded).added == {}
+        assert expand("ruby", indexes, row, loaded).added == {}
 
 
 def test_a_color_term_is_added_once_and_first(shop):
@@ -217,7 +218,7 @@ def test_a_color_term_is_added_once_and_first(shop):
     nearest word that is not red: red is never added twice."""
     row, loaded = shop
     with _settings(EXPANSION_TERMS=3, EXPANSION_THRESHOLD=-1.0):
-        found = expansion.expand("ruby", catalog_search.registry.get_indexes(), row, loaded)
+        found = expand("ruby", catalog_search.registry.get_indexes(), row, loaded)
     added = found.added["ruby"]
     assert added[0] == ("red", 1.0) and len(added) == 3
     assert [w for w, _ in added].count("red") == 1 and len(set(found.terms)) == 3
@@ -229,7 +230,7 @@ def test_a_dictionary_relation_adds_the_catalog_word(shop):
     row, loaded = shop
     indexes = catalog_search.registry.get_indexes()
     with _settings():
-        found = expansion.expand("holdall footwear", indexes, row, loaded)
+        found = expand("holdall footwear", indexes, row, loaded)
         assert {word: [w for w, _ in added] for word, added in found.added.items()} == {
             "holdall": ["tote"],
             "footwear": ["boots"],  # the catalog's spelling of the term
@@ -239,12 +240,12 @@ def test_a_dictionary_relation_adds_the_catalog_word(shop):
         assert titles == ["Black leather boots"]
         # A relation is evidence of its own: it is added below the encoder's threshold, at its cosine.
         with _settings(EXPANSION_THRESHOLD=0.99):
-            assert expansion.expand("pocketbook", indexes, row, loaded).added == {
+            assert expand("pocketbook", indexes, row, loaded).added == {
                 "pocketbook": [("handbag", pytest.approx(0.8, abs=1e-3))]
             }
     for off in ({"EXPANSION_THESAURUS": None}, {"LANGUAGE": "german"}):
         with _settings(**off):
-            assert expansion.expand("holdall footwear", indexes, row, loaded).added == {}
+            assert expand("holdall footwear", indexes, row, loaded).added == {}
 
 
 def test_close_relations_then_the_encoder_then_far_relations(shop, monkeypatch):
@@ -255,18 +256,18 @@ def test_close_relations_then_the_encoder_then_far_relations(shop, monkeypatch):
     encode = loaded.encode_texts
     monkeypatch.setattr(loaded, "encode_texts", lambda texts: encode(["boots" if t == "purses" else t for t in texts]))
     with _settings(EXPANSION_TERMS=3):
-        added = expansion.expand("purses", catalog_search.registry.get_indexes(), row, loaded).added["purses"]
+        added = expand("purses", catalog_search.registry.get_indexes(), row, loaded).added["purses"]
     words = [w for w, _ in added]
     assert words[:2] == ["handbag", "boots"] and words[2] in {"tote", "red"}  # WordNet: both at distance 2
     assert added[1][1] == pytest.approx(1.0, abs=1e-4) and len(set(words)) == 3
     with _settings(EXPANSION_TERMS=1):
-        assert expansion.expand("purses", catalog_search.registry.get_indexes(), row, loaded).terms == ["handbag"]
+        assert expand("purses", catalog_search.registry.get_indexes(), row, loaded).terms == ["handbag"]
 
 
 def test_a_missing_thesaurus_leaves_expansion_working(shop, tmp_path, caplog):
     row, loaded = shop
     with _settings(EXPANSION_THESAURUS=str(tmp_path)):
-        found = expansion.expand("pocketbook holdall", catalog_search.registry.get_indexes(), row, loaded)
+        found = expand("pocketbook holdall", catalog_search.registry.get_indexes(), row, loaded)
     assert found.added == {"pocketbook": [("handbag", pytest.approx(0.8, abs=1e-3))]}  # the encoder's
     assert "lacks index.noun" in caplog.text
 
@@ -277,21 +278,21 @@ def test_two_unknown_words_wordnet_has_as_one_lemma_are_one_unit(shop):
     row, loaded = shop
     indexes = catalog_search.registry.get_indexes()
     with _settings():
-        found = expansion.expand("roomy shoulder bag", indexes, row, loaded)
+        found = expand("roomy shoulder bag", indexes, row, loaded)
         assert list(found.added) == ["shoulder bag"] and found.added["shoulder bag"][0][0] == "handbag"
         assert found.text.startswith("roomy shoulder bag handbag")
-        assert "shoulder" not in expansion.expand("shoulder", indexes, row, loaded).added
+        assert "shoulder" not in expand("shoulder", indexes, row, loaded).added
         # Words apart stay apart: "bag red shoulder" has no compound (and bag -> handbag as a hyponym).
-        assert set(expansion.expand("bag red shoulder", indexes, row, loaded).added) == {"bag"}
+        assert set(expand("bag red shoulder", indexes, row, loaded).added) == {"bag"}
     with _settings(EXPANSION_THESAURUS=None):
-        assert "shoulder bag" not in expansion.expand("shoulder bag", indexes, row, loaded).added
+        assert "shoulder bag" not in expand("shoulder bag", indexes, row, loaded).added
 
 
 def test_term_groups_put_a_word_and_its_expansion_together():
-    groups = expansion.term_groups(["rubi", "pocketbook", "red"], {"ruby": ["red"], "pocketbook": ["wallet", "purs"]})
+    groups = term_groups(["rubi", "pocketbook", "red"], {"ruby": ["red"], "pocketbook": ["wallet", "purs"]})
     assert groups["pocketbook"] == groups["wallet"] == groups["purs"]
     assert len({groups["rubi"], groups["pocketbook"], groups["red"]}) == 3  # red is a query word of its own
-    compound = expansion.term_groups(["four", "poster", "bed"], {"four poster": ["bed"]})
+    compound = term_groups(["four", "poster", "bed"], {"four poster": ["bed"]})
     assert compound["four"] == compound["poster"] and compound["bed"] != compound["four"]
 
 
@@ -306,10 +307,10 @@ def test_minimum_should_match_counts_query_words_not_added_terms(shop):
     row, loaded = shop
     index = catalog_search.registry.get_indexes()[0]
     with _settings(EXPANSION_TERMS=2, MINIMUM_SHOULD_MATCH="75%"):
-        found = expansion.expand("purses roomy leather", [index], row, loaded)
+        found = expand("purses roomy leather", [index], row, loaded)
         assert len(found.groups["purses"]) == 2
         terms = ["purs", "roomi", "leather", *found.terms]
-        grouped = bm25.match(index.content_type.pk, terms, expansion.term_groups(terms[:3], found.groups))
+        grouped = bm25.match(index.content_type.pk, terms, term_groups(terms[:3], found.groups))
         assert grouped.required == 2 and bm25.match(index.content_type.pk, terms).required == 3
         with CaptureQueriesContext(connection) as queries:
             results = catalog_search.search(q="purses roomy leather", mode="bm25")
@@ -322,7 +323,7 @@ def test_damaged_thesaurus_files_leave_expansion_working(shop, tmp_path, caplog)
 
     row, loaded = shop
     with _settings(EXPANSION_THESAURUS=str(damaged_wordnet(tmp_path))):
-        found = expansion.expand("pocketbook", catalog_search.registry.get_indexes(), row, loaded)
+        found = expand("pocketbook", catalog_search.registry.get_indexes(), row, loaded)
         assert found.added == {"pocketbook": [("handbag", pytest.approx(0.8, abs=1e-3))]}  # the encoder's
         assert catalog_search.search(q="pocketbook holdall").results  # no error reaches the search
     assert "not a WordNet index" in caplog.text

@@ -11,7 +11,7 @@ from django.db.models import Count, Q
 from django.test import override_settings
 
 import catalog_search
-from catalog_search import indexing
+from catalog_search.indexing import sync
 from demo_project.shop.models import Product
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,7 @@ def catalog(make_product, product_index, encoder):
             price=f"{rng.uniform(5, 300):.2f}",
             in_stock=rng.random() < 0.7,
         )
-    indexing.reindex(product_index, encoder, batch_size=32)
+    sync.reindex(product_index, encoder, batch_size=32)
 
 
 def _orm_terms(word: str) -> Q:
@@ -228,7 +228,7 @@ def test_a_to_many_facet_counts_each_matched_object_once_per_value(encoder, face
             published=i % 9 != 0,
         )
         article.tags.set(rng.sample(tags, rng.randint(0, 3)))
-    indexing.reindex(get_index(Article), encoder)
+    sync.reindex(get_index(Article), encoder)
     with override_settings(CATALOG_SEARCH={**_settings(), "CANDIDATES": 5, "FACETS_OVER": facets_over}):
         results = catalog_search.search(q="wool", mode="bm25", models=["testapp.article"], k=5)
         pool = catalog_search.search(q="wool", mode="bm25", models=["testapp.article"], k=5)

@@ -1,4 +1,4 @@
-"""catalog_search.images.open_image: every accepted and refused input, generated in memory with Pillow."""
+"""catalog_search.encoding.images.open_image: every accepted and refused input, generated in memory with Pillow."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from catalog_search.encoding.images import open_image
 from catalog_search.exceptions import ImageTooLarge, InvalidImage, UnsupportedImage
-from catalog_search.images import open_image
 
 RED, GREEN, BLUE, WHITE = (220, 20, 20), (20, 200, 20), (20, 20, 220), (255, 255, 255)
 

@@ -8,8 +8,8 @@ from django.db import connection
 from django.test import override_settings
 
 import catalog_search
-from catalog_search import outbox, switch
-from catalog_search.encoders import clear_cache
+from catalog_search.encoding.encoders import clear_cache
+from catalog_search.indexing import outbox, switch
 from catalog_search.models import Document, Embedding, OutboxEntry
 from demo_project.shop.models import Product
 

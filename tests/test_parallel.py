@@ -14,8 +14,8 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 import catalog_search
-from catalog_search import indexing
 from catalog_search.exceptions import IndexUnavailable
+from catalog_search.indexing import sync
 from catalog_search.retrieval import facets, parallel
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,7 +35,7 @@ def catalog(make_product, product_index, encoder):
         ]
     ):
         make_product(title, category=category, color=color, price=f"{20 + 15 * i}.00", in_stock=i % 3 != 0)
-    indexing.reindex(product_index, encoder)
+    sync.reindex(product_index, encoder)
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ def test_inside_a_transaction_everything_runs_in_the_callers_thread(
     in the same transaction is found by keyword, and counted."""
     with override_settings(CATALOG_SEARCH={"PARALLEL_RETRIEVAL": True}), transaction.atomic():
         product = make_product("Crimson velvet slippers", category="slippers", color="red")
-        indexing.index_instances(product_index, [product], encoder)
+        sync.index_instances(product_index, [product], encoder)
         results = catalog_search.search(q="velvet slippers")
         assert results.results[0].id == product.pk
         assert {"value": "slippers", "count": 1} in results.facets["category"]

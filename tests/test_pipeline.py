@@ -15,9 +15,9 @@ from django.db import connection, transaction
 from django.test import override_settings
 
 import catalog_search
-from catalog_search import broker
-from catalog_search.encoders import get_encoder
-from catalog_search.indexing import build_doc
+from catalog_search.encoding.encoders import get_encoder
+from catalog_search.indexing import enqueue
+from catalog_search.indexing.documents import build_doc
 from catalog_search.models import Document, Embedding, OutboxEntry
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.registry import get_index
@@ -63,9 +63,9 @@ def fresh_broker():
     from demo_project.celery import app
 
     app.control.purge()
-    broker.reset()
+    enqueue.reset()
     yield
-    broker.reset()
+    enqueue.reset()
 
 
 @pytest.fixture

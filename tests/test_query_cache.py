@@ -15,8 +15,9 @@ from django.core.cache import caches
 from django.core.management import call_command
 from django.test import override_settings
 
-from catalog_search import query_cache, search
-from catalog_search.encoders import Encoder
+from catalog_search import search
+from catalog_search.encoding.encoders import Encoder
+from catalog_search.retrieval import query_cache
 from tests.tiny_models import build_tiny_dual_encoder
 
 CACHED = {"QUERY_CACHE": "query_cache"}

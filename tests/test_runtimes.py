@@ -19,11 +19,11 @@ from PIL import Image
 from transformers import AutoImageProcessor, CLIPImageProcessor, SiglipImageProcessor
 
 from catalog_search.checks import check_runtime_setting
-from catalog_search.encoders import Encoder
+from catalog_search.encoding.encoders import Encoder
+from catalog_search.encoding.onnx_export import export_onnx
+from catalog_search.encoding.preprocessing import FastImagePreprocessor
+from catalog_search.encoding.runtimes import MANIFEST, onnx_dir
 from catalog_search.exceptions import EncoderUnavailable
-from catalog_search.onnx_export import export_onnx
-from catalog_search.preprocessing import FastImagePreprocessor
-from catalog_search.runtimes import MANIFEST, onnx_dir
 from tests.test_encoders import BUILDERS
 
 ROOT = Path(__file__).resolve().parent.parent

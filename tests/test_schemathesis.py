@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
-from catalog_search import indexing
+from catalog_search.indexing import sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,7 +21,7 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,re
 def test_schemathesis_finds_no_server_errors_or_schema_violations(live_server, make_product, product_index, encoder):
     for i, (color, category) in enumerate([("red", "bags"), ("blue", "shoes"), ("green", "bags"), ("black", "hats")]):
         make_product(f"{color} {category} item {i}", color=color, category=category, price=f"{10 + i * 20}.00")
-    indexing.reindex(product_index, encoder)
+    sync.reindex(product_index, encoder)
     st = shutil.which("st", path=str(Path(sys.executable).parent)) or "st"
     with override_settings(CATALOG_SEARCH={"THROTTLE_TEXT": None, "THROTTLE_IMAGE": None, "MODEL": encoder.name}):
         result = subprocess.run(

@@ -9,8 +9,9 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 import catalog_search
-from catalog_search import conf, indexing
+from catalog_search import conf
 from catalog_search.exceptions import InvalidFilter, InvalidQuery
+from catalog_search.indexing import documents, sync
 from demo_project.shop.models import Product
 from tests.conftest import COLORS, png_bytes
 from tests.testapp.models import Article
@@ -51,7 +52,7 @@ def catalog(make_product, product_index, encoder):
             price="19.50",
         ),
     ]
-    report = indexing.reindex(product_index, encoder)
+    report = sync.reindex(product_index, encoder)
     assert report.indexed == len(items) and not report.failed
     return {p.title: p for p in items}
 
@@ -217,7 +218,7 @@ def test_composed_query_keywords_rank_only_the_photos_neighbourhood(catalog, mak
 
     for i, color in enumerate(["yellow", "white", "green", "black", "blue", "red"]):
         make_product(f"Plain item {i}", category="home", color=color)
-    indexing.reindex(product_index, encoder)
+    sync.reindex(product_index, encoder)
     with catalog["Blue canvas tote bag"].image.open("rb") as fh:
         photo = fh.read()
     small_pool = override_settings(CATALOG_SEARCH={**settings.CATALOG_SEARCH, "CANDIDATES": 5})
@@ -230,7 +231,7 @@ def test_composed_query_keywords_rank_only_the_photos_neighbourhood(catalog, mak
     for product, words in ((near, "Crimson"), (nearer_text, "Crimson crimson"), (far, "Crimson crimson")):
         product.title = f"{words} {product.title}"  # the photo vectors stay the same, the keywords change
         product.save()
-    indexing.index_instances(product_index, [near, nearer_text, far], encoder)
+    sync.index_instances(product_index, [near, nearer_text, far], encoder)
     with small_pool:
         results = catalog_search.search(image=photo, q="crimson", k=5, explain=True)
     by_id = {hit.id: hit for hit in results}
@@ -265,7 +266,7 @@ def test_explain_gives_per_signal_detail(catalog):
 def test_instances_resolved_in_a_constant_number_of_queries(make_product, product_index, encoder):
     for i in range(40):
         make_product(f"Canvas bag number {i}", color=list(COLORS)[i % len(COLORS)])
-    indexing.reindex(product_index, encoder)
+    sync.reindex(product_index, encoder)
     counts = []
     for k in (1, 10, 40):
         with CaptureQueriesContext(connection) as ctx:
@@ -281,21 +282,21 @@ def test_reindexing_one_product_is_incremental(catalog, product_index, encoder):
     bag = catalog["Green wool scarf"]
     bag.title = "Green silk scarf"
     bag.save()
-    indexing.index_instances(product_index, [bag], encoder)
+    sync.index_instances(product_index, [bag], encoder)
     assert titles(catalog_search.search(q="silk", mode="bm25")) == ["Green silk scarf"]
     assert titles(catalog_search.search(q="wool", mode="bm25")) == []
 
 
 def test_removed_objects_disappear(catalog, product_index):
     shoes = catalog["Red running shoes"]
-    assert indexing.remove_objects(product_index, [shoes.pk]) == 1
+    assert documents.remove_objects(product_index, [shoes.pk]) == 1
     assert "Red running shoes" not in titles(catalog_search.search(q="red shoes", k=10))
 
 
 def test_unreadable_image_is_recorded_and_text_still_indexed(make_product, product_index, encoder):
     make_product("Broken picture lamp", image=b"this is not a png at all")
     make_product("Fine picture lamp")
-    report = indexing.reindex(product_index, encoder)
+    report = sync.reindex(product_index, encoder)
     assert report.indexed == 2
     [(object_id, reason)] = report.failed.items()
     assert Product.objects.get(pk=object_id).title == "Broken picture lamp"
@@ -312,7 +313,7 @@ def test_second_model_without_images_and_queryset_hook(catalog, encoder):
         headline="Leather draft", body="unpublished leather notes", section="guides", published=False
     )
     Article.objects.create(headline="Winter news", body="Scarves are back", section="news", rating=3)
-    indexing.reindex(index, encoder)
+    sync.reindex(index, encoder)
     results = catalog_search.search(q="leather", models=["testapp.article"], mode="bm25")
     assert titles_or_headlines(results) == ["Caring for leather bags"]
     # The vector signal compares the query with article text embeddings (no images); the queryset
@@ -370,7 +371,7 @@ def test_minimum_should_match_and_its_fallback(catalog, make_product, product_in
     on every page alike (the fallback does not depend on the offset)."""
     for i in range(4):
         make_product(f"Leather tote no. {i}", description="Roomy", category="bags", color="brown", price="59.00")
-    indexing.reindex(product_index, encoder)
+    sync.reindex(product_index, encoder)
     both = {"Red leather tote bag", *(f"Leather tote no. {i}" for i in range(4))}
     either = both | {"Blue canvas tote bag", "Black leather boots"}
     with override_settings(CATALOG_SEARCH={**settings.CATALOG_SEARCH, "MINIMUM_SHOULD_MATCH": "100%"}):

@@ -11,8 +11,8 @@ import pytest
 from django.test import Client, override_settings
 
 import catalog_search
-from catalog_search import indexing
 from catalog_search.exceptions import IndexUnavailable
+from catalog_search.indexing import sync
 from tests.test_api import GET_CASES, IMAGE_CASES
 from tests.test_images import encode, noisy
 
@@ -28,7 +28,7 @@ def shop(make_product, product_index, encoder):
         make_product("Black leather boots", category="shoes", brand="Kestrel", color="black", price="129.00"),
         make_product("Green wool scarf", category="accessories", brand="Umbra", color="green", price="19.50"),
     ]
-    indexing.reindex(product_index, encoder)
+    sync.reindex(product_index, encoder)
     return items
 
 
@@ -154,7 +154,7 @@ def test_selected_values_stay_listed(client, shop):
 def test_pagination(client, make_product, product_index, encoder):
     for i in range(30):
         make_product(f"Plain mug {i}", category="home", color="white", price=f"{10 + i}.00")
-    indexing.reindex(product_index, encoder)
+    sync.reindex(product_index, encoder)
     first = client.get("/", {"q": "mug"})
     assert first.status_code == 200 and len(titles(first)) == 24
     text = page(first)

@@ -11,7 +11,7 @@ from django.core import checks
 from django.test import override_settings
 
 from catalog_search.checks import check_thesaurus_setting
-from catalog_search.retrieval import thesaurus
+from catalog_search.retrieval.expansion import thesaurus
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from catalog_search.encoders import Encoder
-from catalog_search.modeling import CatalogDualEncoderModel
+from catalog_search.encoding.encoders import Encoder
+from catalog_search.encoding.modeling import CatalogDualEncoderModel
+from catalog_search.offline.training import TrainConfig, train
 from catalog_search.registry import get_index
-from catalog_search.training import TrainConfig, train
 from demo_project.shop.models import Product
 
 pytestmark = pytest.mark.django_db
@@ -44,7 +44,7 @@ def test_training_learns_and_saves_a_loadable_checkpoint(small_catalog, tmp_path
     assert isinstance(encoder.runtime.model, CatalogDualEncoderModel) and encoder.dim == 384
     product = Product.objects.filter(color="red").first()
     with product.image.open("rb") as fh:
-        from catalog_search.images import open_image
+        from catalog_search.encoding.images import open_image
 
         vector = encoder.encode_images([open_image(fh)])
     assert vector.shape == (1, 384) and abs(float(np.linalg.norm(vector)) - 1) < 1e-5

@@ -12,11 +12,13 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
-from catalog_search import get_index, indexing
+from catalog_search import get_index
+from catalog_search.indexing import sync, vectors
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.retrieval import vector
 from catalog_search.retrieval.filters import object_ids_sql, passing_ids
 from catalog_search.retrieval.query import parse_filters
+from catalog_search.sql import vector_literal
 from tests.test_bm25 import WORDS
 from tests.testapp.models import Article
 
@@ -35,7 +37,7 @@ def articles(encoder):
         for i in range(3000)
     )
     index = get_index(Article)
-    indexing.reindex(index, encoder, batch_size=500)
+    sync.reindex(index, encoder, batch_size=500)
     return index
 
 
@@ -153,7 +155,7 @@ def test_passing_ids_checks_candidates_against_the_filter(articles):
 
 def test_unfiltered_search_uses_the_hnsw_index(articles, encoder):
     row = EncoderRow.objects.get(state="active")
-    qvec = indexing.vector_literal(encoder.encode_texts(["wool"])[0])
+    qvec = vector_literal(encoder.encode_texts(["wool"])[0])
     with connection.cursor() as cursor:
         cursor.execute(
             f"EXPLAIN SELECT document_id FROM catalog_search_embedding e WHERE e.encoder_id = {row.pk} "
@@ -161,7 +163,7 @@ def test_unfiltered_search_uses_the_hnsw_index(articles, encoder):
             [qvec],
         )
         plan = "\n".join(r[0] for r in cursor.fetchall())
-    assert indexing.vector_index_name(row, "text") in plan, plan
+    assert vectors.vector_index_name(row, "text") in plan, plan
 
 
 def test_search_page_and_facets_are_the_same_whichever_way_the_filter_is_applied(articles, encoder):
@@ -245,7 +247,7 @@ def pictured(make_product, product_index, encoder):
             category=["bags", "shoes", "accessories"][i % 3],
             color=colors[i % 4],
         )
-    report = indexing.reindex(product_index, encoder)
+    report = sync.reindex(product_index, encoder)
     assert report.indexed == 60 and not report.failed
     return product_index
 

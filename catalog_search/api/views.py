@@ -15,8 +15,8 @@ from rest_framework.views import APIView
 
 from catalog_search import conf
 from catalog_search.api.errors import exception_handler
+from catalog_search.api.responses import serialize_results
 from catalog_search.api.schema import openapi_schema
-from catalog_search.api.serializers import serialize_results
 from catalog_search.api.throttling import ImageSearchThrottle, TextSearchThrottle
 from catalog_search.api.uploads import LimitedMemoryUploadHandler
 from catalog_search.exceptions import ImageTooLarge, InvalidImage, InvalidQuery

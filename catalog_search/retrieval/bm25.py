@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from django.db import connection
 
 from catalog_search import conf
-from catalog_search.retrieval.arrays import int_array
 from catalog_search.retrieval.filters import is_ids, member
+from catalog_search.sql import int_array
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,15 @@ from typing import Any
 import numpy as np
 from django.db import DatabaseError, models
 
-from catalog_search import conf, query_cache
+from catalog_search import conf
 from catalog_search.analysis import get_analyzer
-from catalog_search.encoders import Encoder, get_encoder, normalize
+from catalog_search.encoding.active import active_encoder
+from catalog_search.encoding.encoders import Encoder, normalize
 from catalog_search.exceptions import EncoderUnavailable, IndexUnavailable
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.registry import SearchIndex
-from catalog_search.retrieval import bm25, expansion, facets, fusion, parallel, vector
+from catalog_search.retrieval import bm25, facets, fusion, parallel, query_cache, vector
+from catalog_search.retrieval.expansion import words as expansion
 from catalog_search.retrieval.filters import ids_filter, object_ids_sql, passing_check
 from catalog_search.retrieval.query import Filter, SearchQuery, build_query
 
@@ -329,20 +331,6 @@ def _keywords(
         index.content_type.pk, match, restrict or filter_sql, limit, passing if restrict is None else None
     )
     return hits, None
-
-
-def active_encoder() -> tuple[EncoderRow, Encoder]:
-    """The encoder whose vectors search uses, loaded; EncoderUnavailable if none or it cannot load."""
-    row = EncoderRow.objects.filter(state=EncoderRow.State.ACTIVE).first()
-    if row is None:
-        raise EncoderUnavailable("No embeddings have been indexed yet; run a reindex first.")
-    encoder = get_encoder(row.name)
-    if encoder.identity != row.identity:
-        raise EncoderUnavailable(
-            f"The model at {row.name!r} changed since the index was built ({row.identity} -> "
-            f"{encoder.identity}); reindex to use it."
-        )
-    return row, encoder
 
 
 def _query_vector(

@@ -30,9 +30,9 @@ from django.db.models import BooleanField, F, Func
 
 from catalog_search.registry import FacetField, RangeFacet, SearchIndex, _jsonable
 from catalog_search.retrieval import bm25
-from catalog_search.retrieval.arrays import text_array
 from catalog_search.retrieval.filters import filtered_queryset
 from catalog_search.retrieval.query import Filter
+from catalog_search.sql import text_array
 
 Facet = FacetField | RangeFacet
 # CATALOG_SEARCH["FACETS_OVER"]: "matches" counts the matched set above; "results" only the fused candidates

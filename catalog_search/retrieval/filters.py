@@ -16,8 +16,8 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
 from catalog_search.registry import SearchIndex
-from catalog_search.retrieval.arrays import text_array
 from catalog_search.retrieval.query import Filter
+from catalog_search.sql import text_array
 
 
 def filtered_queryset(index: SearchIndex, filters: list[Filter]) -> models.QuerySet:

@@ -178,7 +178,7 @@ def _decode(image: bytes | IO[bytes] | Any | None) -> Any:
         return None
     from PIL import Image
 
-    from catalog_search.images import open_image, to_rgb
+    from catalog_search.encoding.images import open_image, to_rgb
 
     if isinstance(image, Image.Image):
         return to_rgb(image)

@@ -36,10 +36,9 @@ import numpy as np
 from django.db import connection, transaction
 
 from catalog_search import conf
-from catalog_search.indexing import vector_literal
-from catalog_search.retrieval.arrays import int_array, text_array
 from catalog_search.retrieval.bm25 import _named
 from catalog_search.retrieval.filters import member
+from catalog_search.sql import int_array, text_array, vector_literal
 
 COLUMNS = ("image", "text")
 

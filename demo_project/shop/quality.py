@@ -64,7 +64,7 @@ def _rank(queries: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
 
 
 def evaluate(encoder, count: int = 1000, seed: int = 2, paraphrases_per_pair: int = 3) -> dict[str, float]:
-    """All four measurements for ``encoder`` (a catalog_search.encoders.Encoder) on a held-out catalog."""
+    """All four measurements for ``encoder`` (a catalog_search.encoding.encoders.Encoder) on a held-out catalog."""
     rng = random.Random(f"quality/{seed}")
     specs = generate(count, seed)
     dense_pairs = rng.sample(sorted({(s.slug, s.color) for s in specs}), 40)
@@ -135,7 +135,7 @@ def evaluate(encoder, count: int = 1000, seed: int = 2, paraphrases_per_pair: in
 
 def report(checkpoint: Path | str, count: int = 1000, seed: int = 2) -> dict[str, str]:
     """The ``CATALOG_SEARCH['TRAIN_EVALUATION']`` hook: held-out quality against the targets."""
-    from catalog_search.encoders import Encoder
+    from catalog_search.encoding.encoders import Encoder
 
     metrics = evaluate(Encoder(str(checkpoint)), count, seed)
     return {

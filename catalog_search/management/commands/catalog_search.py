@@ -9,13 +9,14 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from catalog_search import conf, outbox
-from catalog_search.broker import broker_error, enqueue
+from catalog_search import conf
+from catalog_search.indexing import outbox
+from catalog_search.indexing.enqueue import broker_error, enqueue
+from catalog_search.indexing.triggers import install_triggers
 from catalog_search.models import IndexRun
+from catalog_search.offline.training import TrainConfig
 from catalog_search.registry import SearchIndex, get_index_by_label, get_indexes
 from catalog_search.status import full_status
-from catalog_search.training import TrainConfig
-from catalog_search.triggers import install_triggers
 
 STALL_HINT_SECONDS = 15
 
@@ -243,7 +244,7 @@ class Command(BaseCommand):
 
     def status(self, options: dict) -> None:
         if options["reset_cache_stats"]:
-            from catalog_search import query_cache
+            from catalog_search.retrieval import query_cache
 
             query_cache.reset_stats()
         data = full_status()
@@ -290,11 +291,11 @@ class Command(BaseCommand):
     def export_onnx(self, options: dict) -> None:
         from pathlib import Path
 
+        from catalog_search.encoding.runtimes import onnx_dir
         from catalog_search.exceptions import EncoderUnavailable
-        from catalog_search.runtimes import onnx_dir
 
         try:
-            from catalog_search.onnx_export import ExportError, export_onnx
+            from catalog_search.encoding.onnx_export import ExportError, export_onnx
         except ImportError as exc:
             raise CommandError(f"{exc}: pip install 'catalog-search[onnx]'") from exc
         name = options["model"] or conf.get("MODEL")
@@ -335,7 +336,7 @@ class Command(BaseCommand):
 
         from django.utils.module_loading import import_string
 
-        from catalog_search.training import train
+        from catalog_search.offline.training import train
 
         if options["model"]:
             index = get_index_by_label(options["model"])
@@ -383,9 +384,9 @@ class Command(BaseCommand):
     # evaluate ------------------------------------------------------------------------------------
 
     def vocabulary(self) -> None:
+        from catalog_search.encoding.active import active_encoder
         from catalog_search.exceptions import EncoderUnavailable
-        from catalog_search.retrieval.engine import active_encoder
-        from catalog_search.retrieval.expansion import build_vocabulary
+        from catalog_search.indexing.vocabulary import build_vocabulary
 
         try:
             row, encoder = active_encoder()
@@ -400,7 +401,7 @@ class Command(BaseCommand):
     def evaluate(self, options: dict) -> None:
         from pathlib import Path
 
-        from catalog_search import evaluation
+        from catalog_search.offline import evaluation
 
         k = options["k"]
         if k < 1 or k > int(conf.get("MAX_K")):

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from catalog_search.images import open_image
+from catalog_search.encoding.images import open_image
 from catalog_search.registry import SearchIndex
 
 logger = logging.getLogger(__name__)
@@ -158,12 +158,12 @@ def _pixels(batch: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch
 
 
 def _load_model(config: TrainConfig):
-    from catalog_search.modeling import CatalogDualEncoderConfig, CatalogDualEncoderModel
+    from catalog_search.encoding.modeling import CatalogDualEncoderConfig, CatalogDualEncoderModel
 
     if config.init:
         from transformers import AutoModel
 
-        from catalog_search.encoders import model_path
+        from catalog_search.encoding.sources import model_path
 
         return AutoModel.from_pretrained(model_path(config.init))
     return CatalogDualEncoderModel(
@@ -176,7 +176,7 @@ def _image_stats(output_or_init: str | None) -> tuple[int | None, list[float], l
         return None, [0.5] * 3, [0.5] * 3
     from transformers import AutoImageProcessor
 
-    from catalog_search.encoders import model_path
+    from catalog_search.encoding.sources import model_path
 
     processor = AutoImageProcessor.from_pretrained(model_path(output_or_init))
     crop = getattr(processor, "crop_size", None) or processor.size
@@ -186,7 +186,7 @@ def _image_stats(output_or_init: str | None) -> tuple[int | None, list[float], l
 
 def embed_captions(model, tokenizer, captions: list[str], batch_size: int = 256) -> torch.Tensor:
     """Unit-length embeddings of every caption with the (frozen) text tower."""
-    from catalog_search.runtimes import features as _features
+    from catalog_search.encoding.runtimes import features as _features
 
     chunks = []
     with torch.inference_mode():
@@ -221,7 +221,7 @@ def train(
     """Train, save a transformers checkpoint to ``output`` and return what happened."""
     from transformers import AutoTokenizer
 
-    from catalog_search.modeling import save_processors, text_tower_path
+    from catalog_search.encoding.modeling import save_processors, text_tower_path
 
     started = time.monotonic()
     torch.manual_seed(config.seed)
@@ -301,7 +301,7 @@ def train(
 
 
 def _vision(model, pixels: torch.Tensor) -> torch.Tensor:
-    from catalog_search.runtimes import features as _features
+    from catalog_search.encoding.runtimes import features as _features
 
     return _features(model.get_image_features(pixel_values=pixels))
 

@@ -23,18 +23,10 @@ from django.db import DatabaseError, InterfaceError, connection, transaction
 from django.utils import timezone
 
 from catalog_search import conf
-from catalog_search.encoders import Encoder, get_encoder
+from catalog_search.encoding.encoders import Encoder, get_encoder
 from catalog_search.exceptions import EncoderUnavailable
-from catalog_search.indexing import (
-    Doc,
-    Vectors,
-    build_doc,
-    encode_docs,
-    ensure_encoder,
-    remove_objects,
-    write_documents,
-    write_vectors,
-)
+from catalog_search.indexing.documents import Doc, build_doc, remove_objects, write_documents
+from catalog_search.indexing.vectors import Vectors, encode_docs, ensure_encoder, write_vectors
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.models import IndexRun
 from catalog_search.registry import SearchIndex

@@ -15,11 +15,11 @@ import logging
 from django.db import connection, transaction
 from django.utils import timezone
 
-from catalog_search import outbox
-from catalog_search.broker import enqueue
-from catalog_search.encoders import get_encoder
+from catalog_search.encoding.encoders import get_encoder
 from catalog_search.exceptions import EncoderUnavailable
-from catalog_search.indexing import drop_vector_indexes, ensure_encoder
+from catalog_search.indexing import outbox
+from catalog_search.indexing.enqueue import enqueue
+from catalog_search.indexing.vectors import drop_vector_indexes, ensure_encoder
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.models import IndexRun
 from catalog_search.registry import get_indexes

@@ -27,7 +27,7 @@ from django.core.cache import InvalidCacheBackendError, caches
 from catalog_search import conf
 
 if TYPE_CHECKING:
-    from catalog_search.encoders import Encoder
+    from catalog_search.encoding.encoders import Encoder
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from functools import cache
 
-from catalog_search.retrieval.color_names import XKCD
+from catalog_search.retrieval.expansion.color_names import XKCD
 
 BASIC = ("black", "white", "red", "green", "yellow", "blue", "brown", "purple", "pink", "orange", "grey")
 SPELLINGS = {"gray": "grey"}  # the survey spells both; one basic term each

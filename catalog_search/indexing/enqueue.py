@@ -15,6 +15,8 @@ from catalog_search import conf
 
 logger = logging.getLogger(__name__)
 
+PROCESS_TASK = "catalog_search.process_objects"  # tasks.process_objects
+
 _state = threading.local()
 _down_until = 0.0
 
@@ -51,12 +53,14 @@ def enqueue(label: str, object_ids: Iterable[object]) -> bool:
     ids = [str(o) for o in object_ids]
     if not ids or time.monotonic() < _down_until:
         return False
-    from catalog_search.tasks import process_objects
+    from celery import signature
 
     size = int(conf.get("INDEX_BATCH_SIZE"))
     try:
         for start in range(0, len(ids), size):
-            process_objects.apply_async((label, ids[start : start + size]), retry=False)
+            # By name (tasks.py imports this module): the registered task where this process has it, so
+            # task_always_eager and the task's own options apply; else a plain send to the broker.
+            signature(PROCESS_TASK, args=(label, ids[start : start + size])).apply_async(retry=False)
     except Exception as exc:  # broker down: the sweep will pick the outbox rows up
         _down_until = time.monotonic() + float(conf.get("BROKER_RETRY_AFTER_SECONDS"))
         logger.warning("catalog_search: could not enqueue indexing (%s); the sweep will retry", exc)

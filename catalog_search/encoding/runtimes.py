@@ -69,7 +69,7 @@ class TorchRuntime:
     def __init__(self, source: str, name: str, device: str | None = None):
         from transformers import AutoModel
 
-        from catalog_search import modeling  # noqa: F401  (registers the project's own encoder with AutoModel)
+        from catalog_search.encoding import modeling  # noqa: F401  (registers the project's own encoder with AutoModel)
 
         self.device = _pick_device(device or conf.get("DEVICE"))
         if (threads := _threads()) and self.device.type == "cpu":
@@ -107,7 +107,7 @@ def onnx_dir(name: str) -> Path:
     """Where ``export-onnx`` writes, and the onnx runtime reads, the graphs for the model ``name``:
     ``CATALOG_SEARCH["ONNX_DIR"]`` if set, else ``<model dir>/onnx`` for a local model, else a folder
     under ``$CATALOG_SEARCH_CACHE`` (default ``~/.cache/catalog_search``) for a hub id."""
-    from catalog_search.encoders import model_path
+    from catalog_search.encoding.sources import model_path
 
     if configured := conf.get("ONNX_DIR"):
         return Path(configured).expanduser()

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db.models.signals import post_delete, post_migrate, post_save
 
-from catalog_search.broker import enqueue_on_commit
+from catalog_search.indexing.enqueue import enqueue_on_commit
 from catalog_search.registry import get_index
 
 
@@ -21,7 +21,7 @@ def _changed(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> N
 def _migrated(sender: Any, using: str = "default", **kwargs: Any) -> None:
     if sender.name != "catalog_search":
         return
-    from catalog_search.triggers import install_triggers
+    from catalog_search.indexing.triggers import install_triggers
 
     install_triggers()
 

@@ -20,8 +20,6 @@ co-hyponyms after them. A word and the catalog words added for it are one group 
 from __future__ import annotations
 
 import logging
-import threading
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -31,11 +29,12 @@ from django.db import connection
 
 from catalog_search import conf
 from catalog_search.analysis import Analyzer, get_analyzer
-from catalog_search.encoders import Encoder
+from catalog_search.encoding.encoders import Encoder
 from catalog_search.models import Encoder as EncoderRow
-from catalog_search.models import Vocabulary
-from catalog_search.registry import SearchIndex, get_indexes
-from catalog_search.retrieval import colors, thesaurus
+from catalog_search.registry import SearchIndex
+from catalog_search.retrieval import query_cache
+from catalog_search.retrieval.expansion import colors, thesaurus
+from catalog_search.retrieval.expansion.vocabulary import loaded_vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -78,114 +77,6 @@ def term_groups(terms: list[str], groups: dict[str, list[str]]) -> dict[str, int
         for term in added:
             numbers.setdefault(term, number)
     return numbers
-
-
-def catalog_words(indexes: Sequence[SearchIndex] | None = None) -> tuple[list[str], list[str]]:
-    """The surface words of the indexed texts and their index terms: per term its most frequent spelling
-    (alphabetic words of two letters or more; numbers and codes are not worth embedding)."""
-    analyzer = get_analyzer()
-    spellings: dict[str, Counter[str]] = {}
-    for index in indexes if indexes is not None else get_indexes():
-        for instance in index.get_queryset().iterator(chunk_size=2000):
-            for word in analyzer.tokens(index.get_text(instance)):
-                if len(word) > 1 and word.isalpha():
-                    term = analyzer.terms(word)
-                    if term:
-                        spellings.setdefault(term[0], Counter())[word] += 1
-    terms = sorted(spellings)
-    return [spellings[t].most_common(1)[0][0] for t in terms], terms
-
-
-def build_vocabulary(row: EncoderRow, encoder: Encoder, indexes: Sequence[SearchIndex] | None = None) -> int:
-    """Embed the catalog's words with ``encoder`` and store them for ``row``; the number of words."""
-    words, terms = catalog_words(indexes)
-    vectors = encoder.encode_texts(words).astype(np.float32) if words else np.zeros((0, row.dim), np.float32)
-    Vocabulary.objects.update_or_create(
-        encoder=row, defaults={"words": words, "terms": terms, "vectors": vectors.tobytes()}
-    )
-    with _lock:
-        _loaded.pop(row.pk, None)
-    return len(words)
-
-
-# The catalog may gain this share of words (at least REFRESH_MIN_NEW) the vocabulary lacks before the
-# sweep rebuilds it; a word that left the catalog needs no rebuild (expand() skips it).
-REFRESH_SHARE = 0.02
-REFRESH_MIN_NEW = 10
-_REFRESH_LOCK = 0x63617456  # pg advisory lock key: one vocabulary build at a time across workers
-
-
-def refresh() -> str:
-    """Sweep step (tasks.sweep): with QUERY_EXPANSION on, build the active encoder's vocabulary when it
-    has none (a new encoder after a switch, or the setting just turned on) or when the catalog has
-    gained words it lacks; returns what it did."""
-    from catalog_search.exceptions import EncoderUnavailable
-    from catalog_search.retrieval.engine import active_encoder
-
-    if not conf.get("QUERY_EXPANSION"):
-        return "off"
-    try:
-        row, encoder = active_encoder()
-    except EncoderUnavailable as exc:
-        return f"no vocabulary: {exc.message}"
-    stored = Vocabulary.objects.filter(encoder=row).values_list("terms", flat=True).first()
-    if stored is not None:
-        new = _new_terms(list(stored))
-        if new < max(REFRESH_MIN_NEW, REFRESH_SHARE * len(stored)):
-            return "current"
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_REFRESH_LOCK])
-        if not cursor.fetchone()[0]:
-            return "being built by another worker"
-        try:
-            count = build_vocabulary(row, encoder)
-        finally:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [_REFRESH_LOCK])
-    return f"built {count} words for {row.identity}"
-
-
-def _new_terms(known: list[str]) -> int:
-    """Indexed word terms (letters only, like catalog_words' words) that ``known`` lacks."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(DISTINCT term) FROM catalog_search_termstat WHERE df > 0 AND term ~ '^[[:alpha:]]{2,}$' "
-            "AND NOT (term = ANY(%s))",
-            [known],
-        )
-        return int(cursor.fetchone()[0])
-
-
-_lock = threading.Lock()
-
-
-@dataclass(frozen=True)
-class _Loaded:
-    """A vocabulary as one process holds it: words, their terms, their vectors and term -> position."""
-
-    built_at: object
-    words: list[str]
-    terms: list[str]
-    matrix: np.ndarray
-    positions: dict[str, int]
-
-
-_loaded: dict[int, _Loaded] = {}  # encoder pk -> its vocabulary
-
-
-def _vocabulary(row: EncoderRow) -> _Loaded | None:
-    """The stored vocabulary of ``row``, loaded once per process (reloaded when rebuilt)."""
-    built = Vocabulary.objects.filter(encoder=row).values_list("built_at", flat=True).first()
-    if built is None:
-        return None
-    with _lock:
-        cached = _loaded.get(row.pk)
-        if cached is None or cached.built_at != built:
-            stored = Vocabulary.objects.get(encoder=row)
-            matrix = np.frombuffer(bytes(stored.vectors), dtype=np.float32).reshape(len(stored.words), row.dim)
-            terms = list(stored.terms)
-            positions = {term: i for i, term in enumerate(terms)}
-            cached = _loaded[row.pk] = _Loaded(built, list(stored.words), terms, matrix, positions)
-    return cached
 
 
 def _indexed_terms(terms: list[str], content_types: list[int]) -> set[str]:
@@ -267,8 +158,6 @@ def _thesaurus_terms(
 
 def expand(q: str, indexes: Sequence[SearchIndex], row: EncoderRow, encoder: Encoder) -> Expansion:
     """Expand the words of ``q`` that no searched document contains (see the module docstring)."""
-    from catalog_search import query_cache
-
     analyzer = get_analyzer()
     words = analyzer.tokens(q)
     word_terms = {w: t[0] for w in words if (t := analyzer.terms(w))}
@@ -277,7 +166,7 @@ def expand(q: str, indexes: Sequence[SearchIndex], row: EncoderRow, encoder: Enc
     unknown = [w for w in dict.fromkeys(words) if w in word_terms and word_terms[w] not in known]
     if not unknown:
         return Expansion()
-    vocabulary = _vocabulary(row)
+    vocabulary = loaded_vocabulary(row)
     if vocabulary is None:
         logger.info("catalog_search: no vocabulary for %s; run `manage.py catalog_search vocabulary`", row.identity)
         return Expansion()

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from catalog_search.runtimes import MANIFEST, TorchRuntime, features
+from catalog_search.encoding.runtimes import MANIFEST, TorchRuntime, features
 
 # Which towers get int8 weights. "auto" (the default) quantizes both towers and keeps a tower's int8 graph
 # only if it stays within MIN_COSINE of PyTorch on the probe inputs; otherwise that tower stays fp32 (with
@@ -107,7 +107,8 @@ def export_onnx(
     import onnxruntime as ort
     import transformers
 
-    from catalog_search.encoders import Encoder, fingerprint, model_path
+    from catalog_search.encoding.encoders import Encoder
+    from catalog_search.encoding.sources import fingerprint, model_path
 
     if quantize not in QUANTIZE_CHOICES:
         raise ValueError(f"quantize must be one of {QUANTIZE_CHOICES}, not {quantize!r}")
