@@ -169,19 +169,26 @@ def run_case(case: Case, queries: np.ndarray, ids: np.ndarray, vectors: np.ndarr
 
     from catalog_search import conf
     from catalog_search.retrieval import vector
-    from catalog_search.retrieval.filters import object_ids_sql, passing_ids
+    from catalog_search.retrieval.filters import count_filtered, object_ids_sql, passing_ids
     from catalog_search.retrieval.query import build_query
 
     query = build_query(q="x", filters=case.filters, k=K, mode="vector")
     index = query.indexes[0]
     filter_sql = object_ids_sql(index, query.index_filters[index.label])
-    limit = max(int(conf.get("CANDIDATES")), K)
+    limit = max(conf.settings().CANDIDATES, K)
     passing = partial(passing_ids, index, query.index_filters[index.label])
-    count = vector.count_filtered(filter_sql, conf.get("EXACT_SEARCH_MAX_ROWS"))
-    small = count is not None and count <= conf.get("EXACT_SEARCH_MAX_ROWS")
+    count = count_filtered(filter_sql, conf.settings().EXACT_SEARCH_MAX_ROWS)
+    small = count is not None and count <= conf.settings().EXACT_SEARCH_MAX_ROWS
     plan = executed_plan(
         lambda: vector.search(
-            encoder_id, 512, index.content_type.pk, queries[0], {"image": 1.0}, filter_sql, limit, passing
+            queries[0],
+            encoder_id=encoder_id,
+            dim=512,
+            content_type_id=index.content_type.pk,
+            weights={"image": 1.0},
+            restriction=filter_sql,
+            limit=limit,
+            passing=passing,
         )
     )
     statements: list[str] = []
@@ -198,7 +205,16 @@ def run_case(case: Case, queries: np.ndarray, ids: np.ndarray, vectors: np.ndarr
         statements.clear()
         start = time.perf_counter()
         with connection.execute_wrapper(log):
-            hits = vector.search(encoder_id, 512, index.content_type.pk, q, {"image": 1.0}, filter_sql, limit, passing)
+            hits = vector.search(
+                q,
+                encoder_id=encoder_id,
+                dim=512,
+                content_type_id=index.content_type.pk,
+                weights={"image": 1.0},
+                restriction=filter_sql,
+                limit=limit,
+                passing=passing,
+            )
         ms.append((time.perf_counter() - start) * 1000)
         fallbacks += any("OFFSET 0" in sql for sql in statements)
         truth = set(allowed_ids[np.argsort(-(allowed_vecs @ q), kind="stable")[:K]].tolist())
@@ -276,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     from demo_project.shop.models import Product
 
     settings = {
-        name: conf.get(name)
+        name: getattr(conf.settings(), name)
         for name in (
             "CANDIDATES",
             "HNSW_M",

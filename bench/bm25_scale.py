@@ -108,14 +108,15 @@ def prepared(queries: dict[str, list[tuple[str, dict]]]) -> dict[str, list[tuple
 
 def run_search(ct: int, terms: list[str], filtering, limit: int) -> None:
     """What a search request runs for BM25: with a filter, the bounded filter count, then the filter inside
-    the query or checked on the best unfiltered matches (``passing``), as ``engine._run`` decides."""
+    the query or checked on the best unfiltered matches (``passing``), as ``keyword_signal`` decides."""
     from catalog_search import conf
-    from catalog_search.retrieval import bm25, vector
+    from catalog_search.retrieval import bm25
+    from catalog_search.retrieval.filters import count_filtered
 
     filter_sql, passing = filtering
-    cap = int(conf.get("EXACT_SEARCH_MAX_ROWS"))
-    count = vector.count_filtered(filter_sql, cap)
-    bm25.search(ct, terms, filter_sql, limit, passing if count is not None and count > cap else None)
+    cap = conf.settings().EXACT_SEARCH_MAX_ROWS
+    count = count_filtered(filter_sql, cap)
+    bm25.search(ct, terms, filter_sql, limit, passing=passing if count is not None and count > cap else None)
 
 
 def measure(queries, ct: int, limit: int) -> dict[str, float]:
@@ -158,13 +159,10 @@ def explain(ct: int, terms: list[str], filter_sql, limit: int) -> dict[str, Any]
 
     from catalog_search.retrieval import bm25
 
-    sql_filter, filter_params = bm25._named(filter_sql)
     match = bm25.match(ct, terms)
-    sql = bm25._sql(
-        f"p.document_id, p.object_id, SUM({bm25._SCORE}) AS score", sql_filter, match, True, tail=bm25.TOP_TAIL
-    )
+    sql, params = bm25._sql(bm25.SCORED, filter_sql, match, grouped=True, tail=bm25.TOP_TAIL)
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, bm25._params(match, filter_params, limit))
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, {**params, "limit": limit})
         plan = cursor.fetchone()[0]
     plan = plan[0] if isinstance(plan, list) else json.loads(plan)[0]
     rows: dict[str, int] = {}
@@ -204,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     from catalog_search.registry import get_index
     from demo_project.shop.models import Product
 
-    limit = int(conf.get("CANDIDATES"))
+    limit = conf.settings().CANDIDATES
     raw = pick_queries(args.seed, args.per_mix)
     queries = prepared(raw)
     cts = {}

@@ -166,12 +166,12 @@ def breakdown(paths: list[str], qvecs: np.ndarray) -> dict[str, float]:
     from catalog_search.analysis import get_analyzer
     from catalog_search.models import Encoder
     from catalog_search.retrieval import bm25, facets, vector
-    from catalog_search.retrieval.filters import ids_filter, object_ids_sql, passing_ids
+    from catalog_search.retrieval.filters import object_ids_sql, passing_ids, small_ids
     from catalog_search.retrieval.query import build_query
 
     row = Encoder.objects.get(state="active")
-    pool = int(conf.get("CANDIDATES"))
-    cap = int(conf.get("EXACT_SEARCH_MAX_ROWS"))
+    pool = conf.settings().CANDIDATES
+    cap = conf.settings().EXACT_SEARCH_MAX_ROWS
     parts: dict[str, list[float]] = {"count": [], "vector": [], "bm25+facets": [], "candidates": []}
     for path, qvec in zip(paths, qvecs, strict=True):
         params = {k: v if len(v) > 1 else v[0] for k, v in parse_qs(urlparse(path).query).items()}
@@ -184,21 +184,38 @@ def breakdown(paths: list[str], qvecs: np.ndarray) -> dict[str, float]:
         ct = index.content_type.pk
         passing = partial(passing_ids, index, filters)
         t0 = time.perf_counter()
-        ids = vector.filter_ids(fsql, cap) if fsql is not None else None  # as the engine reads the filter
-        count = None if fsql is None else cap + 1 if ids is None else len(ids)
-        fsql = fsql if ids is None else ids_filter(ids)
+        ids = small_ids(fsql, cap) if fsql is not None else None  # as the engine reads the filter (filters.plan)
+        count = None if fsql is None else cap + 1 if ids is None else len(ids.ids)
+        fsql = fsql if ids is None else ids
         large = count is not None and count > cap
         t1 = time.perf_counter()
-        hits = vector.search(row.pk, row.dim, ct, qvec, {"image": 1.0}, fsql, pool, passing, count, False)
+        hits = vector.search(
+            qvec,
+            encoder_id=row.pk,
+            dim=row.dim,
+            content_type_id=ct,
+            weights={"image": 1.0},
+            restriction=fsql,
+            limit=pool,
+            passing=passing,
+            count=count,
+            all_similarities=False,
+        )
         t2 = time.perf_counter()
         match = bm25.match(ct, terms)
-        both = facets.keyword_matches_and_counts(index, filters, match, None if large else fsql, pool)
+        both = facets.keyword_matches_and_counts(index, filters, match, restriction=None if large else fsql, limit=pool)
         assert both is not None, "the demo's Product has facets: one statement"
         t3 = time.perf_counter()
         counted = both[1] + facets.candidate_counts(
-            index, filters, match, None, [(h.document_id, h.object_id) for h in hits]
+            index, filters, match, restriction=None, candidates=[(h.document_id, h.object_id) for h in hits]
         )
-        facets.count(query.indexes, query.index_filters, {index.label: match}, {}, {index.label: counted})
+        facets.count(
+            query.indexes,
+            query.index_filters,
+            matches={index.label: match},
+            vector_ids={},
+            done={index.label: counted},
+        )
         t4 = time.perf_counter()
         for name, ms in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             parts[name].append(ms * 1000)
@@ -380,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
             for s in args.sizes
             for kind in ("model", "catalog-like")
         )
-        + ". *count* = the bounded read of the filter (`vector.filter_ids`), *vector* = `retrieval.vector.search` "
+        + ". *count* = the bounded read of the filter (`filters.small_ids`), *vector* = `retrieval.vector.search` "
         "(nearest neighbours and the filter check, scored from the search's own distances), *bm25+facets* = "
         "`retrieval.facets.keyword_matches_and_counts`: one statement scoring every keyword match, reading the "
         "shop rows of the matched set and counting the facets; *candidates* = `facets.candidate_counts`: the "

@@ -319,8 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     print("==> Table and index sizes", file=sys.stderr)
     sizes = relation_sizes()
     print("==> vector and halfvec copies with HNSW", file=sys.stderr)
-    m, efc = int(conf.get("HNSW_M")), int(conf.get("HNSW_EF_CONSTRUCTION"))
-    ef_search = max(int(conf.get("HNSW_EF_SEARCH")), int(conf.get("CANDIDATES")))
+    m, efc = conf.settings().HNSW_M, conf.settings().HNSW_EF_CONSTRUCTION
+    ef_search = max(conf.settings().HNSW_EF_SEARCH, conf.settings().CANDIDATES)
     try:
         copies = build_copies(loaded["encoder_id"], m, efc)
         ids, vectors = load_vectors(loaded["encoder_id"])

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sides = {"a": _module_at(args.base), "b": vector}
     row = Encoder.objects.get(state="active")
-    pool, cap = int(conf.get("CANDIDATES")), int(conf.get("EXACT_SEARCH_MAX_ROWS"))
+    pool, cap = conf.settings().CANDIDATES, conf.settings().EXACT_SEARCH_MAX_ROWS
     paths = make_queries(args.queries, random.Random(args.seed + 2), set())
     kinds = {"random-model": model_vectors(paths), "catalog-like": catalog_vectors(paths, seed=0)}
 

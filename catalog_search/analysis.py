@@ -133,5 +133,5 @@ def _analyzer(language: str | None, stopwords: tuple[str, ...] | None) -> Analyz
 
 def get_analyzer() -> Analyzer:
     """The analyzer configured by ``CATALOG_SEARCH['LANGUAGE']`` and ``['STOPWORDS']``."""
-    stopwords = conf.get("STOPWORDS")
-    return _analyzer(conf.get("LANGUAGE"), tuple(stopwords) if stopwords is not None else None)
+    stopwords = conf.settings().STOPWORDS
+    return _analyzer(conf.settings().LANGUAGE, tuple(stopwords) if stopwords is not None else None)

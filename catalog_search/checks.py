@@ -14,6 +14,8 @@
   works without it).
 - catalog_search.E009: ``DEFAULT_FUSION`` is neither "rrf" nor "weighted", or ``DEFAULT_ALPHA`` is not a
   number from 0 to 1.
+- catalog_search.E010: a setting that takes a number has a value that is not one (``conf.settings()`` would
+  refuse it on the first search).
 """
 
 from __future__ import annotations
@@ -73,8 +75,13 @@ def check_vector_extension(app_configs=None, databases=None, **kwargs) -> list[c
 
 
 @checks.register()
+def check_setting_types(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    return [checks.Error(problem, id="catalog_search.E010") for problem in conf.problems()]
+
+
+@checks.register()
 def check_model_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    name = conf.get("MODEL")
+    name = conf.raw("MODEL")
     path = Path(model_path(name))
     if (path.is_absolute() or name.startswith(".")) and not path.exists():
         # Not an error: BM25 search works, and the model may be trained or copied in later.
@@ -110,12 +117,12 @@ def check_model_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]
 def check_runtime_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     from catalog_search.encoding.runtimes import MANIFEST, RUNTIMES, onnx_dir
 
-    runtime = conf.get("RUNTIME")
+    runtime = conf.raw("RUNTIME")
     problem, hint = None, ""
     if runtime not in RUNTIMES:
         problem, hint = f"is {runtime!r}", f"Use one of: {', '.join(RUNTIMES)}."
     elif runtime == "onnx":
-        folder = onnx_dir(conf.get("MODEL"))
+        folder = onnx_dir(conf.raw("MODEL"))
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
@@ -133,7 +140,7 @@ def check_runtime_setting(app_configs=None, **kwargs) -> list[checks.CheckMessag
 def check_facets_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     from catalog_search.retrieval.facets import SCOPES
 
-    scope = conf.get("FACETS_OVER")
+    scope = conf.raw("FACETS_OVER")
     if scope in SCOPES:
         return []
     return [
@@ -147,7 +154,7 @@ def check_facets_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage
 
 @checks.register()
 def check_parallel_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    value = conf.get("PARALLEL_RETRIEVAL")
+    value = conf.raw("PARALLEL_RETRIEVAL")
     if isinstance(value, bool):
         return []
     return [
@@ -164,7 +171,7 @@ def check_fusion_settings(app_configs=None, **kwargs) -> list[checks.CheckMessag
     from catalog_search.retrieval.query import FUSIONS
 
     errors = []
-    fusion = conf.get("DEFAULT_FUSION")
+    fusion = conf.raw("DEFAULT_FUSION")
     if fusion not in FUSIONS:
         errors.append(
             checks.Error(
@@ -173,7 +180,7 @@ def check_fusion_settings(app_configs=None, **kwargs) -> list[checks.CheckMessag
                 id="catalog_search.E009",
             )
         )
-    alpha = conf.get("DEFAULT_ALPHA")
+    alpha = conf.raw("DEFAULT_ALPHA")
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
         errors.append(
             checks.Error(
@@ -189,7 +196,7 @@ def check_fusion_settings(app_configs=None, **kwargs) -> list[checks.CheckMessag
 def check_minimum_should_match_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     from catalog_search.retrieval.bm25 import parse_rule
 
-    value = conf.get("MINIMUM_SHOULD_MATCH")
+    value = conf.raw("MINIMUM_SHOULD_MATCH")
     try:
         parse_rule(value)
     except ValueError as exc:
@@ -207,8 +214,8 @@ def check_minimum_should_match_setting(app_configs=None, **kwargs) -> list[check
 def check_thesaurus_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     from catalog_search.retrieval.expansion.thesaurus import ThesaurusUnavailable, wordnet_dir
 
-    value = conf.get("EXPANSION_THESAURUS")
-    if not (value and conf.get("QUERY_EXPANSION") and conf.get("LANGUAGE") == "english"):
+    value = conf.raw("EXPANSION_THESAURUS")
+    if not (value and conf.raw("QUERY_EXPANSION") and conf.raw("LANGUAGE") == "english"):
         return []
     try:
         wordnet_dir(value)

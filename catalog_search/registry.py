@@ -31,8 +31,14 @@ from django.db import models
 from catalog_search.exceptions import InvalidFilter
 
 RANGE_LOOKUPS = ("gte", "lte", "gt", "lt")
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
+def parse_bool(value: Any) -> bool | None:
+    """``value`` as a flag (true/false, 1/0, yes/no, on/off, any case) or None if it is none of those."""
+    if isinstance(value, bool):
+        return value
+    return _BOOLEANS.get(str(value).strip().lower())
 
 
 @dataclass(frozen=True)
@@ -162,11 +168,9 @@ class SearchIndex:
             allowed = ", ".join(f"{name}__{op}" for op in RANGE_LOOKUPS) if kind == "range" else "none"
             raise InvalidFilter(f"Filter {name!r} does not support '__{lookup}' (range lookups: {allowed}).")
         if kind == "boolean":
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text in _TRUE or text in _FALSE:
-                return text in _TRUE
+            flag = parse_bool(raw)
+            if flag is not None:
+                return flag
             raise InvalidFilter(f"Filter {name!r} takes true or false, got {str(raw)[:50]!r}.")
         if isinstance(raw, str) and "\x00" in raw:
             raise InvalidFilter(f"Filter {name!r} contains a null byte.")
@@ -196,7 +200,7 @@ class SearchIndex:
 
     def display_values(self, instance: models.Model) -> dict[str, Any]:
         """JSON-ready ``fields`` of a result: declared display fields plus ``image_url``."""
-        values = {name: _jsonable(_get_path(instance, name)) for name in self.display_fields}
+        values = {name: jsonable(_get_path(instance, name)) for name in self.display_fields}
         if self.image_field:
             image = getattr(instance, self.image_field, None)
             values["image_url"] = image.url if image else None
@@ -210,7 +214,8 @@ def _get_path(instance: models.Model, path: str) -> Any:
     return value
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A field value as JSON can hold it (decimals and dates as strings, files as their URL)."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, decimal.Decimal):
@@ -255,7 +260,7 @@ def get_index_by_label(label: str) -> SearchIndex | None:
     return next((i for i in _registry.values() if i.label == label.lower()), None)
 
 
-def iter_models(labels: Iterable[str] | None = None) -> list[SearchIndex]:
+def indexes_for(labels: Iterable[str] | None = None) -> list[SearchIndex]:
     """Indexes for ``labels`` ("shop.product"), or all registered ones."""
     if labels is None:
         return get_indexes()

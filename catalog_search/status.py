@@ -38,7 +38,7 @@ class ModelStatus:
 
 def model_status(index: SearchIndex) -> ModelStatus:
     ct = index.content_type.pk
-    max_attempts = int(conf.get("MAX_ATTEMPTS"))
+    max_attempts = conf.settings().MAX_ATTEMPTS
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*), count(*) FILTER (WHERE error <> ''), max(indexed_at) "
@@ -108,7 +108,7 @@ def full_status() -> dict[str, Any]:
     return {
         "models": [{**asdict(m), "progress": round(m.progress, 4)} for m in models],
         "encoders": encoder_status(),
-        "configured_model": conf.get("MODEL"),
-        "runtime": conf.get("RUNTIME"),
+        "configured_model": conf.settings().MODEL,
+        "runtime": conf.settings().RUNTIME,
         "query_cache": query_cache.stats(),
     }

@@ -289,7 +289,7 @@ def test_normal_query_still_works_after_the_corpus(client, shop):
 def test_fusion_defaults_to_the_setting_in_answers_and_schema(client, shop, settings):
     settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "DEFAULT_FUSION": "weighted"}
     data = client.get(SEARCH, {"q": "red tote"}).json()
-    assert data["query"]["fusion"] == "weighted" and data["query"]["alpha"] == conf.get("DEFAULT_ALPHA")
+    assert data["query"]["fusion"] == "weighted" and data["query"]["alpha"] == conf.settings().DEFAULT_ALPHA
     assert client.get(SEARCH, {"q": "red tote", "fusion": "rrf"}).json()["query"]["fusion"] == "rrf"
     parameters = client.get(SCHEMA).json()["paths"]["/api/search/"]["get"]["parameters"]
     (fusion,) = [p for p in parameters if p["name"] == "fusion"]

@@ -199,7 +199,7 @@ def test_checking_candidates_gives_the_same_hits_as_the_filter_inside(encoder, s
     for terms in (["wool"], ["red", "lamp"], ["scarf", "cotton", "modern"]):
         inside = bm25.search(ct, terms, filter_sql, 60)
         with CaptureQueriesContext(connection) as queries:
-            checked = bm25.search(ct, terms, filter_sql, 60, passing)
+            checked = bm25.search(ct, terms, filter_sql, 60, passing=passing)
         # Same hits and scores (summation order may differ in the last bit, so ties are compared rounded).
         assert _ranked(checked) == _ranked(inside)
         assert len(checked) == min(60, len(inside))

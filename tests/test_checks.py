@@ -121,3 +121,26 @@ def test_valid_fusion_defaults_pass_the_check(values, settings):
 
     settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, **values}
     assert check_fusion_settings() == []
+
+
+@pytest.mark.parametrize("values", [{"CANDIDATES": "many"}, {"RRF_K": None}, {"EXPANSION_THRESHOLD": [0.5]}])
+def test_a_setting_that_is_not_a_number_is_a_system_check_error(values, settings):
+    from catalog_search.checks import check_setting_types
+
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, **values}
+    (error,) = check_setting_types()
+    assert error.id == "catalog_search.E010" and error.level == checks.ERROR
+    assert repr(next(iter(values))) in error.msg and repr(next(iter(values.values()))) in error.msg
+
+
+def test_settings_are_typed_and_follow_changes(settings):
+    from catalog_search import conf
+    from catalog_search.checks import check_setting_types
+
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "CANDIDATES": "300", "BM25_B": 1, "THREADS": None}
+    assert check_setting_types() == []
+    snapshot = conf.settings()
+    assert snapshot.CANDIDATES == 300 and isinstance(snapshot.BM25_B, float) and snapshot.THREADS is None
+    assert conf.settings() is snapshot  # read once, not per call
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "CANDIDATES": 50}
+    assert conf.settings().CANDIDATES == 50

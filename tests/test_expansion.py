@@ -97,7 +97,7 @@ def test_search_finds_the_handbag_for_pocketbook_only_when_enabled(shop):
         plain = catalog_search.search(q="pocketbook", mode="bm25")
         assert plain.results == [] and "expanded" not in plain.query
     with _settings():
-        assert conf.get("QUERY_EXPANSION")
+        assert conf.settings().QUERY_EXPANSION
         found = catalog_search.search(q="pocketbook", mode="bm25")
         assert [h.object.title for h in found.results] == ["Red leather handbag"]
         assert found.query["expanded"] == {"pocketbook": ["handbag"]}

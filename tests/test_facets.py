@@ -141,20 +141,24 @@ def test_keyword_matches_made_with_the_counts_equal_bm25_alone(catalog, product_
     assert {h.object_id for h in bm25.search(ct, terms, None, 100)} & set(pool), "some candidates match a term"
     alone = bm25.search(ct, terms, filter_sql, 15)
     separate = facets.count(
-        query.indexes, query.index_filters, {product_index.label: match}, {product_index.label: pool}
+        query.indexes, query.index_filters, matches={product_index.label: match}, vector_ids={product_index.label: pool}
     )
     for restrict in (None, filter_sql):
-        hits, counted = facets.keyword_matches_and_counts(product_index, index_filters, match, restrict, 15)
-        counted += facets.candidate_counts(product_index, index_filters, match, restrict, candidates)
+        hits, counted = facets.keyword_matches_and_counts(
+            product_index, index_filters, match, restriction=restrict, limit=15
+        )
+        counted += facets.candidate_counts(
+            product_index, index_filters, match, restriction=restrict, candidates=candidates
+        )
         assert [(h.document_id, h.object_id, round(h.score, 9)) for h in hits] == [
             (h.document_id, h.object_id, round(h.score, 9)) for h in alone
         ]
         combined = facets.count(
             query.indexes,
             query.index_filters,
-            {product_index.label: match},
-            {product_index.label: pool},
-            {product_index.label: counted},
+            matches={product_index.label: match},
+            vector_ids={product_index.label: pool},
+            done={product_index.label: counted},
         )
         assert combined == separate
     passing = {str(pk) for pk in filtered_queryset(product_index, index_filters).values_list("pk", flat=True)}
@@ -169,12 +173,12 @@ def test_keyword_matches_restricted_to_given_objects(catalog, product_index):
     """A composed query restricts the keyword signal to the photo's neighbours: only they are scored and
     counted (with the pool)."""
     from catalog_search.retrieval import bm25, facets
-    from catalog_search.retrieval.filters import ids_filter
+    from catalog_search.retrieval.filters import IdList
 
     neighbours = [str(pk) for pk in Product.objects.filter(color="red").values_list("pk", flat=True)[:12]]
-    restrict = ids_filter(neighbours)
+    restrict = IdList.of(neighbours)
     match = bm25.match(product_index.content_type.pk, ["leather"])
-    hits, counted = facets.keyword_matches_and_counts(product_index, [], match, restrict, 100)
+    hits, counted = facets.keyword_matches_and_counts(product_index, [], match, restriction=restrict, limit=100)
     expected = bm25.search(product_index.content_type.pk, ["leather"], restrict, 100)
     assert hits and {h.object_id for h in hits} <= set(neighbours)
     assert [h.object_id for h in hits] == [h.object_id for h in expected]

@@ -85,7 +85,7 @@ def test_hybrid_fuses_both_signals_with_rrf(catalog):
     first = results.results[0]
     assert first.object.title == "Red leather tote bag"
     assert first.ranks["bm25"] == 1 and first.ranks["vector"] is not None
-    rrf_k = conf.get("RRF_K")
+    rrf_k = conf.settings().RRF_K
     expected = 1 / (rrf_k + first.ranks["bm25"]) + 1 / (rrf_k + first.ranks["vector"])
     assert first.score == pytest.approx(expected)
     assert results.query == {"q": "red tote", "mode": "hybrid", "fusion": "rrf", "filters": {}}
@@ -258,7 +258,7 @@ def test_explain_gives_per_signal_detail(catalog):
     assert top.object.title == "Black leather boots"
     assert set(top.explain["bm25_terms"]) == {"leather", "boot"}
     assert sum(top.explain["bm25_terms"].values()) == pytest.approx(top.scores["bm25"])
-    assert top.explain["contributions"]["bm25"] == pytest.approx(1 / (conf.get("RRF_K") + 1))
+    assert top.explain["contributions"]["bm25"] == pytest.approx(1 / (conf.settings().RRF_K + 1))
     assert "image" in top.explain["vector_similarities"]
     assert catalog_search.search(q="leather").results[0].explain is None
 

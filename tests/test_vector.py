@@ -16,7 +16,7 @@ from catalog_search import get_index
 from catalog_search.indexing import sync, vectors
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.retrieval import vector
-from catalog_search.retrieval.filters import object_ids_sql, passing_ids
+from catalog_search.retrieval.filters import count_filtered, object_ids_sql, passing_ids
 from catalog_search.retrieval.query import parse_filters
 from catalog_search.sql import vector_literal
 from tests.test_bm25 import WORDS
@@ -61,7 +61,15 @@ def test_one_percent_filter_returns_k_results_identical_to_exact(articles, encod
     with override_settings(CATALOG_SEARCH={"MODEL": encoder.name, "EXACT_SEARCH_MAX_ROWS": exact_max_rows}):
         for query in ("warm wool scarf", "red leather tote", "modern lamp", "striped cotton shirt"):
             qvec = encoder.encode_texts([query])[0]
-            hits = vector.search(row.pk, row.dim, index.content_type.pk, qvec, {"text": 1.0}, filter_sql, 10)
+            hits = vector.search(
+                qvec,
+                encoder_id=row.pk,
+                dim=row.dim,
+                content_type_id=index.content_type.pk,
+                weights={"text": 1.0},
+                restriction=filter_sql,
+                limit=10,
+            )
             assert len(hits) == 10
             assert [h.object_id for h in hits] == _exact_top(encoder, index, qvec, "rare", 10)
             assert all(Article.objects.get(pk=h.object_id).section == "rare" for h in hits)
@@ -77,7 +85,16 @@ def _search(encoder, index, filters: dict, query: str, k: int, passing=None, **s
         override_settings(CATALOG_SEARCH={"MODEL": encoder.name, **settings}),
         CaptureQueriesContext(connection) as queries,
     ):
-        hits = vector.search(row.pk, row.dim, index.content_type.pk, qvec, {"text": 1.0}, filter_sql, k, passing)
+        hits = vector.search(
+            qvec,
+            encoder_id=row.pk,
+            dim=row.dim,
+            content_type_id=index.content_type.pk,
+            weights={"text": 1.0},
+            restriction=filter_sql,
+            limit=k,
+            passing=passing,
+        )
     exact_ran = any("OFFSET 0" in q["sql"] for q in queries.captured_queries)
     return qvec, hits, exact_ran
 
@@ -201,9 +218,26 @@ def test_one_column_search_scores_from_its_own_distances(articles, encoder, filt
         for query in ("warm wool scarf", "modern lamp"):
             qvec = encoder.encode_texts([query])[0]
             for weight in (1.0, 0.85):
-                full = vector.search(*args, qvec, {"text": weight}, filter_sql, 25)
+                full = vector.search(
+                    qvec,
+                    encoder_id=args[0],
+                    dim=args[1],
+                    content_type_id=args[2],
+                    weights={"text": weight},
+                    restriction=filter_sql,
+                    limit=25,
+                )
                 with CaptureQueriesContext(connection) as queries:
-                    own = vector.search(*args, qvec, {"text": weight}, filter_sql, 25, all_similarities=False)
+                    own = vector.search(
+                        qvec,
+                        encoder_id=args[0],
+                        dim=args[1],
+                        content_type_id=args[2],
+                        weights={"text": weight},
+                        restriction=filter_sql,
+                        limit=25,
+                        all_similarities=False,
+                    )
                 assert not any("1 - (" in q["sql"] for q in queries.captured_queries)
                 assert len(own) == 25
                 assert [(h.document_id, h.object_id, h.score, h.similarities) for h in own] == [
@@ -223,7 +257,7 @@ def test_the_filter_count_trusts_only_a_large_row_estimate(articles):
     def count(filters: dict, cap: int) -> tuple[int | None, bool]:
         _, per_index = parse_filters(filters, [index])
         with CaptureQueriesContext(connection) as queries:
-            n = vector.count_filtered(object_ids_sql(index, per_index[index.label]), cap)
+            n = count_filtered(object_ids_sql(index, per_index[index.label]), cap)
         return n, any("count(*)" in q["sql"] for q in queries.captured_queries)
 
     broad = {"section": ["common0", "common1", "common2", "common3"]}  # 1,698 of 3,000
@@ -232,7 +266,7 @@ def test_the_filter_count_trusts_only_a_large_row_estimate(articles):
     assert count(broad, 3000) == (1698, True)  # ~1,700 <= 3,000: counted
     assert count({"section": "rare"}, 100) == (30, True)
     assert count({"section": "rare"}, 10) == (11, False)
-    assert vector.count_filtered(None, 10) is None
+    assert count_filtered(None, 10) is None
 
 
 @pytest.fixture
@@ -289,7 +323,15 @@ def test_two_columns_over_a_filter_rank_by_the_weighted_similarity_in_one_statem
         for query, k in (("red leather", 20), ("warm wool scarf", 20), ("green canvas", 5)):
             qvec = encoder.encode_texts([query])[0]
             with CaptureQueriesContext(connection) as queries:
-                hits = vector.search(row.pk, row.dim, index.content_type.pk, qvec, weights, filter_sql, k)
+                hits = vector.search(
+                    qvec,
+                    encoder_id=row.pk,
+                    dim=row.dim,
+                    content_type_id=index.content_type.pk,
+                    weights=weights,
+                    restriction=filter_sql,
+                    limit=k,
+                )
             oracle = _weighted_oracle(row.pk, qvec, shoes, weights)[:k]
             assert [h.object_id for h in hits] == [oid for oid, _ in oracle]
             assert [h.score for h in hits] == pytest.approx([score for _, score in oracle], abs=1e-5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalog_search.retrieval.engine import SearchHit, SearchResults
+from catalog_search.retrieval.results import SearchHit, SearchResults
 
 
 def serialize_hit(hit: SearchHit) -> dict[str, Any]:

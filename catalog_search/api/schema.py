@@ -56,11 +56,11 @@ def filter_parameters() -> list[dict[str, Any]]:
 
 def _search_parameters() -> dict[str, dict[str, Any]]:
     return {
-        "q": {"type": "string", "minLength": 1, "maxLength": int(conf.get("MAX_QUERY_LENGTH")), "pattern": Q_PATTERN},
-        "k": {"type": "integer", "minimum": 1, "maximum": int(conf.get("MAX_K")), "default": 20},
-        "offset": {"type": "integer", "minimum": 0, "maximum": int(conf.get("MAX_OFFSET")), "default": 0},
+        "q": {"type": "string", "minLength": 1, "maxLength": conf.settings().MAX_QUERY_LENGTH, "pattern": Q_PATTERN},
+        "k": {"type": "integer", "minimum": 1, "maximum": conf.settings().MAX_K, "default": 20},
+        "offset": {"type": "integer", "minimum": 0, "maximum": conf.settings().MAX_OFFSET, "default": 0},
         "mode": {"type": "string", "enum": ["hybrid", "bm25", "vector"], "default": "hybrid"},
-        "fusion": {"type": "string", "enum": ["rrf", "weighted"], "default": conf.get("DEFAULT_FUSION")},
+        "fusion": {"type": "string", "enum": ["rrf", "weighted"], "default": conf.settings().DEFAULT_FUSION},
         "alpha": {"type": "number", "minimum": 0, "maximum": 1},
         "explain": EXPLAIN,
     }

@@ -11,7 +11,7 @@ class _Throttle(SimpleRateThrottle):
     setting = ""
 
     def get_rate(self) -> str | None:
-        return conf.get(self.setting)
+        return getattr(conf.settings(), self.setting)
 
     def get_cache_key(self, request, view) -> str:
         user = getattr(request, "user", None)

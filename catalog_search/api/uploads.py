@@ -17,7 +17,7 @@ class LimitedMemoryUploadHandler(FileUploadHandler):
     def new_file(self, *args, **kwargs) -> None:
         super().new_file(*args, **kwargs)
         self.buffer = io.BytesIO()
-        self.limit = int(conf.get("MAX_IMAGE_BYTES"))
+        self.limit = conf.settings().MAX_IMAGE_BYTES
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
         if start + len(raw_data) > self.limit:

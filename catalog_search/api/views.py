@@ -20,10 +20,10 @@ from catalog_search.api.schema import openapi_schema
 from catalog_search.api.throttling import ImageSearchThrottle, TextSearchThrottle
 from catalog_search.api.uploads import LimitedMemoryUploadHandler
 from catalog_search.exceptions import ImageTooLarge, InvalidImage, InvalidQuery
+from catalog_search.registry import parse_bool
 from catalog_search.retrieval.engine import search
 
 PARAMETERS = ("q", "k", "offset", "mode", "fusion", "alpha", "explain")
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 MULTIPART_OVERHEAD = 64 * 1024  # form fields and part headers around the image
 
 
@@ -62,10 +62,12 @@ class SearchAPIView(APIView):
 
     @staticmethod
     def explain_flag(value: str | None) -> bool:
-        text = (value or "").strip().lower()
-        if text in _TRUE or text in _FALSE:
-            return text in _TRUE
-        raise InvalidQuery("'explain' must be 1 or 0.")
+        if value is None or not value.strip():  # absent or empty: off
+            return False
+        flag = parse_bool(value)
+        if flag is None:
+            raise InvalidQuery("'explain' must be 1 or 0.")
+        return flag
 
     def run(self, params: dict[str, str], filters: dict[str, Any], image: Any = None) -> Response:
         results = search(
@@ -103,7 +105,7 @@ class ImageSearchView(SearchAPIView):
         return super().initialize_request(request, *args, **kwargs)
 
     def post(self, request: Request) -> Response:
-        limit = int(conf.get("MAX_IMAGE_BYTES"))
+        limit = conf.settings().MAX_IMAGE_BYTES
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

@@ -38,7 +38,7 @@ class Encoder:
 
         self.name = name
         source = model_path(name)
-        self.batch_size = batch_size or conf.get("ENCODE_BATCH_SIZE")
+        self.batch_size = batch_size or conf.settings().ENCODE_BATCH_SIZE
         try:
             config = AutoConfig.from_pretrained(source)
             self.tokenizer = AutoTokenizer.from_pretrained(source)
@@ -48,8 +48,8 @@ class Encoder:
                 f"Could not load the encoder from CATALOG_SEARCH['MODEL'] = {name!r}: {exc}"
             ) from exc
         model_fingerprint = fingerprint(name)
-        self.runtime = load_runtime(runtime or conf.get("RUNTIME"), source, name, model_fingerprint, device)
-        self.fast_preprocessing = conf.get("FAST_PREPROCESSING") and FastImagePreprocessor.supports(
+        self.runtime = load_runtime(runtime or conf.settings().RUNTIME, source, name, model_fingerprint, device)
+        self.fast_preprocessing = conf.settings().FAST_PREPROCESSING and FastImagePreprocessor.supports(
             self.image_processor
         )
         self._preprocess = FastImagePreprocessor(self.image_processor) if self.fast_preprocessing else None
@@ -108,8 +108,8 @@ _loaded: dict[tuple[str, str], Encoder] = {}
 def get_encoder(name: str | None = None) -> Encoder:
     """The process-wide encoder for ``name`` (default: ``CATALOG_SEARCH['MODEL']``) in the configured
     runtime, loaded once."""
-    name = name or conf.get("MODEL")
-    key = (name, conf.get("RUNTIME"))
+    name = name or conf.settings().MODEL
+    key = (name, conf.settings().RUNTIME)
     with _lock:
         if key not in _loaded:
             logger.info("Loading encoder %s (%s runtime)", name, key[1])

@@ -42,8 +42,8 @@ def open_image(
     source: bytes | IO[bytes], *, max_bytes: int | None = None, max_pixels: int | None = None
 ) -> Image.Image:
     """Decode ``source`` into an RGB image or raise a clear InvalidImage subclass."""
-    max_bytes = max_bytes or conf.get("MAX_IMAGE_BYTES")
-    max_pixels = max_pixels or conf.get("MAX_IMAGE_PIXELS")
+    max_bytes = max_bytes or conf.settings().MAX_IMAGE_BYTES
+    max_pixels = max_pixels or conf.settings().MAX_IMAGE_PIXELS
     data = read_limited(source, max_bytes)
     try:
         with warnings.catch_warnings():
@@ -68,7 +68,7 @@ def open_image(
     if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
         # The encoders' resize to a square input would blow such a strip up to millions of pixels.
         raise InvalidImage(f"The image is {width}x{height}: sides more than {MAX_ASPECT_RATIO}:1 are not accepted.")
-    side = int(conf.get("MAX_IMAGE_SIDE"))
+    side = conf.settings().MAX_IMAGE_SIDE
     try:
         image.seek(0)  # first frame of an animation
         image.draft("RGB", (side, side))  # JPEG: decode at a reduced scale directly (much faster)

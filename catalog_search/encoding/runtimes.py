@@ -57,7 +57,7 @@ def _pick_device(setting: str) -> torch.device:
 
 
 def _threads() -> int | None:
-    value = conf.get("THREADS")
+    value = conf.settings().THREADS
     return int(value) if value else None
 
 
@@ -71,7 +71,7 @@ class TorchRuntime:
 
         from catalog_search.encoding import modeling  # noqa: F401  (registers the project's own encoder with AutoModel)
 
-        self.device = _pick_device(device or conf.get("DEVICE"))
+        self.device = _pick_device(device or conf.settings().DEVICE)
         if (threads := _threads()) and self.device.type == "cpu":
             torch.set_num_threads(threads)  # process-wide: torch has one intra-op pool
         try:
@@ -109,7 +109,7 @@ def onnx_dir(name: str) -> Path:
     under ``$CATALOG_SEARCH_CACHE`` (default ``~/.cache/catalog_search``) for a hub id."""
     from catalog_search.encoding.sources import model_path
 
-    if configured := conf.get("ONNX_DIR"):
+    if configured := conf.settings().ONNX_DIR:
         return Path(configured).expanduser()
     local = Path(model_path(name))
     if local.is_dir():

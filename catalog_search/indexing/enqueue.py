@@ -55,14 +55,14 @@ def enqueue(label: str, object_ids: Iterable[object]) -> bool:
         return False
     from celery import signature
 
-    size = int(conf.get("INDEX_BATCH_SIZE"))
+    size = conf.settings().INDEX_BATCH_SIZE
     try:
         for start in range(0, len(ids), size):
             # By name (tasks.py imports this module): the registered task where this process has it, so
             # task_always_eager and the task's own options apply; else a plain send to the broker.
             signature(PROCESS_TASK, args=(label, ids[start : start + size])).apply_async(retry=False)
     except Exception as exc:  # broker down: the sweep will pick the outbox rows up
-        _down_until = time.monotonic() + float(conf.get("BROKER_RETRY_AFTER_SECONDS"))
+        _down_until = time.monotonic() + conf.settings().BROKER_RETRY_AFTER_SECONDS
         logger.warning("catalog_search: could not enqueue indexing (%s); the sweep will retry", exc)
         return False
     return True

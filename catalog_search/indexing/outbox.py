@@ -106,7 +106,7 @@ def pending_count(index: SearchIndex) -> int:
 
 def claim(index: SearchIndex, object_ids: list[str], *, reclaim: bool = False) -> list[Claim]:
     """Lease the outbox rows of ``object_ids`` that nobody else holds (``reclaim``: rows we hold)."""
-    lease = int(conf.get("OUTBOX_LEASE_SECONDS"))
+    lease = conf.settings().OUTBOX_LEASE_SECONDS
     condition = "" if reclaim else "AND (claimed_until IS NULL OR claimed_until < now())"
     with connection.cursor() as cursor:
         cursor.execute(
@@ -285,7 +285,7 @@ def _finish_runs(index: SearchIndex) -> None:
 
 def stale_ids(index: SearchIndex, limit: int = 5000) -> list[str]:
     """Outbox rows that no task holds and none was queued for recently (broker was down, worker died)."""
-    after = int(conf.get("SWEEP_AFTER_SECONDS"))
+    after = conf.settings().SWEEP_AFTER_SECONDS
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT object_id FROM catalog_search_outbox WHERE content_type_id = %s "
@@ -293,7 +293,7 @@ def stale_ids(index: SearchIndex, limit: int = 5000) -> list[str]:
             "AND updated_at < now() - make_interval(secs => %s) "
             "AND (enqueued_at IS NULL OR enqueued_at < now() - make_interval(secs => %s)) "
             "ORDER BY updated_at LIMIT %s",
-            [index.content_type.pk, int(conf.get("MAX_ATTEMPTS")), after, after, limit],
+            [index.content_type.pk, conf.settings().MAX_ATTEMPTS, after, after, limit],
         )
         return [oid for (oid,) in cursor.fetchall()]
 

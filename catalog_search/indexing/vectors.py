@@ -64,7 +64,7 @@ def ensure_vector_indexes(row: EncoderRow) -> None:
             cursor.execute(
                 f"CREATE INDEX IF NOT EXISTS {vector_index_name(row, column)} ON catalog_search_embedding "
                 f"USING hnsw (({column}::vector({int(row.dim)})) vector_cosine_ops) "
-                f"WITH (m = {int(conf.get('HNSW_M'))}, ef_construction = {int(conf.get('HNSW_EF_CONSTRUCTION'))}) "
+                f"WITH (m = {conf.settings().HNSW_M}, ef_construction = {conf.settings().HNSW_EF_CONSTRUCTION}) "
                 f"WHERE encoder_id = {int(row.pk)} AND {column} IS NOT NULL"
             )
 

@@ -56,7 +56,7 @@ def refresh() -> str:
     """Sweep step (tasks.sweep): with QUERY_EXPANSION on, build the active encoder's vocabulary when it
     has none (a new encoder after a switch, or the setting just turned on) or when the catalog has
     gained words it lacks; returns what it did."""
-    if not conf.get("QUERY_EXPANSION"):
+    if not conf.settings().QUERY_EXPANSION:
         return "off"
     try:
         row, encoder = active_encoder()

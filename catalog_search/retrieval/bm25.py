@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from django.db import connection
 
 from catalog_search import conf
-from catalog_search.retrieval.filters import is_ids, member
+from catalog_search.retrieval.filters import IdList, Passing, Restriction
 from catalog_search.sql import int_array
 
 
@@ -63,7 +62,7 @@ def parse_rule(rule: int | str) -> tuple[bool, int, bool]:
 def required_terms(n: int, rule: int | str | None = None) -> int:
     """How many of a query's ``n`` terms a document must contain to match: the rule (default
     MINIMUM_SHOULD_MATCH) applied as Elasticsearch does, at least 1 and at most ``n``."""
-    missing, number, percent = parse_rule(conf.get("MINIMUM_SHOULD_MATCH") if rule is None else rule)
+    missing, number, percent = parse_rule(conf.settings().MINIMUM_SHOULD_MATCH if rule is None else rule)
     count = math.floor(n * number / 100) if percent else number
     return max(1, min(n, n - count if missing else count))
 
@@ -101,17 +100,26 @@ def match(content_type_id: int, terms: list[str], groups: dict[str, int] | None 
     return Match(content_type_id, terms, required_terms(present) if present else 1, numbers)
 
 
-def _sql(select: str, filter_sql: str | None, match: Match, grouped: bool, where: str = "", tail: str = "") -> str:
+def _restricted(restriction: Restriction | None) -> tuple[str, str, dict]:
+    """(join, condition, params) restricting the postings to the objects of ``restriction``."""
+    if restriction is None:
+        return "", "", {}
+    if isinstance(restriction, IdList):
+        condition, params = restriction.member("p.object_id")
+        return "", f"AND {condition}", params
+    # A large filter: joined as its distinct ids, fenced (OFFSET 0). As `p.object_id IN (<filter>)` it was
+    # planned, with stale visibility statistics, as a nested loop reading the postings once per filtered
+    # object (docs/benchmarks.md).
+    sql, params = restriction.select()
+    return f"JOIN (SELECT DISTINCT fx.oid FROM ({sql}) AS fx(oid) OFFSET 0) fx ON fx.oid = p.object_id", "", params
+
+
+def _sql(
+    select: str, restriction: Restriction | None, match: Match, *, grouped: bool, where: str = "", tail: str = ""
+) -> tuple[str, dict]:
     """The postings of ``match``'s terms (of its matching documents) joined with their idf: ``select`` per
-    posting, or per document when ``grouped`` (always when a minimum of terms must match)."""
-    join = ""
-    if filter_sql and is_ids(filter_sql):
-        where += f" AND {member('p.object_id', filter_sql)}"
-    elif filter_sql:
-        # A large filter: joined as its distinct ids, fenced (OFFSET 0). As `p.object_id IN (<filter>)` it
-        # was planned, with stale visibility statistics, as a nested loop reading the postings once per
-        # filtered object (over 10 s at 100k products; 52 ms this way; filters.member).
-        join = f"JOIN (SELECT DISTINCT fx.oid FROM ({filter_sql}) AS fx(oid) OFFSET 0) fx ON fx.oid = p.object_id"
+    posting, or per document when ``grouped`` (always when a minimum of terms must match); with its params."""
+    join, condition, params = _restricted(restriction)
     group = "GROUP BY p.document_id, p.object_id" if grouped or match.required > 1 else ""
     if match.required > 1:
         # One posting per (term, document); with groups, terms of one group count once.
@@ -122,7 +130,7 @@ def _sql(select: str, filter_sql: str | None, match: Match, grouped: bool, where
         if match.groups
         else "s JOIN catalog_search_termstat ts ON ts.content_type_id = %(ct)s AND ts.term = ANY(%(terms)s)"
     )
-    return f"""
+    sql = f"""
         WITH s AS (
             SELECT doc_count::float8 AS n, total_length / GREATEST(doc_count, 1) AS avgdl
             FROM catalog_search_corpusstat WHERE content_type_id = %(ct)s AND doc_count > 0
@@ -133,47 +141,34 @@ def _sql(select: str, filter_sql: str | None, match: Match, grouped: bool, where
         SELECT {select}
         FROM s, t
         JOIN catalog_search_posting p ON p.term = t.term AND p.content_type_id = %(ct)s {join}
-        WHERE true {where}
+        WHERE true {where} {condition}
         {group} {tail}
     """
+    return sql, {**_params(match), **params}
 
 
-def _params(match: Match, filter_params: list, limit: int | None = None) -> dict:
-    params = {
+def _params(match: Match) -> dict:
+    settings = conf.settings()
+    return {
         "ct": match.content_type_id,
         "terms": match.terms,
-        "k1": conf.get("BM25_K1"),
-        "b": conf.get("BM25_B"),
+        "k1": settings.BM25_K1,
+        "b": settings.BM25_B,
         "required": match.required,
         "groups": match.groups,
     }
-    params.update({f"f{i}": v for i, v in enumerate(filter_params)})
-    if limit is not None:
-        params["limit"] = limit
-    return params
-
-
-def _named(filter_sql: tuple[str, list] | None, prefix: str = "f") -> tuple[str | None, list]:
-    """Turn the ORM's positional ``%s`` into named ``%(f0)s`` placeholders so its SQL nests in a
-    named-parameter query; the caller binds ``{prefix}{i}`` to ``params[i]``."""
-    if filter_sql is None:
-        return None, []
-    sql, params = filter_sql
-    sql = sql.replace("%%", "\x00")
-    parts = sql.split("%s")
-    named = parts[0] + "".join(f"%({prefix}{i})s{part}" for i, part in enumerate(parts[1:]))
-    return named.replace("\x00", "%%"), params
 
 
 def search(
     content_type_id: int,
     terms: list[str] | Match,
-    filter_sql: tuple[str, list] | None,
+    restriction: Restriction | None,
     limit: int,
-    passing: Callable[[list[str]], Collection[str]] | None = None,
+    *,
+    passing: Passing | None = None,
 ) -> list[Hit]:
-    """The ``limit`` best matching documents for ``terms`` (or their ``Match``) among those passing the
-    filter, best first.
+    """The ``limit`` best matching documents for ``terms`` (or their ``Match``) among the objects of
+    ``restriction``, best first.
 
     With ``passing`` (object ids -> those passing the filter; the engine gives it for a filter that
     keeps many objects), the best unfiltered matches are scored first and only they are checked against
@@ -182,59 +177,53 @@ def search(
     found = terms if isinstance(terms, Match) else match(content_type_id, terms)
     if not found.terms:
         return []
-    if passing is not None and filter_sql is not None:
+    if passing is not None and restriction is not None:
         depth = max(limit * 5, 1000)
         best = _top(found, None, depth)
         allowed = passing([hit.object_id for hit in best])
         kept = [hit for hit in best if hit.object_id in allowed]
         if len(kept) >= limit or len(best) < depth:  # enough, or every match was checked
             return kept[:limit]
-    return _top(found, filter_sql, limit)
+    return _top(found, restriction, limit)
 
 
 # Ties are broken by document id on the score rounded to 1e-9 (in float8: rounding every group as numeric
-# cost a quarter of the query): the sum of a document's per-term scores can differ in its last bit
-# between query plans, which must not reorder equal scores.
+# would cost more): the sum of a document's per-term scores can differ in its last bit between query plans,
+# which must not reorder equal scores.
 TOP_TAIL = f"ORDER BY round(SUM({_SCORE}) * 1e9) DESC, p.document_id LIMIT %(limit)s"
+SCORED = f"p.document_id, p.object_id, SUM({_SCORE}) AS score"
 
 
-def _top(match: Match, filter_sql: tuple[str, list] | None, limit: int) -> list[Hit]:
-    sql_filter, filter_params = _named(filter_sql)
-    sql = _sql(f"p.document_id, p.object_id, SUM({_SCORE}) AS score", sql_filter, match, True, tail=TOP_TAIL)
+def _top(match: Match, restriction: Restriction | None, limit: int) -> list[Hit]:
+    sql, params = _sql(SCORED, restriction, match, grouped=True, tail=TOP_TAIL)
     with connection.cursor() as cursor:
-        cursor.execute(sql, _params(match, filter_params, limit))
+        cursor.execute(sql, {**params, "limit": limit})
         return [Hit(doc_id, oid, float(score)) for doc_id, oid, score in cursor.fetchall()]
 
 
-def scored_sql(match: Match, filter_sql: tuple[str, list] | None) -> tuple[str, dict]:
+def scored_sql(match: Match, restriction: Restriction | None) -> tuple[str, dict]:
     """SQL (named params) scoring every matching document: (document_id, object_id, score)."""
-    sql_filter, filter_params = _named(filter_sql)
-    sql = _sql(f"p.document_id, p.object_id, SUM({_SCORE}) AS score", sql_filter, match, True)
-    return sql, _params(match, filter_params)
+    return _sql(SCORED, restriction, match, grouped=True)
 
 
-def matched_object_ids_sql(match: Match, filter_sql: tuple[str, list] | None) -> tuple[str, dict]:
+def matched_object_ids_sql(match: Match, restriction: Restriction | None) -> tuple[str, dict]:
     """SQL (named params) selecting the object ids of every matching document (facets), possibly once per
     matching term: the caller removes duplicates where it needs to (``IN`` does)."""
-    sql_filter, filter_params = _named(filter_sql)
-    return _sql("p.object_id", sql_filter, match, False), _params(match, filter_params)
+    return _sql("p.object_id", restriction, match, grouped=False)
 
 
-def matching_documents_sql(
-    match: Match, filter_sql: tuple[str, list] | None, document_ids: list[int]
-) -> tuple[str, dict]:
+def matching_documents_sql(match: Match, restriction: Restriction | None, document_ids: list[int]) -> tuple[str, dict]:
     """SQL (named params) selecting (document_id, object_id) of those of ``document_ids`` that match,
     possibly once per matching term."""
-    sql_filter, filter_params = _named(filter_sql)
     # Both keys of the posting primary key: one index probe per (term, document).
-    sql = _sql(
+    sql, params = _sql(
         "p.document_id, p.object_id",
-        sql_filter,
+        restriction,
         match,
-        False,
+        grouped=False,
         where="AND p.term = ANY(%(terms)s) AND p.document_id = ANY(%(among)s::bigint[])",
     )
-    return sql, {**_params(match, filter_params), "among": int_array(document_ids)}
+    return sql, {**params, "among": int_array(document_ids)}
 
 
 def explain_terms(content_type_id: int, terms: list[str], document_ids: list[int]) -> dict[int, dict[str, float]]:
@@ -242,15 +231,16 @@ def explain_terms(content_type_id: int, terms: list[str], document_ids: list[int
     terms = sorted(set(terms))
     if not terms or not document_ids:
         return {}
-    every = Match(content_type_id, terms)
-    sql = _sql(
-        f"p.document_id, t.term, {_SCORE}", None, every, False, where="AND p.document_id = ANY(%(ids)s::bigint[])"
+    sql, params = _sql(
+        f"p.document_id, t.term, {_SCORE}",
+        None,
+        Match(content_type_id, terms),
+        grouped=False,
+        where="AND p.document_id = ANY(%(ids)s::bigint[])",
     )
-    params = _params(every, [])
-    params["ids"] = int_array(document_ids)
     out: dict[int, dict[str, float]] = {}
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, {**params, "ids": int_array(document_ids)})
         for doc_id, term, score in cursor.fetchall():
             out.setdefault(doc_id, {})[term] = float(score)
     return out

@@ -28,11 +28,11 @@ from django.core.exceptions import EmptyResultSet, FieldDoesNotExist
 from django.db import connection, models
 from django.db.models import BooleanField, F, Func
 
-from catalog_search.registry import FacetField, RangeFacet, SearchIndex, _jsonable
+from catalog_search.registry import FacetField, RangeFacet, SearchIndex, jsonable
 from catalog_search.retrieval import bm25
-from catalog_search.retrieval.filters import filtered_queryset
+from catalog_search.retrieval.filters import Restriction, filtered_queryset
 from catalog_search.retrieval.query import Filter
-from catalog_search.sql import text_array
+from catalog_search.sql import named, text_array
 
 Facet = FacetField | RangeFacet
 # CATALOG_SEARCH["FACETS_OVER"]: "matches" counts the matched set above; "results" only the fused candidates
@@ -49,11 +49,11 @@ class _InMatched(Func):
 
 
 def _matched_clause(
-    match: bm25.Match | None, pool: list[str], restrict_sql: tuple[str, list] | None = None
+    match: bm25.Match | None, vector_ids: list[str], restriction: Restriction | None = None
 ) -> tuple[str, dict]:
-    parts, params = [], {"pool": text_array(pool)}
+    parts, params = [], {"pool": text_array(vector_ids)}
     if match is not None and match.terms:
-        sql, bm25_params = bm25.matched_object_ids_sql(match, restrict_sql)
+        sql, bm25_params = bm25.matched_object_ids_sql(match, restriction)
         parts.append(sql)
         params.update(bm25_params)
     parts.append("SELECT unnest(%(pool)s::text[])")
@@ -93,7 +93,13 @@ class _Keywords:
 
 
 def _count_group(
-    index, filters, group: list[Facet], matched_sql, matched_params, keywords: _Keywords | None = None
+    index: SearchIndex,
+    filters: list[Filter],
+    group: list[Facet],
+    *,
+    matched_sql: str | None,
+    matched_params: dict,
+    keywords: _Keywords | None = None,
 ) -> tuple[list[list[tuple[Any, int]]], list[bm25.Hit]]:
     """Rows (value or bucket, count) per facet of ``group``: one scan of the filtered shop table joined
     with the matched set (computed once), grouped by every facet at once with GROUPING SETS. With
@@ -101,20 +107,19 @@ def _count_group(
     rows read are returned too."""
     # The matched ids, in the primary key's own type, as one array: PostgreSQL fetches exactly those rows
     # through the primary key index in table order (a bitmap scan) instead of scanning every row a broad
-    # filter keeps, or probing the index once per matched object (1.3-1.8x slower at 100k products).
+    # filter keeps, or probing the index once per matched object (docs/benchmarks.md).
     pk_type = index.model._meta.pk.rel_db_type(connection)
     # An id twice in the array still fetches its row once. Scored documents are distinct, so their ids are
-    # not deduplicated first (9% of the statement at 100k products); the postings' ids (one per matching
-    # term) are.
+    # not deduplicated first (a sort saved); the postings' ids (one per matching term) are.
     distinct = "" if keywords else "DISTINCT"
     queryset = filtered_queryset(index, filters).filter(_InMatched(F("pk"), pk_type=pk_type, distinct=distinct))
     queryset = queryset.order_by()
     values = queryset.values_list(*(["pk"] if keywords else []), *(f.name for f in group))
     try:
-        values_sql, values_params = bm25._named(values.query.sql_with_params(), prefix="v")
+        values_sql, values_params = named(*values.query.sql_with_params(), prefix="v")
     except EmptyResultSet:  # a filter nothing can match
         return [[] for _ in group], []
-    params = {**matched_params, **{f"v{i}": v for i, v in enumerate(values_params)}}
+    params = {**matched_params, **values_params}
     columns = ", ".join(f"c{i}" for i in range(len(group)))
     keys = []
     for i, facet in enumerate(group):
@@ -183,19 +188,22 @@ def keyword_matches_and_counts(
     index: SearchIndex,
     filters: list[Filter],
     match: bm25.Match,
-    restrict_sql: tuple[str, list] | None,
+    *,
+    restriction: Restriction | None,
     limit: int,
 ) -> tuple[list[bm25.Hit], Counted] | None:
-    """The ``limit`` best BM25 matches (``match``) passing ``filters`` (and ``restrict_sql``, an
-    ``object_id IN`` restriction of the postings), and the single-valued facet counts of ``index`` over
+    """The ``limit`` best BM25 matches (``match``) passing ``filters`` (and ``restriction``, of the
+    postings), and the single-valued facet counts of ``index`` over
     every such match, in one statement. ``candidate_counts`` completes the counts once the vector
     candidates are known (so this statement can run while the vector search does). None when the
     index has no facet a shared scan can count (then ``bm25.search`` alone is cheaper)."""
     if not match.terms or not counted_with_keywords(index):
         return None
     groups = _facet_groups(index)
-    sql, params = bm25.scored_sql(match, restrict_sql)
-    rows, hits = _count_group(index, filters, groups[0], None, {}, _Keywords(sql, params, limit))
+    sql, params = bm25.scored_sql(match, restriction)
+    rows, hits = _count_group(
+        index, filters, groups[0], matched_sql=None, matched_params={}, keywords=_Keywords(sql, params, limit)
+    )
     return hits, list(zip(groups[0], rows, strict=True))
 
 
@@ -203,7 +211,8 @@ def candidate_counts(
     index: SearchIndex,
     filters: list[Filter],
     match: bm25.Match,
-    restrict_sql: tuple[str, list] | None,
+    *,
+    restriction: Restriction | None,
     candidates: list[tuple[int, str]],
 ) -> Counted:
     """What ``keyword_matches_and_counts`` left to count: the vector ``candidates`` (document id, object
@@ -213,15 +222,15 @@ def candidate_counts(
     counted: Counted = []
     if candidates:
         documents = [d for d, _ in candidates]
-        keyword_sql, keyword_params = bm25.matching_documents_sql(match, restrict_sql, documents)
+        keyword_sql, keyword_params = bm25.matching_documents_sql(match, restriction, documents)
         others = f"SELECT unnest(%(pool)s::text[]) EXCEPT SELECT m.object_id FROM ({keyword_sql}) AS m"
         params = {**keyword_params, "pool": text_array(o for _, o in candidates)}
-        rows, _ = _count_group(index, filters, groups[0], others, params)
+        rows, _ = _count_group(index, filters, groups[0], matched_sql=others, matched_params=params)
         counted.extend(zip(groups[0], rows, strict=True))
     if len(groups) > 1:  # to-many facets: their own statements over the whole matched set
-        matched_sql, matched_params = _matched_clause(match, [o for _, o in candidates], restrict_sql)
+        matched_sql, matched_params = _matched_clause(match, [o for _, o in candidates], restriction)
         for group in groups[1:]:
-            group_rows, _ = _count_group(index, filters, group, matched_sql, matched_params)
+            group_rows, _ = _count_group(index, filters, group, matched_sql=matched_sql, matched_params=matched_params)
             counted.extend(zip(group, group_rows, strict=True))
     return counted
 
@@ -233,11 +242,12 @@ def _multivalued_group(index: SearchIndex, group: list[Facet]) -> bool:
 def count(
     indexes: list[SearchIndex],
     index_filters: dict[str, list[Filter]],
+    *,
     matches: dict[str, bm25.Match] | None,
-    pools: dict[str, list[str]],
+    vector_ids: dict[str, list[str]],
     done: dict[str, Counted] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Facet counts; ``matches`` are the keyword matches per index label (None when BM25 is off), ``pools`` the vector
+    """Facet counts; ``matches`` are the keyword matches per index label (None when BM25 is off), ``vector_ids`` the vector
     candidates' object ids per index label; ``done``: the counts of indexes already counted (by
     ``keyword_matches_and_counts``), per index label."""
     values: dict[str, Counter] = {}
@@ -246,10 +256,14 @@ def count(
     for index in indexes:
         counted = (done or {}).get(index.label)
         if counted is None:
-            matched_sql, matched_params = _matched_clause((matches or {}).get(index.label), pools.get(index.label, []))
+            matched_sql, matched_params = _matched_clause(
+                (matches or {}).get(index.label), vector_ids.get(index.label, [])
+            )
             counted = []
             for group in _facet_groups(index):
-                group_rows, _ = _count_group(index, index_filters[index.label], group, matched_sql, matched_params)
+                group_rows, _ = _count_group(
+                    index, index_filters[index.label], group, matched_sql=matched_sql, matched_params=matched_params
+                )
                 counted.extend(zip(group, group_rows, strict=True))
         for facet in index.facets:
             if facet.name not in order:
@@ -259,7 +273,7 @@ def count(
                 _bounds, counter = buckets.setdefault(facet.name, (list(facet.bounds), Counter()))
                 counter.update({int(b): n for b, n in rows})
             else:
-                values.setdefault(facet.name, Counter()).update({_jsonable(v): n for v, n in rows})
+                values.setdefault(facet.name, Counter()).update({jsonable(v): n for v, n in rows})
     out: dict[str, list[dict[str, Any]]] = {}
     sizes = {f.name: f.size for index in indexes for f in index.facets if isinstance(f, FacetField)}
     for name in order:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Fused:
-    key: int  # document id
+    document_id: int
     score: float
     scores: dict[str, float | None] = field(default_factory=dict)
     ranks: dict[str, int | None] = field(default_factory=dict)
@@ -34,7 +34,7 @@ def _collect(signals: dict[str, list[tuple[int, float]]]) -> dict[int, Fused]:
 
 
 def _ordered(fused: dict[int, Fused]) -> list[Fused]:
-    return sorted(fused.values(), key=lambda f: (-f.score, f.key))
+    return sorted(fused.values(), key=lambda f: (-f.score, f.document_id))
 
 
 def rrf(signals: dict[str, list[tuple[int, float]]], k: int = 60) -> list[Fused]:

@@ -52,7 +52,7 @@ def _reserve() -> ThreadPoolExecutor | None:
     """The helper, if the setting is on, this is the process's only running search and the helper is idle
     (it is then reserved for one job); else None."""
     global _executor, _helper_busy
-    if not conf.get("PARALLEL_RETRIEVAL"):
+    if not conf.settings().PARALLEL_RETRIEVAL:
         return None
     with _lock:
         if _searches > 1 or _helper_busy:

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 from catalog_search import conf
 from catalog_search.exceptions import InvalidFilter, InvalidQuery
-from catalog_search.registry import RANGE_LOOKUPS, SearchIndex, get_indexes, iter_models
+from catalog_search.registry import RANGE_LOOKUPS, SearchIndex, indexes_for, jsonable
 
 MODES = ("hybrid", "bm25", "vector")
 FUSIONS = ("rrf", "weighted")
@@ -46,14 +46,8 @@ class SearchQuery:
     def filters_as_dict(self) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {}
         for f in self.filters:
-            out.setdefault(f.key, []).extend(_jsonable(v) for v in f.values)
+            out.setdefault(f.key, []).extend(jsonable(v) for v in f.values)
         return out
-
-
-def _jsonable(value: Any) -> Any:
-    from catalog_search.registry import _jsonable as convert
-
-    return convert(value)
 
 
 def _int(name: str, value: Any, low: int, high: int, default: int) -> int:
@@ -72,7 +66,7 @@ def _int(name: str, value: Any, low: int, high: int, default: int) -> int:
 
 def _alpha(value: Any) -> float:
     if value is None or value == "":
-        return float(conf.get("DEFAULT_ALPHA"))
+        return conf.settings().DEFAULT_ALPHA
     try:
         alpha = float(value)
     except (TypeError, ValueError):
@@ -130,6 +124,7 @@ def parse_filters(
 def build_query(
     q: str | None = None,
     image: Any = None,
+    *,
     filters: Mapping[str, Any] | None = None,
     k: Any = 20,
     offset: Any = 0,
@@ -144,8 +139,8 @@ def build_query(
         raise InvalidQuery("'q' must be a string.")
     q = (q or "").strip() or None
     if q is not None:
-        if len(q) > conf.get("MAX_QUERY_LENGTH"):
-            raise InvalidQuery(f"'q' is longer than {conf.get('MAX_QUERY_LENGTH')} characters.")
+        if len(q) > conf.settings().MAX_QUERY_LENGTH:
+            raise InvalidQuery(f"'q' is longer than {conf.settings().MAX_QUERY_LENGTH} characters.")
         if "\x00" in q:
             raise InvalidQuery("'q' contains a null byte.")
     if q is None and image is None:
@@ -154,7 +149,7 @@ def build_query(
     if mode == "bm25" and q is None:
         raise InvalidQuery("mode=bm25 needs a text query 'q'.")
     try:
-        indexes = iter_models(models) if models else get_indexes()
+        indexes = indexes_for(models or None)
     except LookupError as exc:
         raise InvalidQuery(str(exc)) from None
     parsed, per_index = parse_filters(filters, indexes)
@@ -162,10 +157,10 @@ def build_query(
         q=q,
         image=_decode(image),
         filters=parsed,
-        k=_int("k", k, 1, conf.get("MAX_K"), 20),
-        offset=_int("offset", offset, 0, conf.get("MAX_OFFSET"), 0),
+        k=_int("k", k, 1, conf.settings().MAX_K, 20),
+        offset=_int("offset", offset, 0, conf.settings().MAX_OFFSET, 0),
         mode=mode,
-        fusion=_choice("fusion", fusion, FUSIONS, conf.get("DEFAULT_FUSION")),
+        fusion=_choice("fusion", fusion, FUSIONS, conf.settings().DEFAULT_FUSION),
         alpha=_alpha(alpha),
         explain=bool(explain),
         indexes=[i for i in indexes if i.label in per_index],

@@ -57,7 +57,7 @@ def _ignores_case(encoder: Encoder) -> bool:
 
 def _cache() -> Any | None:
     global _down_until
-    alias = conf.get("QUERY_CACHE")
+    alias = conf.settings().QUERY_CACHE
     if not alias or time.monotonic() < _down_until:
         return None
     try:
@@ -106,7 +106,7 @@ def text_vector(encoder: Encoder, text: str) -> np.ndarray:
         return encoder.encode_texts([normalized])[0]
     vector = encoder.encode_texts([normalized])[0]
     try:
-        cache.set(key, vector.astype(np.float32).tobytes(), timeout=conf.get("QUERY_CACHE_TIMEOUT"))
+        cache.set(key, vector.astype(np.float32).tobytes(), timeout=conf.settings().QUERY_CACHE_TIMEOUT)
         _count(cache, "misses")
     except Exception as exc:
         _failed(exc)
@@ -115,7 +115,7 @@ def text_vector(encoder: Encoder, text: str) -> np.ndarray:
 
 def stats() -> dict[str, Any]:
     """Hit rate since the counters started (shown by ``catalog_search status``)."""
-    alias = conf.get("QUERY_CACHE")
+    alias = conf.settings().QUERY_CACHE
     if not alias:
         return {"enabled": False}
     info: dict[str, Any] = {"enabled": True, "alias": alias}
@@ -137,6 +137,6 @@ def stats() -> dict[str, Any]:
 
 
 def reset_stats() -> None:
-    alias = conf.get("QUERY_CACHE")
+    alias = conf.settings().QUERY_CACHE
     if alias:
         caches[alias].delete_many([*STATS_KEYS.values(), SINCE_KEY])

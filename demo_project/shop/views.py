@@ -25,7 +25,7 @@ import catalog_search
 from catalog_search import conf
 from catalog_search.api.uploads import LimitedMemoryUploadHandler
 from catalog_search.exceptions import InvalidQuery, ServiceUnavailable
-from catalog_search.retrieval.engine import SearchResults
+from catalog_search.retrieval.results import SearchResults
 from demo_project.shop.models import Product
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
     """The search page: text search for GET, photo search for POST."""
     if request.method != "POST":
         return _text_search(request)
-    limit = int(conf.get("MAX_IMAGE_BYTES"))
+    limit = conf.settings().MAX_IMAGE_BYTES
     if _content_length(request) > limit + MULTIPART_OVERHEAD:
         return _error(request, f"The photo is larger than the {limit // (1024 * 1024)} MB limit.", 413, photo=True)
     request.upload_handlers = [LimitedMemoryUploadHandler(request)]
@@ -72,7 +72,7 @@ def _text_search(request: HttpRequest) -> HttpResponse:
         return _error(request, exc.message, exc.status, request.GET, q=q)
     except ServiceUnavailable as exc:
         return _error(request, UNAVAILABLE, 503, request.GET, q=q, detail=exc.message)
-    has_next = len(results) > PER_PAGE and offset + PER_PAGE <= conf.get("MAX_OFFSET")
+    has_next = len(results) > PER_PAGE and offset + PER_PAGE <= conf.settings().MAX_OFFSET
     context = _results_context(params, results, q=q, offset=offset)
     context.update(
         page=page,
@@ -173,7 +173,7 @@ def _render(request: HttpRequest, context: dict[str, Any], status: int = 200) ->
     context.setdefault("facet_groups", [{"name": name, "label": label, "options": []} for name, label in FACETS])
     context.setdefault("clear_url", "/")
     context.setdefault("per_page", PER_PAGE)
-    context.setdefault("max_mb", int(conf.get("MAX_IMAGE_BYTES")) // (1024 * 1024))
+    context.setdefault("max_mb", conf.settings().MAX_IMAGE_BYTES // (1024 * 1024))
     return render(request, "shop/search.html", context, status=status)
 
 
@@ -192,7 +192,7 @@ def _filter_pairs(params: QueryDict) -> list[tuple[str, str]]:
 
 
 def _page_number(raw: str | None) -> int:
-    last = int(conf.get("MAX_OFFSET")) // PER_PAGE + 1
+    last = conf.settings().MAX_OFFSET // PER_PAGE + 1
     if raw in (None, ""):
         return 1
     try:

@@ -45,7 +45,7 @@ class Command(BaseCommand):
             type=int,
             default=None,
             metavar="N",
-            help=f"objects per task (default {conf.get('INDEX_BATCH_SIZE')})",
+            help=f"objects per task (default {conf.settings().INDEX_BATCH_SIZE})",
         )
         reindex.add_argument("--sync", action="store_true", help="encode in this process instead of the workers")
         reindex.add_argument("--no-wait", action="store_true", help="queue the work and return at once")
@@ -167,7 +167,7 @@ class Command(BaseCommand):
         return [(index, None) for index in get_indexes()]
 
     def reindex(self, options: dict) -> None:
-        batch_size = options["batch_size"] or int(conf.get("INDEX_BATCH_SIZE"))
+        batch_size = options["batch_size"] or conf.settings().INDEX_BATCH_SIZE
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
         if not options["sync"]:
@@ -298,7 +298,7 @@ class Command(BaseCommand):
             from catalog_search.encoding.onnx_export import ExportError, export_onnx
         except ImportError as exc:
             raise CommandError(f"{exc}: pip install 'catalog-search[onnx]'") from exc
-        name = options["model"] or conf.get("MODEL")
+        name = options["model"] or conf.settings().MODEL
         output = Path(options["output"]).expanduser() if options["output"] else onnx_dir(name)
         self.stdout.write(f"Exporting {name} to {output}")
         try:
@@ -376,7 +376,7 @@ class Command(BaseCommand):
         )
         for key, value in report.validation.items():
             self.stdout.write(f"  validation {key}: {value}")
-        hook = conf.get("TRAIN_EVALUATION")
+        hook = conf.settings().TRAIN_EVALUATION
         if hook:
             for key, value in import_string(hook)(output).items():
                 self.stdout.write(f"  {key}: {value}")
@@ -404,8 +404,8 @@ class Command(BaseCommand):
         from catalog_search.offline import evaluation
 
         k = options["k"]
-        if k < 1 or k > int(conf.get("MAX_K")):
-            raise CommandError(f"--k must be between 1 and {conf.get('MAX_K')}")
+        if k < 1 or k > conf.settings().MAX_K:
+            raise CommandError(f"--k must be between 1 and {conf.settings().MAX_K}")
         try:
             judgments = evaluation.load_judgments(Path(options["judgments"]))
         except (OSError, ValueError) as exc:

@@ -95,7 +95,7 @@ def _indexed_terms(terms: list[str], content_types: list[int]) -> set[str]:
 def _color_terms(words: list[str], analyzer) -> dict[str, list[tuple[str, str]]]:
     """For each of ``words`` that names a color (``EXPANSION_COLORS``, English only), its basic color
     term's spellings and index terms ("ruby" -> [("red", "red")], "slate" -> grey and gray)."""
-    if not conf.get("EXPANSION_COLORS") or conf.get("LANGUAGE") != "english":
+    if not conf.settings().EXPANSION_COLORS or conf.settings().LANGUAGE != "english":
         return {}
     out = {}
     for word in words:
@@ -108,8 +108,8 @@ def _color_terms(words: list[str], analyzer) -> dict[str, list[tuple[str, str]]]
 
 def _wordnet() -> thesaurus.WordNet | None:
     """The thesaurus of ``EXPANSION_THESAURUS`` (English only), None when off or missing."""
-    setting = conf.get("EXPANSION_THESAURUS")
-    if not setting or conf.get("LANGUAGE") != "english":
+    setting = conf.settings().EXPANSION_THESAURUS
+    if not setting or conf.settings().LANGUAGE != "english":
         return None
     try:
         return thesaurus.get(setting)
@@ -171,8 +171,8 @@ def expand(q: str, indexes: Sequence[SearchIndex], row: EncoderRow, encoder: Enc
         logger.info("catalog_search: no vocabulary for %s; run `manage.py catalog_search vocabulary`", row.identity)
         return Expansion()
     vocab_words, vocab_terms, matrix = vocabulary.words, vocabulary.terms, vocabulary.matrix
-    threshold = float(conf.get("EXPANSION_THRESHOLD"))
-    per_word = int(conf.get("EXPANSION_TERMS"))
+    threshold = conf.settings().EXPANSION_THRESHOLD
+    per_word = conf.settings().EXPANSION_TERMS
     found = Expansion()
     candidates: dict[str, list[tuple[str, str, float, str]]] = {}  # (word, term, cosine, source)
     wordnet = _wordnet()

@@ -1,0 +1,108 @@
+"""One search as it runs: the query, the settings read once, and what each stage has found so far.
+
+``search()`` (engine.py) makes a ``Search`` and hands it through the stages, each of which reads what the
+earlier ones left and adds its own part: understand (terms, query vectors), the keyword and vector
+signals (candidates, matches, facet counts made along the way), fusion, facets, resolve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from catalog_search import conf
+from catalog_search.encoding.encoders import Encoder
+from catalog_search.models import Encoder as EncoderRow
+from catalog_search.registry import SearchIndex
+from catalog_search.retrieval import bm25, facets
+from catalog_search.retrieval.query import SearchQuery
+
+
+@dataclass
+class Candidates:
+    """What the signals retrieved, over every searched index."""
+
+    bm25: list[tuple[int, float]] = field(default_factory=list)  # (document id, score)
+    vector: list[tuple[int, float]] = field(default_factory=list)
+    where: dict[int, tuple[SearchIndex, str]] = field(default_factory=dict)  # document id -> (index, object id)
+    similarities: dict[int, dict[str, float]] = field(default_factory=dict)  # document id -> column -> cosine
+    vector_ids: dict[str, list[str]] = field(default_factory=dict)  # per index label: the vector candidates
+    vector_documents: dict[str, list[int]] = field(default_factory=dict)  # and their document ids
+    neighbour_matches: dict[str, list[str]] = field(default_factory=dict)  # composed: keyword matches' ids
+    bm25_scores: dict[int, float] = field(default_factory=dict)  # composed: the keyword matches' BM25 scores
+
+    def matched_ids(self, composed: bool) -> dict[str, list[str]]:
+        """Object ids in the facets' matched set besides BM25's matches: the vector candidates, and for a
+        composed query the keyword matches among the photo's neighbours (its keyword signal searched no
+        others)."""
+        if not composed:
+            return self.vector_ids
+        labels = self.vector_ids.keys() | self.neighbour_matches.keys()
+        return {
+            label: list(dict.fromkeys(self.vector_ids.get(label, []) + self.neighbour_matches.get(label, [])))
+            for label in labels
+        }
+
+
+@dataclass
+class Search:
+    """The per-search context every stage reads and adds to."""
+
+    query: SearchQuery
+    settings: conf.Settings
+    rrf_k: int
+    depth: int  # each signal's candidates per index: max(CANDIDATES, offset + k)
+    # understand: keyword terms, expansion, the encoder and the query vectors
+    terms: list[str] = field(default_factory=list)
+    groups: dict[str, int] | None = None  # term -> the query word it stands for (bm25.match)
+    vector_text: str | None = None  # the text the query vector encodes: q, with the words expansion added
+    expanded: dict[str, list[str]] = field(default_factory=dict)  # query word -> catalog words searched too
+    expansion_explained: dict[str, list[dict]] = field(default_factory=dict)  # with explain: why each word
+    encoder: tuple[EncoderRow, Encoder] | None = None  # the active encoder, looked up once
+    query_vector: np.ndarray | None = None
+    photo_vector: np.ndarray | None = None  # a photo + text query's photo alone
+    warnings: list[str] = field(default_factory=list)
+    # the signals
+    found: Candidates = field(default_factory=Candidates)
+    matches: dict[str, bm25.Match] = field(default_factory=dict)  # per index: the keyword signal's matches
+    counted: dict[str, facets.Counted] = field(default_factory=dict)  # facet counts made with them
+    signals: tuple[str, ...] = ()  # the signals fused
+
+    @classmethod
+    def start(cls, query: SearchQuery, rrf_k: int | None = None) -> Search:
+        settings = conf.settings()
+        depth = max(settings.CANDIDATES, query.offset + query.k)
+        return cls(query, settings, rrf_k or settings.RRF_K, depth)
+
+    @property
+    def uses_keywords(self) -> bool:
+        return self.query.mode in ("hybrid", "bm25") and self.query.q is not None
+
+    @property
+    def wants_vector(self) -> bool:
+        return self.query.mode in ("hybrid", "vector") or self.query.image is not None
+
+    @property
+    def composed(self) -> bool:
+        """A photo refined by words ("this, but in red"): the keyword signal searches the photo's neighbours."""
+        return bool(self.terms) and self.photo_vector is not None
+
+    @property
+    def facets_over_matches(self) -> bool:
+        return self.settings.FACETS_OVER != "results"
+
+    def echo(self) -> dict[str, Any]:
+        """The response's ``query``: what was searched, as understood."""
+        query = self.query
+        return {
+            "q": query.q,
+            "mode": query.mode,
+            "fusion": query.fusion,
+            "filters": query.filters_as_dict(),
+            **({"alpha": query.alpha} if query.fusion == "weighted" else {}),
+            # A page can say "pocketbook: also searched handbag".
+            **({"expanded": self.expanded} if self.expanded else {}),
+            **({"expansion": self.expansion_explained} if self.expansion_explained else {}),
+        }

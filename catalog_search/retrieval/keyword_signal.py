@@ -1,0 +1,152 @@
+"""Stage 2: the keyword signal: BM25 over one index's postings, its filter inside the statement.
+
+For an index with facets the statement also counts them over every match it reads
+(``facets.keyword_matches_and_counts``): one read of the postings and the shop rows instead of two; the
+vector candidates no term matched are counted when they are known (``facets.candidate_counts``). A text
+query's statement is independent of the vector search, so it starts first (``start``) and may run on a
+second connection meanwhile; ``finish`` takes its result. A photo refined by words searches the words among
+the photo's neighbours (``_neighbourhood``), known only once its vector search has run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+
+from catalog_search.registry import SearchIndex
+from catalog_search.retrieval import bm25, facets, parallel
+from catalog_search.retrieval.context import Search
+from catalog_search.retrieval.filters import FilterPlan, IdList, Passing, Restriction
+from catalog_search.retrieval.vector_signal import nearest
+
+Statement = tuple[list[bm25.Hit], facets.Counted | None]
+
+
+def _statement(
+    index: SearchIndex,
+    plan: FilterPlan,
+    match: bm25.Match,
+    *,
+    restriction: Restriction | None,
+    limit: int,
+    with_counts: bool,
+    passing: Passing | None,
+) -> Statement:
+    """The ``limit`` best matches among the objects of ``restriction`` (the postings restricted to it; else
+    ``plan``'s), and ``with_counts`` the facet counts over every match in the same statement. Without
+    counts, BM25 alone, which checks a large filter on its best matches (``passing``)."""
+    if with_counts:
+        both = facets.keyword_matches_and_counts(index, plan.filters, match, restriction=restriction, limit=limit)
+        if both is not None:
+            return both
+    hits = bm25.search(
+        index.content_type.pk,
+        match,
+        restriction or plan.restriction,
+        limit,
+        passing=passing if restriction is None else None,
+    )
+    return hits, None
+
+
+def _with_counts(search: Search, index: SearchIndex) -> bool:
+    return search.facets_over_matches and facets.counted_with_keywords(index)
+
+
+def start(search: Search, index: SearchIndex, plan: FilterPlan) -> parallel.Deferred[Statement] | None:
+    """Match the query's terms in the index and, for a text query, start its keyword statement (on the
+    helper's connection while the vector search runs, when it may)."""
+    if not search.terms:
+        return None
+    search.matches[index.label] = bm25.match(index.content_type.pk, search.terms, search.groups)
+    if search.composed:
+        return None
+    job = partial(
+        _statement,
+        index,
+        plan,
+        search.matches[index.label],
+        restriction=plan.small,
+        limit=search.depth,
+        with_counts=_with_counts(search, index),
+        passing=plan.passing if plan.large else None,
+    )
+    return parallel.Deferred(job, allowed=search.query_vector is not None)
+
+
+def finish(search: Search, index: SearchIndex, plan: FilterPlan, pending: parallel.Deferred[Statement] | None) -> None:
+    """The index's keyword candidates (and facet counts), added to ``search``; with too few matches for a
+    page, the same with one required term fewer at a time."""
+    if not search.terms:
+        return
+    with_counts = _with_counts(search, index)
+    found = search.found
+    vector = list(zip(found.vector_documents.get(index.label, []), found.vector_ids.get(index.label, []), strict=True))
+    match = search.matches[index.label]
+    nearness: dict[str, float] = {}
+    if pending is not None:
+        restriction, passing, counts_restriction = plan.small, (plan.passing if plan.large else None), None
+        # Counted while the keyword statement may still be running on its own connection. Which candidates
+        # are keyword matches does not depend on restricting the postings to the filter: the counted rows
+        # pass it anyway.
+        extra = _candidate_counts(with_counts, index, plan, match, None, vector)
+        hits, counts = pending.result()
+    else:  # composed: the keyword signal searches the photo's neighbourhood
+        nearness = _neighbourhood(search, index, plan)
+        # The neighbours passed the filter already, so restricting to them applies it too.
+        restriction = counts_restriction = IdList.of(nearness)
+        passing = None
+        hits, counts = _statement(
+            index, plan, match, restriction=restriction, limit=search.depth, with_counts=with_counts, passing=None
+        )
+        extra = _candidate_counts(with_counts, index, plan, match, counts_restriction, vector)
+    while match.required > 1 and len(hits) < search.query.k:
+        # Fewer documents have MINIMUM_SHOULD_MATCH of the terms than a page shows: one term fewer is enough,
+        # down to any term (as Algolia drops query words while too few results remain). By page size, not
+        # offset, so every page of a query is cut from the same ranking.
+        match = replace(match, required=match.required - 1)
+        hits, counts = _statement(
+            index, plan, match, restriction=restriction, limit=search.depth, with_counts=with_counts, passing=passing
+        )
+        extra = _candidate_counts(with_counts, index, plan, match, counts_restriction, vector)
+    search.matches[index.label] = match
+    if counts is not None:
+        search.counted[index.label] = counts + extra
+    _add(search, index, hits, nearness)
+
+
+def _candidate_counts(
+    with_counts: bool,
+    index: SearchIndex,
+    plan: FilterPlan,
+    match: bm25.Match,
+    restriction: Restriction | None,
+    vector: list[tuple[int, str]],
+) -> facets.Counted:
+    if not with_counts:
+        return []
+    return facets.candidate_counts(index, plan.filters, match, restriction=restriction, candidates=vector)
+
+
+def _neighbourhood(search: Search, index: SearchIndex, plan: FilterPlan) -> dict[str, float]:
+    """A composed query's photo neighbourhood: object id -> similarity of the products nearest to the photo
+    alone (the same kind of product, in any color). Over the whole catalog the refinement's words would
+    retrieve every product of that color, of any kind (docs/relevance.md)."""
+    assert search.photo_vector is not None and search.encoder is not None
+    neighbours = nearest(search, index, plan, search.photo_vector, all_similarities=False)
+    return {h.object_id: h.score for h in neighbours}
+
+
+def _add(search: Search, index: SearchIndex, hits: list[bm25.Hit], nearness: dict[str, float]) -> None:
+    found = search.found
+    for hit in hits:
+        found.where[hit.document_id] = (index, hit.object_id)
+        if search.composed:
+            # Among products matching a refinement word, BM25 scores differ mostly by text length, which says
+            # nothing about which one the shopper photographed: closeness to it does.
+            found.bm25.append((hit.document_id, nearness[hit.object_id]))
+            found.bm25_scores[hit.document_id] = hit.score
+            # At most `depth` neighbours, so this lists every keyword match among them.
+            found.neighbour_matches.setdefault(index.label, []).append(hit.object_id)
+        else:
+            found.bm25.append((hit.document_id, hit.score))

@@ -1,0 +1,39 @@
+"""What ``search()`` returns: ``SearchResults`` with one ``SearchHit`` per result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import models
+
+RETRIEVERS = ("bm25", "vector")  # every result reports both signals; null where one did not retrieve it
+
+
+@dataclass
+class SearchHit:
+    """One result: the model instance, its fused score and each signal's score and rank."""
+
+    object: models.Model
+    id: Any
+    type: str
+    score: float
+    scores: dict[str, float | None]
+    ranks: dict[str, int | None]
+    fields: dict[str, Any]
+    explain: dict[str, Any] | None = None
+
+
+@dataclass
+class SearchResults:
+    query: dict[str, Any]
+    results: list[SearchHit]
+    facets: dict[str, list[dict[str, Any]]]
+    took_ms: float
+    warnings: list[str] = field(default_factory=list)
+
+    def __iter__(self):
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
