@@ -7,7 +7,7 @@
 - ``Encoder``: the identity of each model that produced embeddings; one is active for search.
 - ``Embedding``: image and text vectors (pgvector) per (document, encoder). Columns are untyped
   ``vector`` because the dimension depends on the model; each encoder gets its own partial HNSW
-  expression indexes (see indexing.ensure_vector_indexes).
+  expression indexes (see indexing/vectors.py).
 
 Queries on these tables are plain SQL in ``catalog_search/retrieval/``; see docs/architecture.md.
 """
@@ -183,11 +183,11 @@ class IndexStatus(models.Model):
 
 
 class Vocabulary(models.Model):
-    """The catalog's words embedded by one encoder, for query expansion (retrieval/expansion.py).
+    """The catalog's words embedded by one encoder, for query expansion (retrieval/expansion/).
 
     ``words`` are surface words of the indexed texts (one per index term: its most frequent spelling),
     ``vectors`` their unit-length float32 embeddings, row-major, ``len(words) * dim * 4`` bytes. Built by the
-    sweep (``expansion.refresh``) or ``manage.py catalog_search vocabulary``; a word whose term has left the
+    sweep (``indexing.vocabulary.refresh``) or ``manage.py catalog_search vocabulary``; a word whose term has left the
     index is skipped at query time.
     """
 

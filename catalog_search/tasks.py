@@ -3,7 +3,7 @@
 - ``process_objects(label, ids)``: index or remove those objects (outbox.process).
 - ``sweep()``: periodic (Celery beat): re-enqueue outbox rows nobody picked up (broker was down,
   worker died), drive a model switch (switch.py), and keep the query-expansion vocabulary current
-  (retrieval/expansion.py, with QUERY_EXPANSION on).
+  (indexing/vocabulary.py, with QUERY_EXPANSION on).
 """
 
 from __future__ import annotations

@@ -18,4 +18,5 @@ python -c "import torch, django, catalog_search" # fail early and clearly if the
 ./scripts/system-packages.sh --browser
 ruff check .
 ruff format --check .
+lint-imports  # the layers of docs/architecture.md (contracts in pyproject.toml)
 python -m pytest "$@"

@@ -29,7 +29,7 @@ class Encoder:
     """A loaded dual encoder. ``identity`` names it in the index; ``dim`` is its vector size.
 
     The identity is the checkpoint's, whatever the runtime: the ONNX export of a checkpoint encodes into
-    the same vector space (cosine about 0.999, measured), so switching runtimes needs no reindex."""
+    the same vector space (docs/benchmarks.md, "Encoding runtimes"), so switching runtimes needs no reindex."""
 
     def __init__(self, name: str, device: str | None = None, batch_size: int | None = None, runtime: str | None = None):
         from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
@@ -48,7 +48,9 @@ class Encoder:
                 f"Could not load the encoder from CATALOG_SEARCH['MODEL'] = {name!r}: {exc}"
             ) from exc
         model_fingerprint = fingerprint(name)
-        self.runtime = load_runtime(runtime or conf.settings().RUNTIME, source, name, model_fingerprint, device)
+        self.runtime = load_runtime(
+            runtime or conf.settings().RUNTIME, source=source, name=name, fingerprint=model_fingerprint, device=device
+        )
         self.fast_preprocessing = conf.settings().FAST_PREPROCESSING and FastImagePreprocessor.supports(
             self.image_processor
         )

@@ -145,7 +145,7 @@ def export_onnx(
                 # Tracer warnings about shape-dependent Python branches: the traced branches are the ones
                 # every input takes (batch and sequence stay dynamic); parity is checked below.
                 warnings.simplefilter("ignore")
-                _trace(model, method, names, inputs, axes, path, tower)
+                _trace(model, method, names=names, inputs=inputs, axes=axes, path=path, tower=tower)
             recipe = _optimizer_type(model.config, tower) if optimize else None
             if recipe:
                 log(f"Optimizing the {tower} graph ({recipe} fusions) ...")
@@ -219,7 +219,7 @@ def export_onnx(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _trace(model: Any, method: str, names: list[str], inputs: tuple, axes: dict, path: Path, tower: str) -> None:
+def _trace(model: Any, method: str, *, names: list[str], inputs: tuple, axes: dict, path: Path, tower: str) -> None:
     try:
         torch.onnx.export(
             _Tower(model, method, names).eval(),
@@ -266,8 +266,8 @@ def _quantize(path: Path) -> Path:
         str(target),
         weight_type=QuantType.QInt8,
         per_channel=True,
-        # 7-bit weights: without VNNI (AVX2 only) ONNX Runtime's u8 x s8 products saturate, which cost a
-        # tiny CLIP's text tower 0.94 cosine to fp32 on such a CPU (0.98+ with this); VNNI CPUs lose ~nothing.
+        # 7-bit weights: without VNNI (AVX2 only) ONNX Runtime's u8 x s8 products saturate, which costs
+        # accuracy on such CPUs (docs/encoding.md); VNNI CPUs lose next to nothing.
         reduce_range=True,
         op_types_to_quantize=["MatMul", "Gemm"],
         # Fused contrib ops hide some tensor types from shape inference; they are all float.

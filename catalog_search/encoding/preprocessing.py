@@ -1,8 +1,8 @@
 """Image preprocessing for the encoders: a fast path for the common CLIP-style processor.
 
 transformers' image processors run on PIL when torchvision is absent (the usual CPU install) and
-convert between PIL and float64 numpy arrays several times: about 4 ms per photo, a third of the cost
-of an int8 ViT-B/32 forward pass. The common recipe (resize the shortest edge or to a fixed size,
+convert between PIL and float64 numpy arrays several times, a large share of an int8 ViT-B/32 forward
+pass (docs/benchmarks.md, "Encoding runtimes"). The common recipe (resize the shortest edge or to a fixed size,
 center crop, rescale, normalize) is done here with one PIL resize and one float32 pass. Processors
 with any other option (padding, NaFlex patches, ...) keep using transformers' own implementation.
 Parity with transformers is tested (tests/test_runtimes.py).

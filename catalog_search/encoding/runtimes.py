@@ -176,7 +176,7 @@ class OnnxRuntime:
         return self._image.run(None, self._feed(inputs))[0]
 
 
-def load_runtime(kind: str, source: str, name: str, fingerprint: str, device: str | None = None) -> Runtime:
+def load_runtime(kind: str, *, source: str, name: str, fingerprint: str, device: str | None = None) -> Runtime:
     if kind == "torch":
         return TorchRuntime(source, name, device)
     if kind == "onnx":

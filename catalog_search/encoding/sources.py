@@ -19,8 +19,8 @@ def fingerprint(name: str) -> str:
     """A short content hash of the model at ``name`` (configs, tokenizer files and all weight bytes), so
     retrained weights in the same folder get a new identity even when only some tensors changed. For a hub
     id the cached snapshot is hashed. Only top-level files count: transformers loads nothing else, and
-    checkpoint subfolders written during training must not change the identity. Hashing runs at disk speed
-    (about 0.3 s for a 600 MB checkpoint that loading has just read)."""
+    checkpoint subfolders written during training must not change the identity. Hashing runs at disk speed,
+    over files that loading has just read."""
     digest = hashlib.sha256()
     path = Path(model_path(name))
     if not path.is_dir():

@@ -103,7 +103,7 @@ def _drop_postings(cursor, content_type_id: int, old: list[tuple[int, str, float
     return df_delta
 
 
-def _apply_stats(cursor, content_type_id: int, df_delta: Counter, docs_delta: int, length_delta: float) -> None:
+def _apply_stats(cursor, content_type_id: int, df_delta: Counter, *, docs_delta: int, length_delta: float) -> None:
     changed = sorted(t for t, d in df_delta.items() if d)
     if changed:
         cursor.execute(
@@ -175,7 +175,7 @@ def write_documents(index: SearchIndex, docs: Sequence[Doc]) -> dict[str, int]:
             [ct, post_terms, post_docs, post_tfs, post_oids, post_lengths],
         )
         length_delta = sum(d.length for d in docs) - sum(row[2] for row in old)
-        _apply_stats(cursor, ct, df_delta, len(docs) - len(old), length_delta)
+        _apply_stats(cursor, ct, df_delta, docs_delta=len(docs) - len(old), length_delta=length_delta)
     return ids
 
 
@@ -199,5 +199,5 @@ def remove_objects(index: SearchIndex, object_ids: Iterable[object]) -> int:
         doc_ids = [row[0] for row in old]
         cursor.execute("DELETE FROM catalog_search_embedding WHERE document_id = ANY(%s)", [doc_ids])
         cursor.execute("DELETE FROM catalog_search_document WHERE id = ANY(%s)", [doc_ids])
-        _apply_stats(cursor, ct, df_delta, -len(old), -sum(row[2] for row in old))
+        _apply_stats(cursor, ct, df_delta, docs_delta=-len(old), length_delta=-sum(row[2] for row in old))
     return len(old)

@@ -21,15 +21,10 @@ _state = threading.local()
 _down_until = 0.0
 
 
-def broker_url() -> str:
-    from celery import current_app
-
-    return str(current_app.conf.broker_url or "")
-
-
 def broker_error(timeout: float = 2.0) -> str | None:
     """None if the broker answers, else a sentence saying which broker could not be reached."""
     from celery import current_app
+    from kombu.utils.url import maybe_sanitize_url
 
     try:
         with current_app.connection_for_write() as connection:
@@ -37,14 +32,7 @@ def broker_error(timeout: float = 2.0) -> str | None:
         return None
     except Exception as exc:  # kombu raises transport-specific errors
         url = current_app.conf.broker_url or "(CELERY_BROKER_URL is not set)"
-        return f"No Celery broker is reachable at {_redact(str(url))}: {exc}"
-
-
-def _redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+        return f"No Celery broker is reachable at {maybe_sanitize_url(str(url))}: {exc}"
 
 
 def enqueue(label: str, object_ids: Iterable[object]) -> bool:

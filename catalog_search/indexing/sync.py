@@ -60,11 +60,11 @@ def reindex(
     for instance in queryset.iterator(chunk_size=batch_size):
         batch.append(instance)
         if len(batch) >= batch_size:
-            done += _run_batch(index, batch, encoder, report, seen)
+            done += _run_batch(index, batch, encoder, report=report, seen=seen)
             if progress:
                 progress(done, total)
     if batch:
-        done += _run_batch(index, batch, encoder, report, seen)
+        done += _run_batch(index, batch, encoder, report=report, seen=seen)
         if progress:
             progress(done, total)
     stale = _stale_object_ids(index, seen, None if object_ids is None else wanted)
@@ -72,7 +72,9 @@ def reindex(
     return report
 
 
-def _run_batch(index, batch, encoder, report, seen) -> int:
+def _run_batch(
+    index: SearchIndex, batch: list[models.Model], encoder: Encoder, *, report: IndexReport, seen: set[str]
+) -> int:
     result = index_instances(index, batch, encoder)
     report.indexed += result.indexed
     report.failed.update(result.failed)

@@ -70,11 +70,3 @@ def install_triggers(indexes: list[SearchIndex] | None = None) -> list[str]:
             )
             tables.append(index.model._meta.db_table)
     return tables
-
-
-def installed_tables() -> set[str]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname = %s", [TRIGGER]
-        )
-        return {name for (name,) in cursor.fetchall()}

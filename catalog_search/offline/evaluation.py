@@ -113,6 +113,7 @@ def score_runs(
     judgments: Sequence[Judgment],
     runs: Sequence[Run],
     k: int = 10,
+    *,
     searcher: Callable[..., list[str]] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
@@ -147,10 +148,11 @@ def evaluate(
     judgments: Sequence[Judgment],
     runs: Sequence[Run],
     k: int = 10,
+    *,
     searcher: Callable[..., list[str]] | None = None,
 ) -> Table:
     """Mean metrics per run. A run that cannot answer a query (a photo query in bm25 mode) scores 0 on it."""
-    return mean_table(score_runs(judgments, runs, k, searcher))
+    return mean_table(score_runs(judgments, runs, k, searcher=searcher))
 
 
 def tag_rows(judgments: Sequence[Judgment]) -> dict[str, list[int]]:
@@ -214,7 +216,7 @@ def best_parameters(table: Mapping[str, Mapping[str, float]], k: int) -> dict[st
 def tune(judgments: Sequence[Judgment], k: int = 10, searcher: Callable[..., list[str]] | None = None) -> dict:
     """Best alpha (weighted fusion) and best RRF k by nDCG@k."""
     weighted, rrf = weighted_sweep(), rrf_sweep()
-    table = evaluate(judgments, [*weighted, *rrf], k, searcher)
+    table = evaluate(judgments, [*weighted, *rrf], k, searcher=searcher)
     return {
         **best_parameters(table, k),
         "alpha_sweep": {r.name: table[r.name] for r in weighted},
@@ -239,6 +241,7 @@ def plan(modes: Sequence[str] | None = None, tune: bool = False) -> tuple[list[R
 def report(
     judgments: Sequence[Judgment],
     k: int = 10,
+    *,
     modes: Sequence[str] | None = None,
     tune: bool = False,
     searcher: Callable[..., list[str]] | None = None,
@@ -252,7 +255,7 @@ def report(
     run searches every query once; the per-tag tables and the tuning reuse those rankings.
     """
     runs, extra = plan(modes, tune)
-    scored = score_runs(judgments, [*runs, *extra], k, searcher, progress)
+    scored = score_runs(judgments, [*runs, *extra], k, searcher=searcher, progress=progress)
     shown = {r.name: scored[r.name] for r in runs}
     result: dict[str, Any] = {"k": k, "queries": len(judgments), "modes": mean_table(shown), "by_tag": {}}
     if per_query:

@@ -281,7 +281,7 @@ def train(
     model.eval()
     report.loss = float(np.mean(report.losses[-20:])) if report.losses else float("nan")
     if val:
-        report.validation = validate(model, pairs, text_table, val, mean, std)
+        report.validation = validate(model, pairs, text_table, val, mean=mean, std=std)
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output)
     if config.init:
@@ -307,7 +307,7 @@ def _vision(model, pixels: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def validate(model, pairs: Pairs, text_table: torch.Tensor, val: list[int], mean, std) -> dict[str, float]:
+def validate(model, pairs: Pairs, text_table: torch.Tensor, val: list[int], *, mean, std) -> dict[str, float]:
     """On held-out objects: text -> image Recall@10 of the object itself (its first caption as query) and
     Precision@10 of its group (same type and color, when grouped)."""
     images = torch.cat(

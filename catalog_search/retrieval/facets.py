@@ -119,9 +119,25 @@ def _count_group(
         values_sql, values_params = named(*values.query.sql_with_params(), prefix="v")
     except EmptyResultSet:  # a filter nothing can match
         return [[] for _ in group], []
-    params = {**matched_params, **values_params}
+    counts, count_params = _grouping_sets(group)
+    params = {**matched_params, **values_params, **count_params}
     columns = ", ".join(f"c{i}" for i in range(len(group)))
-    keys = []
+    if keywords is None:
+        query = f"WITH matched AS MATERIALIZED (SELECT m.oid FROM ({matched_sql}) AS m(oid)) " + counts.replace(
+            "<source>", f"({values_sql}) AS v({columns})"
+        )
+    else:
+        query = _with_keywords(keywords.sql, counts, values_sql, columns=columns, size=len(group), pk_type=pk_type)
+        params.update(keywords.params, keywords_limit=keywords.limit)
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return _read(cursor.fetchall(), len(group), with_keywords=keywords is not None)
+
+
+def _grouping_sets(group: list[Facet]) -> tuple[str, dict]:
+    """SQL counting each facet of ``group`` (a value per row, or a bucket for a RangeFacet) over the rows of
+    ``<source>`` (columns c0, c1, ...), all in one pass with GROUPING SETS; with its params."""
+    keys, params = [], {}
     for i, facet in enumerate(group):
         if isinstance(facet, RangeFacet):
             params[f"bounds{i}"] = [float(b) for b in facet.bounds]
@@ -130,46 +146,44 @@ def _count_group(
             keys.append(f"v.c{i} AS g{i}")
     names = ", ".join(f"g{i}" for i in range(len(group)))
     sets = ", ".join(f"(g{i})" for i in range(len(group)))
-    counts = f"SELECT {names}, GROUPING({names}), count(*) FROM (SELECT {', '.join(keys)} FROM <source>) AS s " + (
-        f"GROUP BY GROUPING SETS ({sets})"
+    sql = f"SELECT {names}, GROUPING({names}), count(*) FROM (SELECT {', '.join(keys)} FROM <source>) AS s "
+    return sql + f"GROUP BY GROUPING SETS ({sets})", params
+
+
+def _with_keywords(scored_sql: str, counts: str, values_sql: str, *, columns: str, size: int, pk_type: str) -> str:
+    """The facet counts over the keyword matches and, in the same statement, the best of those matches among
+    the shop rows read (those passing the filters), ranked as bm25.TOP_TAIL ranks them. Part 1 of the union is
+    the facet rows, part 2 the matches; the NULLs take the other part's column types."""
+    facet_rows = counts.replace("<source>", "r AS v")
+    return (
+        f"WITH scored AS MATERIALIZED ({scored_sql}), "
+        "matched AS MATERIALIZED (SELECT object_id AS oid FROM scored), "
+        f"r AS MATERIALIZED (SELECT * FROM ({values_sql}) AS v(k, {columns})) "
+        f"SELECT 1, *, NULL::bigint, NULL::text, NULL::float8 FROM ({facet_rows}) AS f UNION ALL "
+        f"(SELECT 2, {', '.join('NULL' for _ in range(size))}, NULL::int, NULL::bigint, "
+        "sc.document_id, sc.object_id, sc.score "
+        f"FROM scored sc JOIN r ON r.k = CAST(sc.object_id AS {pk_type}) "
+        "ORDER BY round(sc.score * 1e9) DESC, sc.document_id LIMIT %(keywords_limit)s)"
     )
-    if keywords is None:
-        query = f"WITH matched AS MATERIALIZED (SELECT m.oid FROM ({matched_sql}) AS m(oid)) " + counts.replace(
-            "<source>", f"({values_sql}) AS v({columns})"
-        )
-    else:
-        params.update(keywords.params)
-        params["keywords_limit"] = keywords.limit
-        facet_rows = counts.replace("<source>", "r AS v")
-        # Part 1: the facet rows; part 2: the best keyword matches among the rows (those passing the
-        # filters), ranked as bm25.TOP_TAIL ranks them. The NULLs take the other part's column types.
-        query = (
-            f"WITH scored AS MATERIALIZED ({keywords.sql}), "
-            "matched AS MATERIALIZED (SELECT object_id AS oid FROM scored), "
-            f"r AS MATERIALIZED (SELECT * FROM ({values_sql}) AS v(k, {columns})) "
-            f"SELECT 1, *, NULL::bigint, NULL::text, NULL::float8 FROM ({facet_rows}) AS f UNION ALL "
-            f"(SELECT 2, {', '.join('NULL' for _ in group)}, NULL::int, NULL::bigint, "
-            "sc.document_id, sc.object_id, sc.score "
-            f"FROM scored sc JOIN r ON r.k = CAST(sc.object_id AS {pk_type}) "
-            "ORDER BY round(sc.score * 1e9) DESC, sc.document_id LIMIT %(keywords_limit)s)"
-        )
-    rows: list[list[tuple[Any, int]]] = [[] for _ in group]
+
+
+def _read(result: list[tuple], size: int, *, with_keywords: bool) -> tuple[list[list[tuple[Any, int]]], list[bm25.Hit]]:
+    """Rows (value or bucket, count) per facet of a group of ``size``, and the keyword matches if any."""
+    rows: list[list[tuple[Any, int]]] = [[] for _ in range(size)]
     hits: list[bm25.Hit] = []
-    with connection.cursor() as cursor:
-        cursor.execute(query, params)
-        for row in cursor.fetchall():
-            if keywords is not None:
-                part, *row = row
-                if part == 2:
-                    doc_id, oid, score = row[-3:]
-                    hits.append(bm25.Hit(doc_id, oid, float(score)))
-                    continue
-                row = row[:-3]
-            *keys_row, grouping, n = row
-            # GROUPING(...) has a 1 bit for every column not grouped in this row; exactly one is grouped.
-            i = next(i for i in range(len(group)) if not grouping & (1 << (len(group) - 1 - i)))
-            if keys_row[i] is not None:
-                rows[i].append((keys_row[i], n))
+    for row in result:
+        if with_keywords:
+            part, *row = row
+            if part == 2:
+                doc_id, oid, score = row[-3:]
+                hits.append(bm25.Hit(doc_id, oid, float(score)))
+                continue
+            row = row[:-3]
+        *keys_row, grouping, n = row
+        # GROUPING(...) has a 1 bit for every column not grouped in this row; exactly one is grouped.
+        i = next(i for i in range(size) if not grouping & (1 << (size - 1 - i)))
+        if keys_row[i] is not None:
+            rows[i].append((keys_row[i], n))
     hits.sort(key=lambda h: (-round(h.score, 9), h.document_id))
     return rows, hits
 

@@ -89,7 +89,7 @@ def finish(search: Search, index: SearchIndex, plan: FilterPlan, pending: parall
         # Counted while the keyword statement may still be running on its own connection. Which candidates
         # are keyword matches does not depend on restricting the postings to the filter: the counted rows
         # pass it anyway.
-        extra = _candidate_counts(with_counts, index, plan, match, None, vector)
+        extra = _counts(index, plan, match, restriction=None, vector=vector) if with_counts else []
         hits, counts = pending.result()
     else:  # composed: the keyword signal searches the photo's neighbourhood
         nearness = _neighbourhood(search, index, plan)
@@ -99,7 +99,7 @@ def finish(search: Search, index: SearchIndex, plan: FilterPlan, pending: parall
         hits, counts = _statement(
             index, plan, match, restriction=restriction, limit=search.depth, with_counts=with_counts, passing=None
         )
-        extra = _candidate_counts(with_counts, index, plan, match, counts_restriction, vector)
+        extra = _counts(index, plan, match, restriction=counts_restriction, vector=vector) if with_counts else []
     while match.required > 1 and len(hits) < search.query.k:
         # Fewer documents have MINIMUM_SHOULD_MATCH of the terms than a page shows: one term fewer is enough,
         # down to any term (as Algolia drops query words while too few results remain). By page size, not
@@ -108,23 +108,22 @@ def finish(search: Search, index: SearchIndex, plan: FilterPlan, pending: parall
         hits, counts = _statement(
             index, plan, match, restriction=restriction, limit=search.depth, with_counts=with_counts, passing=passing
         )
-        extra = _candidate_counts(with_counts, index, plan, match, counts_restriction, vector)
+        extra = _counts(index, plan, match, restriction=counts_restriction, vector=vector) if with_counts else []
     search.matches[index.label] = match
     if counts is not None:
         search.counted[index.label] = counts + extra
     _add(search, index, hits, nearness)
 
 
-def _candidate_counts(
-    with_counts: bool,
+def _counts(
     index: SearchIndex,
     plan: FilterPlan,
     match: bm25.Match,
+    *,
     restriction: Restriction | None,
     vector: list[tuple[int, str]],
 ) -> facets.Counted:
-    if not with_counts:
-        return []
+    """The facet counts the keyword statement left: the vector candidates no term matched (facets.py)."""
     return facets.candidate_counts(index, plan.filters, match, restriction=restriction, candidates=vector)
 
 

@@ -8,8 +8,8 @@ its own Django connection (opened, reused and closed under the same ``CONN_MAX_A
 as a request's, by ``close_old_connections`` before and after each job).
 
 Only a search running alone in its process gets the helper: when several run at once they already keep
-the cores busy, and handing work to another thread then only costs (measured: 3-5% fewer searches per
-second with 4 concurrent searches on 2 cores). Such searches, and any search while the helper is busy,
+the cores busy, and handing work to another thread then only costs (fewer searches per second under
+concurrent load: docs/benchmarks.md). Such searches, and any search while the helper is busy,
 run the keyword statement in the request's thread after the vector search, as with the setting off.
 Inside a transaction (``ATOMIC_REQUESTS``, a test case, a search inside ``transaction.atomic()``) the
 second connection could not see the transaction's own writes, so everything runs in the request's thread.
@@ -92,11 +92,6 @@ class Deferred(Generic[T]):
             pool = _reserve()
             if pool is not None:
                 self.future = pool.submit(_job, fn)
-
-    @property
-    def parallel(self) -> bool:
-        """Whether the helper thread runs (or ran) it."""
-        return self.future is not None
 
     def result(self) -> T:
         if self.future is not None:

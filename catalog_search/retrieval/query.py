@@ -50,7 +50,7 @@ class SearchQuery:
         return out
 
 
-def _int(name: str, value: Any, low: int, high: int, default: int) -> int:
+def _int(name: str, value: Any, *, low: int, high: int, default: int) -> int:
     if value is None or value == "":
         return default
     if isinstance(value, bool):
@@ -157,8 +157,8 @@ def build_query(
         q=q,
         image=_decode(image),
         filters=parsed,
-        k=_int("k", k, 1, conf.settings().MAX_K, 20),
-        offset=_int("offset", offset, 0, conf.settings().MAX_OFFSET, 0),
+        k=_int("k", k, low=1, high=conf.settings().MAX_K, default=20),
+        offset=_int("offset", offset, low=0, high=conf.settings().MAX_OFFSET, default=0),
         mode=mode,
         fusion=_choice("fusion", fusion, FUSIONS, conf.settings().DEFAULT_FUSION),
         alpha=_alpha(alpha),

@@ -1,4 +1,4 @@
-"""``manage.py catalog_search <subcommand>``: reindex, status, evaluate, train, export-onnx, install-triggers."""
+"""``manage.py catalog_search <subcommand>``: reindex, status, evaluate, train, export-onnx, install-triggers, vocabulary."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(
-            dest="subcommand", required=True, metavar="{reindex,status,evaluate,train,export-onnx,install-triggers}"
+            dest="subcommand",
+            required=True,
+            metavar="{reindex,status,evaluate,train,export-onnx,install-triggers,vocabulary}",
         )
         reindex = sub.add_parser(
             "reindex",
@@ -417,8 +419,8 @@ class Command(BaseCommand):
             result = evaluation.report(
                 judgments,
                 k,
-                options["mode"],
-                options["tune"],
+                modes=options["mode"],
+                tune=options["tune"],
                 progress=bar.update,
                 per_query=bool(options["per_query"]),
             )

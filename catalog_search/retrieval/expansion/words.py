@@ -1,10 +1,10 @@
-"""Query expansion (the "parse" stage): words the catalog never uses get the nearest catalog words.
+"""Query expansion (part of the understand stage): words the catalog never uses get the nearest catalog words.
 
 A shopper's word that no indexed text contains ("pocketbook", "teacup", a typo) finds nothing by keyword.
 When ``CATALOG_SEARCH["QUERY_EXPANSION"]`` is on, each such word (its index term has no document) is
 compared, by cosine of the active encoder's text embeddings of single words, with the catalog's own
-words (``Vocabulary``: the surface words of the indexed texts, embedded once per encoder; ``refresh``,
-run by the periodic sweep, keeps it current, ``manage.py catalog_search vocabulary`` builds it at once); the ``EXPANSION_TERMS`` nearest at or above
+words (``Vocabulary``: the surface words of the indexed texts, embedded once per encoder by
+indexing/vocabulary.py); the ``EXPANSION_TERMS`` nearest at or above
 ``EXPANSION_THRESHOLD`` are added to the BM25 terms and appended to the text the query vector is encoded
 from (the original words stay in it). Queries whose words are all in the catalog are left unchanged.
 
