@@ -3,6 +3,8 @@ save -> trigger -> outbox -> task -> encode -> store."""
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 from decimal import Decimal
@@ -73,6 +75,37 @@ def worker(fresh_broker):
     w = Worker().start()
     yield w
     w.stop()
+
+
+def _queued_tasks() -> list[list[str]]:
+    """The id batches of the indexing tasks waiting on the real broker (no worker is consuming)."""
+    from demo_project.celery import app
+
+    with app.connection_for_write() as conn:
+        messages = conn.default_channel.client.lrange(app.conf.task_default_queue, 0, -1)
+    return [json.loads(base64.b64decode(json.loads(m)["body"]))[0][1] for m in reversed(messages)]  # LPUSHed
+
+
+def test_one_transaction_queues_one_batch_per_index_batch_size(fresh_broker):
+    from demo_project.celery import app
+
+    with transaction.atomic():
+        products = [
+            Product.objects.create(title=f"Batch bag {i}", category="bags", brand="Acme", price=1) for i in range(201)
+        ]
+    batches = _queued_tasks()
+    assert [len(b) for b in batches] == [64, 64, 64, 9]  # INDEX_BATCH_SIZE 64, not 201 single-object tasks
+    assert sorted(int(i) for b in batches for i in b) == sorted(p.pk for p in products)
+    app.control.purge()
+    with transaction.atomic():  # a rolled-back savepoint drops its callback; the next save starts a batch
+        try:
+            with transaction.atomic():
+                Product.objects.create(title="Rolled back", category="bags", brand="Acme", price=1)
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        kept = [Product.objects.create(title=f"Kept {i}", category="bags", brand="Acme", price=1) for i in range(3)]
+    assert _queued_tasks() == [[str(p.pk) for p in kept]]
 
 
 def test_created_products_are_indexed_by_the_worker(worker):

@@ -70,8 +70,9 @@ def enqueue_on_commit(label: str, object_id: object) -> None:
         transaction.on_commit(lambda: enqueue(label, [object_id]))  # autocommit: runs right away
         return
     pending = getattr(_state, "pending", None)
-    # A rolled-back transaction drops its on_commit callbacks: then start a new batch.
-    if pending is None or not any(entry[1] is pending.flush for entry in connection.run_on_commit):
+    # A rolled-back transaction drops its on_commit callbacks: then start a new batch. ``==``, not ``is``:
+    # a bound method is a new object at every attribute access, equal when self and function are.
+    if pending is None or not any(entry[1] == pending.flush for entry in connection.run_on_commit):
         pending = _state.pending = _Pending()
         transaction.on_commit(pending.flush)
     pending.ids.setdefault(label, []).append(str(object_id))
