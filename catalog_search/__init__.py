@@ -5,6 +5,7 @@ Public API::
     import catalog_search
     catalog_search.register(ProductIndex)          # usually in your app's search_indexes.py
     results = catalog_search.search(q="red tote", filters={"price__lte": 50})
+    catalog_search.reindex(Product.objects.filter(brand=acme))  # queue objects for the worker
 """
 
 from typing import Any
@@ -50,6 +51,7 @@ __all__ = [
     "get_index",
     "get_indexes",
     "register",
+    "reindex",
     "search",
     "unregister",
 ]
@@ -60,3 +62,10 @@ def search(*args: Any, **kwargs: Any) -> Any:
     from catalog_search.retrieval.engine import search as _search
 
     return _search(*args, **kwargs)
+
+
+def reindex(*args: Any, **kwargs: Any) -> int:
+    """Queue objects for (re)indexing; see ``catalog_search.indexing.reindex.reindex``."""
+    from catalog_search.indexing.reindex import reindex as _reindex
+
+    return _reindex(*args, **kwargs)

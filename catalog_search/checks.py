@@ -16,6 +16,9 @@
   number from 0 to 1.
 - catalog_search.E010: a setting that takes a number has a value that is not one (``conf.settings()`` would
   refuse it on the first search).
+- catalog_search.W004: Django settings configure Celery (``CELERY_*``) but this process has only Celery's
+  default app, so saves would send their indexing tasks to amqp://localhost and the project's broker
+  would never see them (the project's ``__init__.py`` does not import its Celery app).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from django.db import DatabaseError, connections, models
 from catalog_search import conf
 from catalog_search.encoding.sources import describe_model_setting, model_path
 from catalog_search.registry import RangeFacet, get_indexes, resolve_field
+from catalog_search.relations import parse_relation_path, parse_text_path
 
 
 @checks.register(checks.Tags.database)
@@ -77,6 +81,26 @@ def check_vector_extension(app_configs=None, databases=None, **kwargs) -> list[c
 @checks.register()
 def check_setting_types(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     return [checks.Error(problem, id="catalog_search.E010") for problem in conf.problems()]
+
+
+@checks.register()
+def check_celery_app(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    from celery import _state
+    from django.conf import settings
+
+    configured = sorted(name for name in dir(settings) if name.startswith("CELERY_"))
+    # "default" is the fallback app Celery creates when no app was instantiated (celery._state).
+    if not configured or _state.get_current_app().main != "default":
+        return []
+    return [
+        checks.Warning(
+            f"Settings configure Celery ({configured[0]}, ...) but no Celery app of the project is loaded: "
+            "catalog_search's tasks are bound to Celery's default app and its broker (amqp://localhost).",
+            hint="In your project package's __init__.py: from .celery import app as celery_app; "
+            '__all__ = ("celery_app",)  (Celery\'s "First steps with Django").',
+            id="catalog_search.W004",
+        )
+    ]
 
 
 @checks.register()
@@ -249,10 +273,21 @@ def _index_errors(index) -> list[checks.CheckMessage]:
             error(f"{role} {path!r} is not a field of {index.model._meta.label}.")
             return None
 
+    def dependency_problem(path: str, name: str) -> None:
+        try:
+            parse_relation_path(index.model, path)
+        except FieldDoesNotExist as exc:
+            error(f"text field {name!r} depends_on {path!r}: {exc}.")
+
     if not index.search_fields:
         error("declares no text_fields.")
     for search_field in index.search_fields:
-        field(search_field.name, "text field")
+        try:
+            parse_text_path(index.model, search_field.name)  # what the indexer reads: one parser for both
+        except FieldDoesNotExist as exc:
+            error(f"text field {search_field.name!r} cannot be read: {exc}.")
+        for path in search_field.depends_on:
+            dependency_problem(path, search_field.name)
         if search_field.weight <= 0:
             error(f"text field {search_field.name!r} needs a positive weight.")
     if index.image_field:

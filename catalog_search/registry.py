@@ -29,6 +29,7 @@ from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 
 from catalog_search.exceptions import InvalidFilter
+from catalog_search.relations import Dependency, dependencies, parse_relation_path, parse_text_path
 
 RANGE_LOOKUPS = ("gte", "lte", "gt", "lt")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
@@ -43,10 +44,16 @@ def parse_bool(value: Any) -> bool | None:
 
 @dataclass(frozen=True)
 class SearchField:
-    """A text field that feeds BM25 and the text embedding; ``weight`` scales its term frequencies."""
+    """A text field that feeds BM25 and the text embedding; ``weight`` scales its term frequencies.
+
+    ``name`` may follow relations ("brand__name", "tags__name": many values joined with ", ") and may
+    end at a property or method. A change to a model along the path reindexes the objects that show it;
+    ``depends_on`` names further relation paths ("brand") a property or method reads.
+    """
 
     name: str
     weight: float = 1.0
+    depends_on: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -129,9 +136,23 @@ class SearchIndex:
 
     def get_text(self, instance: models.Model) -> str:
         """The product text given to the text encoder (fields joined, highest weight first)."""
-        fields = sorted(self.search_fields, key=lambda f: -f.weight)
-        parts = [str(getattr(instance, f.name, "") or "") for f in fields]
-        return ". ".join(p.strip() for p in parts if p.strip())
+        pairs = sorted(zip(self.search_fields, self.field_texts(instance), strict=True), key=lambda p: -p[0].weight)
+        return ". ".join(text for _, text in pairs if text)
+
+    def field_texts(self, instance: models.Model) -> list[str]:
+        """The text of each declared text field of ``instance``, in declaration order (relations followed)."""
+        return [parse_text_path(self.model, f.name).read(instance) for f in self.search_fields]
+
+    def with_related(self, queryset: models.QuerySet) -> models.QuerySet:
+        """``queryset`` loading the related objects the text fields read: one query per relation and batch."""
+        lookups = {parse_text_path(self.model, f.name).prefetch for f in self.search_fields}
+        for path in (path for f in self.search_fields for path in f.depends_on):
+            lookups.add("__".join(hop.accessor for hop in parse_relation_path(self.model, path)))
+        return queryset.prefetch_related(*sorted(p for p in lookups if p))
+
+    def dependencies(self) -> tuple[Dependency, ...]:
+        """The related tables whose changes change this index's texts (relations.py)."""
+        return dependencies(self.model, tuple(p for f in self.search_fields for p in (f.name, *f.depends_on)))
 
     # Normalized views of the declarations ---------------------------------------------------
 

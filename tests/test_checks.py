@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.core import checks
 from django.db import connection, transaction
@@ -53,7 +58,8 @@ def test_missing_and_wrong_fields_are_reported():
     messages = [m.msg for m in _index_errors(BrokenIndex())]
     assert all(isinstance(m, checks.Error) and m.id == "catalog_search.E003" for m in _index_errors(BrokenIndex()))
     assert messages == [
-        "BrokenIndex: text field 'subtitle' is not a field of shop.Product.",
+        "BrokenIndex: text field 'subtitle' cannot be read: 'subtitle' is not a field, relation, property or method "
+        "of shop.Product.",
         "BrokenIndex: text field 'description' needs a positive weight.",
         "BrokenIndex: image_field 'title' must be an ImageField or FileField.",
         "BrokenIndex: filter field 'colour' is not a field of shop.Product.",
@@ -144,3 +150,32 @@ def test_settings_are_typed_and_follow_changes(settings):
     assert conf.settings() is snapshot  # read once, not per call
     settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "CANDIDATES": 50}
     assert conf.settings().CANDIDATES == 50
+
+
+def _check_output(project, *, import_app: bool) -> str:
+    """``manage.py check`` of a minimal project that configures Celery in settings, with or without the
+    ``from .celery import app`` line in its package (a subprocess: the test process has the demo's app)."""
+    package = project / "shopproj"
+    package.mkdir(exist_ok=True)
+    (package / "__init__.py").write_text("from .celery import app as celery_app\n" if import_app else "")
+    (package / "celery.py").write_text(
+        "from celery import Celery\napp = Celery('shopproj')\n"
+        "app.config_from_object('django.conf:settings', namespace='CELERY')\n"
+    )
+    (package / "settings.py").write_text(
+        "SECRET_KEY = 'x'\nINSTALLED_APPS = ['django.contrib.contenttypes', 'catalog_search']\n"
+        "CELERY_BROKER_URL = 'redis://127.0.0.1:1/0'\n"
+        f"CATALOG_SEARCH = {{'MODEL': {str(project / 'no-model')!r}}}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{project}{os.pathsep}{Path(__file__).parents[1]}"}
+    env["DJANGO_SETTINGS_MODULE"] = "shopproj.settings"
+    done = subprocess.run(
+        [sys.executable, "-m", "django", "check"], env=env, cwd=project, capture_output=True, text=True, timeout=120
+    )
+    return done.stdout + done.stderr
+
+
+def test_tasks_bound_to_celerys_default_app_are_a_warning(tmp_path):
+    output = _check_output(tmp_path, import_app=False)
+    assert "catalog_search.W004" in output and "from .celery import app as celery_app" in output
+    assert "catalog_search.W004" not in _check_output(tmp_path, import_app=True)

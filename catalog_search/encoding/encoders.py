@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from PIL import Image
 from catalog_search import conf
 from catalog_search.encoding.preprocessing import FastImagePreprocessor
 from catalog_search.encoding.runtimes import load_runtime
-from catalog_search.encoding.sources import fingerprint, model_path
+from catalog_search.encoding.sources import fingerprint, hub_problem, model_path
 from catalog_search.exceptions import EncoderUnavailable
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,13 @@ class Encoder:
         self.name = name
         source = model_path(name)
         self.batch_size = batch_size or conf.settings().ENCODE_BATCH_SIZE
+        problem = hub_problem(name)
+        if problem:
+            raise EncoderUnavailable(
+                f"Could not load the encoder from CATALOG_SEARCH['MODEL'] = {name!r}: {problem}. Save the model "
+                "with save_pretrained() where the hub is reachable and point MODEL at that folder, or train one "
+                "(manage.py catalog_search train); see docs/configuration.md."
+            )
         try:
             config = AutoConfig.from_pretrained(source)
             self.tokenizer = AutoTokenizer.from_pretrained(source)
@@ -105,21 +113,32 @@ def normalize(vector: np.ndarray) -> np.ndarray:
 
 _lock = threading.Lock()
 _loaded: dict[tuple[str, str], Encoder] = {}
+_failed: dict[tuple[str, str], tuple[float, EncoderUnavailable]] = {}
+RETRY_AFTER_SECONDS = 60.0  # a model that failed to load is tried again after this long, not per batch
 
 
 def get_encoder(name: str | None = None) -> Encoder:
     """The process-wide encoder for ``name`` (default: ``CATALOG_SEARCH['MODEL']``) in the configured
-    runtime, loaded once."""
+    runtime, loaded once. A failure is remembered for ``RETRY_AFTER_SECONDS``."""
     name = name or conf.settings().MODEL
     key = (name, conf.settings().RUNTIME)
     with _lock:
         if key not in _loaded:
+            failed = _failed.get(key)
+            if failed is not None and time.monotonic() - failed[0] < RETRY_AFTER_SECONDS:
+                raise failed[1]
             logger.info("Loading encoder %s (%s runtime)", name, key[1])
-            _loaded[key] = Encoder(name)
+            try:
+                _loaded[key] = Encoder(name)
+            except EncoderUnavailable as exc:
+                _failed[key] = (time.monotonic(), exc)
+                raise
+            _failed.pop(key, None)
         return _loaded[key]
 
 
 def clear_cache() -> None:
-    """Forget loaded encoders (tests, or after retraining a local model)."""
+    """Forget loaded encoders and load failures (tests, or after retraining a local model)."""
     with _lock:
         _loaded.clear()
+        _failed.clear()

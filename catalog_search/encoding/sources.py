@@ -37,6 +37,27 @@ def fingerprint(name: str) -> str:
     return digest.hexdigest()[:12]
 
 
+def hub_problem(name: str, timeout: float = 3.0) -> str | None:
+    """Why ``name`` cannot come from the Hugging Face hub now, or None: a hub id that is not cached while
+    the hub does not answer. Asked once, quickly: transformers would retry for about half a minute."""
+    if Path(model_path(name)).exists() or _cached_snapshot(name) is not None:
+        return None
+    import urllib.error
+    import urllib.request
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set and it is not in the local Hugging Face cache"
+    try:
+        urllib.request.urlopen(urllib.request.Request(constants.ENDPOINT, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return None  # the hub answered
+    except (OSError, ValueError) as exc:
+        return f"it is not a local directory, not in the local Hugging Face cache, and {constants.ENDPOINT} does not answer ({exc})"
+    return None
+
+
 def _cached_snapshot(repo_id: str) -> Path | None:
     """The local Hugging Face cache snapshot holding ``repo_id``, if it is cached."""
     try:

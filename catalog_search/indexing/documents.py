@@ -40,15 +40,14 @@ def build_doc(index: SearchIndex, instance: models.Model, *, with_image: bool = 
     analyzer = get_analyzer()
     tf: Counter[str] = Counter()
     length = 0.0
-    for search_field in index.search_fields:
-        terms = analyzer.terms(str(getattr(instance, search_field.name, "") or ""))
+    texts = index.field_texts(instance)
+    for search_field, text in zip(index.search_fields, texts, strict=True):
+        terms = analyzer.terms(text)
         for term in terms:
             tf[term] += float(search_field.weight)
         length += float(search_field.weight) * len(terms)
     image = getattr(instance, index.image_field, None) if index.image_field else None
-    fingerprint = json.dumps(
-        [[str(getattr(instance, f.name, "") or "") for f in index.search_fields], image.name if image else None]
-    )
+    fingerprint = json.dumps([texts, image.name if image else None])
     doc = Doc(
         str(instance.pk),
         dict(tf),

@@ -209,7 +209,8 @@ def _process_round(index: SearchIndex, claims: list[Claim], report: ProcessRepor
     pk = index.model._meta.pk
     wanted = [c for c in claims if c.action == "index"]
     instances = {
-        str(obj.pk): obj for obj in index.get_queryset().filter(pk__in=[pk.to_python(c.object_id) for c in wanted])
+        str(obj.pk): obj
+        for obj in index.with_related(index.get_queryset()).filter(pk__in=[pk.to_python(c.object_id) for c in wanted])
     }
     existing = _existing(index, [c.object_id for c in wanted])
     changed: list[Doc] = []  # new or different content: rewrite the document and all vectors
@@ -294,6 +295,17 @@ def stale_ids(index: SearchIndex, limit: int = 5000) -> list[str]:
             "AND (enqueued_at IS NULL OR enqueued_at < now() - make_interval(secs => %s)) "
             "ORDER BY updated_at LIMIT %s",
             [index.content_type.pk, conf.settings().MAX_ATTEMPTS, after, after, limit],
+        )
+        return [oid for (oid,) in cursor.fetchall()]
+
+
+def unqueued_ids(index: SearchIndex, limit: int = 5000) -> list[str]:
+    """Outbox rows no task holds and none was queued for (written by a trigger, not by a save's hook)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT object_id FROM catalog_search_outbox WHERE content_type_id = %s AND enqueued_at IS NULL "
+            "AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY updated_at LIMIT %s",
+            [index.content_type.pk, limit],
         )
         return [oid for (oid,) in cursor.fetchall()]
 

@@ -49,7 +49,7 @@ def reindex(
     """Synchronously (re)index the index's queryset (or ``object_ids`` of it) in batches and remove
     documents of objects that left the queryset. Used by tests and ``reindex --sync``."""
     report = IndexReport()
-    queryset = index.get_queryset().order_by("pk")
+    queryset = index.with_related(index.get_queryset()).order_by("pk")
     if object_ids is not None:
         wanted = [str(o) for o in object_ids]
         queryset = queryset.filter(pk__in=[index.model._meta.pk.to_python(o) for o in wanted])

@@ -25,7 +25,7 @@ def catalog_words(indexes: Sequence[SearchIndex] | None = None) -> tuple[list[st
     analyzer = get_analyzer()
     spellings: dict[str, Counter[str]] = {}
     for index in indexes if indexes is not None else get_indexes():
-        for instance in index.get_queryset().iterator(chunk_size=2000):
+        for instance in index.with_related(index.get_queryset()).iterator(chunk_size=2000):
             for word in analyzer.tokens(index.get_text(instance)):
                 if len(word) > 1 and word.isalpha():
                     term = analyzer.terms(word)

@@ -88,7 +88,7 @@ def load_pairs(index: SearchIndex, image_size: int, group_by: Sequence[str]) -> 
         raise ValueError(f"{index.label} has no image_field: there is nothing to train an image tower on")
     caption_ids: dict[str, int] = {}
     images, captions, groups, ids = [], [], [], []
-    for instance in index.get_queryset().order_by("pk").iterator(chunk_size=500):
+    for instance in index.with_related(index.get_queryset()).order_by("pk").iterator(chunk_size=500):
         file = getattr(instance, index.image_field)
         if not file:
             continue
@@ -100,8 +100,7 @@ def load_pairs(index: SearchIndex, image_size: int, group_by: Sequence[str]) -> 
             continue
         finally:
             file.close()
-        texts = [str(getattr(instance, f.name, "") or "").strip() for f in index.search_fields]
-        texts = [t for t in [*texts, index.get_text(instance)] if t]
+        texts = [t for t in [*index.field_texts(instance), index.get_text(instance)] if t]
         captions.append([caption_ids.setdefault(t, len(caption_ids)) for t in dict.fromkeys(texts)])
         images.append(_square(image, image_size))
         groups.append(_group_key(instance, group_by) if group_by else str(instance.pk))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from typing import Any
@@ -30,111 +31,17 @@ class Command(BaseCommand):
             required=True,
             metavar="{reindex,status,evaluate,train,export-onnx,install-triggers,vocabulary}",
         )
-        reindex = sub.add_parser(
-            "reindex",
-            help="Reindex objects through the Celery workers (or in this process with --sync).",
-            description="Queue objects for (re)indexing and show progress until the workers are done. Objects "
-            "are re-encoded even if unchanged. With --pending, only process what the outbox already "
-            "holds (what the periodic sweep does).",
+        for add in (_add_reindex, _add_status, _add_export, _add_evaluate, _add_train):
+            _with_django_options(add(sub))
+        _with_django_options(
+            sub.add_parser("install-triggers", help="(Re)create the outbox triggers (migrate does this too).")
         )
-        scope = reindex.add_mutually_exclusive_group(required=True)
-        scope.add_argument("--all", action="store_true", help="every registered model")
-        scope.add_argument("--model", metavar="app.Model", help="one registered model, e.g. shop.Product")
-        scope.add_argument("--pending", action="store_true", help="only what is waiting in the outbox")
-        reindex.add_argument("--ids", metavar="1,2,3", help="only these primary keys (with --model)")
-        reindex.add_argument(
-            "--batch-size",
-            type=int,
-            default=None,
-            metavar="N",
-            help=f"objects per task (default {conf.settings().INDEX_BATCH_SIZE})",
+        _with_django_options(
+            sub.add_parser(
+                "vocabulary",
+                help="Embed the catalog's words with the active encoder now (for QUERY_EXPANSION; the sweep keeps them current).",
+            )
         )
-        reindex.add_argument("--sync", action="store_true", help="encode in this process instead of the workers")
-        reindex.add_argument("--no-wait", action="store_true", help="queue the work and return at once")
-        status = sub.add_parser("status", help="Show index health per model and the encoders.")
-        status.add_argument("--json", action="store_true", help="machine-readable output")
-        status.add_argument(
-            "--reset-cache-stats", action="store_true", help="restart the query-embedding cache's hit counters"
-        )
-        export = sub.add_parser(
-            "export-onnx",
-            help="Export the encoder to optimized (int8) ONNX graphs for CATALOG_SEARCH['RUNTIME'] = 'onnx'.",
-            description="Traces both towers of the encoder, fuses transformer subgraphs, quantizes the image "
-            "towers to int8 where that keeps cosine 0.99 to PyTorch, and checks parity. Re-run it after the model's weights change: the "
-            "onnx runtime refuses an export made from other weights.",
-        )
-        export.add_argument("--model", metavar="DIR_OR_HUB_ID", help="default: CATALOG_SEARCH['MODEL']")
-        export.add_argument(
-            "--output", metavar="DIR", help="default: CATALOG_SEARCH['ONNX_DIR'], else <model dir>/onnx"
-        )
-        export.add_argument(
-            "--quantize",
-            choices=["auto", "image", "all", "none"],
-            default="auto",
-            help="towers with int8 weights; auto (default): each tower whose int8 graph stays within cosine "
-            "0.99 of PyTorch on probe inputs",
-        )
-        export.add_argument("--no-optimize", action="store_true", help="skip the transformer graph fusions")
-        sub.add_parser("install-triggers", help="(Re)create the outbox triggers (migrate does this too).")
-        sub.add_parser(
-            "vocabulary",
-            help="Embed the catalog's words with the active encoder now (for QUERY_EXPANSION; the sweep keeps them current).",
-        )
-        evaluate = sub.add_parser(
-            "evaluate",
-            help="Score search quality on judged queries (Recall@k, nDCG@k, MRR per mode).",
-            description="Each line of the JSONL file is a query (q and/or image path, optional filters) with "
-            'graded relevant ids: {"q": "red tote", "relevant": {"17": 3, "42": 1}}. '
-            "See docs/relevance.md.",
-        )
-        evaluate.add_argument("--judgments", required=True, metavar="FILE.jsonl")
-        evaluate.add_argument("--k", type=int, default=10, help="cutoff (default 10)")
-        evaluate.add_argument(
-            "--mode",
-            choices=["bm25", "vector", "hybrid-rrf", "hybrid-weighted"],
-            action="append",
-            help="only these modes (repeatable; default: all, weighted over an alpha sweep)",
-        )
-        evaluate.add_argument("--tune", action="store_true", help="also report the best alpha and RRF k")
-        evaluate.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE ('-': stdout)")
-        evaluate.add_argument(
-            "--per-query",
-            metavar="FILE.jsonl",
-            help="also write each query's metrics, results and their grades per mode, one JSON line per query "
-            "('-': stdout)",
-        )
-        train = sub.add_parser(
-            "train",
-            help="Train an image-text encoder on the catalog's own photos and texts.",
-            description="Contrastive training on (photo, text) pairs of a registered model. From scratch: the "
-            "project's small dual encoder (frozen MiniLM text tower, CNN image tower). With --init: "
-            "fine-tune the vision side of an existing dual encoder (e.g. CLIP). Saves a transformers "
-            "checkpoint that CATALOG_SEARCH['MODEL'] can point at.",
-        )
-        train.add_argument("--output", required=True, metavar="DIR", help="where to save the checkpoint")
-        train.add_argument(
-            "--model", metavar="app.Model", help="registered model to train on (default: the one with an image field)"
-        )
-        train.add_argument("--init", metavar="DIR_OR_HUB_ID", help="start from this checkpoint")
-        train.add_argument("--steps", type=int, default=TrainConfig.steps)
-        train.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-        train.add_argument("--lr", type=float, default=TrainConfig.lr)
-        train.add_argument(
-            "--image-size",
-            type=int,
-            default=TrainConfig.image_size,
-            help="input size of a new image tower (ignored with --init)",
-        )
-        train.add_argument(
-            "--group-by",
-            default="",
-            metavar="FIELD,FIELD",
-            help="objects sharing these values are positives of each other, e.g. category,color",
-        )
-        train.add_argument(
-            "--time-budget", type=float, default=None, metavar="SECONDS", help="stop early after this long"
-        )
-        train.add_argument("--seed", type=int, default=0)
 
     def handle(self, *args: Any, **options: Any) -> None:
         command = options["subcommand"]
@@ -201,7 +108,14 @@ class Command(BaseCommand):
                     enqueue(index.label, ids[start : start + batch_size])
             self.stdout.write(f"Queued {total} objects for the workers.")
             if not options["no_wait"]:
-                self._wait(work, total)
+                try:
+                    self._wait(work, total)
+                except KeyboardInterrupt:  # the work stays queued; say so instead of a traceback
+                    self.stderr.write(
+                        "\nStopped waiting. The work stays queued: the workers go on, "
+                        "`manage.py catalog_search status` shows the progress."
+                    )
+                    raise SystemExit(130) from None
 
     def _run_here(self, work: list[tuple[SearchIndex, list[str]]], batch_size: int, total: int) -> None:
         failed: dict[str, str] = {}
@@ -454,3 +368,133 @@ class Command(BaseCommand):
                 Path(target).write_text(text)
             except OSError as exc:
                 raise CommandError(f"cannot write {target}: {exc.strerror or exc}") from exc
+
+
+# The subcommands' options ---------------------------------------------------------------------------
+
+
+def _with_django_options(parser: CommandParser) -> CommandParser:
+    """Accept Django's own options after the subcommand too (``reindex --all --settings X``). SUPPRESS:
+    absent, they leave the values parsed before the subcommand alone."""
+    parser.add_argument("--settings", default=argparse.SUPPRESS)
+    parser.add_argument("--pythonpath", default=argparse.SUPPRESS)
+    parser.add_argument("-v", "--verbosity", type=int, choices=[0, 1, 2, 3], default=argparse.SUPPRESS)
+    for flag in ("--traceback", "--no-color", "--force-color", "--skip-checks"):
+        parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS)
+    return parser
+
+
+def _add_reindex(sub) -> CommandParser:
+    reindex = sub.add_parser(
+        "reindex",
+        help="Reindex objects through the Celery workers (or in this process with --sync).",
+        description="Queue objects for (re)indexing and show progress until the workers are done. Objects "
+        "are re-encoded even if unchanged. With --pending, only process what the outbox already "
+        "holds (what the periodic sweep does).",
+    )
+    scope = reindex.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--all", action="store_true", help="every registered model")
+    scope.add_argument("--model", metavar="app.Model", help="one registered model, e.g. shop.Product")
+    scope.add_argument("--pending", action="store_true", help="only what is waiting in the outbox")
+    reindex.add_argument("--ids", metavar="1,2,3", help="only these primary keys (with --model)")
+    reindex.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"objects per task (default {conf.settings().INDEX_BATCH_SIZE})",
+    )
+    reindex.add_argument("--sync", action="store_true", help="encode in this process instead of the workers")
+    reindex.add_argument("--no-wait", action="store_true", help="queue the work and return at once")
+    return reindex
+
+
+def _add_status(sub) -> CommandParser:
+    status = sub.add_parser("status", help="Show index health per model and the encoders.")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--reset-cache-stats", action="store_true", help="restart the query-embedding cache's hit counters"
+    )
+    return status
+
+
+def _add_export(sub) -> CommandParser:
+    export = sub.add_parser(
+        "export-onnx",
+        help="Export the encoder to optimized (int8) ONNX graphs for CATALOG_SEARCH['RUNTIME'] = 'onnx'.",
+        description="Traces both towers of the encoder, fuses transformer subgraphs, quantizes the image "
+        "towers to int8 where that keeps cosine 0.99 to PyTorch, and checks parity. Re-run it after the model's "
+        "weights change: the onnx runtime refuses an export made from other weights.",
+    )
+    export.add_argument("--model", metavar="DIR_OR_HUB_ID", help="default: CATALOG_SEARCH['MODEL']")
+    export.add_argument("--output", metavar="DIR", help="default: CATALOG_SEARCH['ONNX_DIR'], else <model dir>/onnx")
+    export.add_argument(
+        "--quantize",
+        choices=["auto", "image", "all", "none"],
+        default="auto",
+        help="towers with int8 weights; auto (default): each tower whose int8 graph stays within cosine "
+        "0.99 of PyTorch on probe inputs",
+    )
+    export.add_argument("--no-optimize", action="store_true", help="skip the transformer graph fusions")
+    return export
+
+
+def _add_evaluate(sub) -> CommandParser:
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="Score search quality on judged queries (Recall@k, nDCG@k, MRR per mode).",
+        description="Each line of the JSONL file is a query (q and/or image path, optional filters) with "
+        'graded relevant ids: {"q": "red tote", "relevant": {"17": 3, "42": 1}}. '
+        "See docs/relevance.md.",
+    )
+    evaluate.add_argument("--judgments", required=True, metavar="FILE.jsonl")
+    evaluate.add_argument("--k", type=int, default=10, help="cutoff (default 10)")
+    evaluate.add_argument(
+        "--mode",
+        choices=["bm25", "vector", "hybrid-rrf", "hybrid-weighted"],
+        action="append",
+        help="only these modes (repeatable; default: all, weighted over an alpha sweep)",
+    )
+    evaluate.add_argument("--tune", action="store_true", help="also report the best alpha and RRF k")
+    evaluate.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE ('-': stdout)")
+    evaluate.add_argument(
+        "--per-query",
+        metavar="FILE.jsonl",
+        help="also write each query's metrics, results and their grades per mode, one JSON line per query "
+        "('-': stdout)",
+    )
+    return evaluate
+
+
+def _add_train(sub) -> CommandParser:
+    train = sub.add_parser(
+        "train",
+        help="Train an image-text encoder on the catalog's own photos and texts.",
+        description="Contrastive training on (photo, text) pairs of a registered model. From scratch: the "
+        "project's small dual encoder (frozen MiniLM text tower, CNN image tower). With --init: "
+        "fine-tune the vision side of an existing dual encoder (e.g. CLIP). Saves a transformers "
+        "checkpoint that CATALOG_SEARCH['MODEL'] can point at.",
+    )
+    train.add_argument("--output", required=True, metavar="DIR", help="where to save the checkpoint")
+    train.add_argument(
+        "--model", metavar="app.Model", help="registered model to train on (default: the one with an image field)"
+    )
+    train.add_argument("--init", metavar="DIR_OR_HUB_ID", help="start from this checkpoint")
+    train.add_argument("--steps", type=int, default=TrainConfig.steps)
+    train.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    train.add_argument("--lr", type=float, default=TrainConfig.lr)
+    train.add_argument(
+        "--image-size",
+        type=int,
+        default=TrainConfig.image_size,
+        help="input size of a new image tower (ignored with --init)",
+    )
+    train.add_argument(
+        "--group-by",
+        default="",
+        metavar="FIELD,FIELD",
+        help="objects sharing these values are positives of each other, e.g. category,color",
+    )
+    train.add_argument("--time-budget", type=float, default=None, metavar="SECONDS", help="stop early after this long")
+    train.add_argument("--seed", type=int, default=0)
+    return train
