@@ -53,26 +53,41 @@ def ensure_encoder(encoder: Encoder) -> EncoderRow:
     return row
 
 
-def vector_index_name(row: EncoderRow, column: str) -> str:
-    return f"catalog_search_emb_{column}_e{row.pk}"
+# index name part -> (indexed column, rows): the image and text vectors, and the text vectors of rows
+# without an image (the fallback lane of text queries, retrieval/vector.py).
+HNSW_INDEXES = {
+    "image": ("image", "image IS NOT NULL"),
+    "text": ("text", "text IS NOT NULL"),
+    "textonly": ("text", "text IS NOT NULL AND image IS NULL"),
+}
+NO_IMAGE_INDEX = "noimage"  # a btree over the rows without an image: the fallback lane's exact path
+
+
+def vector_index_name(row: EncoderRow, name: str) -> str:
+    return f"catalog_search_emb_{name}_e{row.pk}"
 
 
 def ensure_vector_indexes(row: EncoderRow) -> None:
-    """Partial HNSW (cosine) expression indexes on this encoder's image and text vectors."""
+    """Partial HNSW (cosine) expression indexes on this encoder's vectors, and the no-image btree."""
+    settings = conf.settings()
     with connection.cursor() as cursor:
-        for column in ("image", "text"):
+        for name, (column, rows) in HNSW_INDEXES.items():
             cursor.execute(
-                f"CREATE INDEX IF NOT EXISTS {vector_index_name(row, column)} ON catalog_search_embedding "
+                f"CREATE INDEX IF NOT EXISTS {vector_index_name(row, name)} ON catalog_search_embedding "
                 f"USING hnsw (({column}::vector({int(row.dim)})) vector_cosine_ops) "
-                f"WITH (m = {conf.settings().HNSW_M}, ef_construction = {conf.settings().HNSW_EF_CONSTRUCTION}) "
-                f"WHERE encoder_id = {int(row.pk)} AND {column} IS NOT NULL"
+                f"WITH (m = {settings.HNSW_M}, ef_construction = {settings.HNSW_EF_CONSTRUCTION}) "
+                f"WHERE encoder_id = {int(row.pk)} AND {rows}"
             )
+        cursor.execute(
+            f"CREATE INDEX IF NOT EXISTS {vector_index_name(row, NO_IMAGE_INDEX)} ON catalog_search_embedding "
+            f"(content_type_id, object_id) WHERE encoder_id = {int(row.pk)} AND image IS NULL"
+        )
 
 
 def drop_vector_indexes(row: EncoderRow) -> None:
     with connection.cursor() as cursor:
-        for column in ("image", "text"):
-            cursor.execute(f"DROP INDEX IF EXISTS {vector_index_name(row, column)}")
+        for name in (*HNSW_INDEXES, NO_IMAGE_INDEX):
+            cursor.execute(f"DROP INDEX IF EXISTS {vector_index_name(row, name)}")
 
 
 def write_vectors(cursor, ct: int, vectors: Vectors, doc_ids: dict[str, int]) -> None:

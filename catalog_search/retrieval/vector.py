@@ -22,6 +22,14 @@ is searched and the union is re-scored as ``sum_c w_c * cos(q, v_c) / sum_c w_c`
 document has (a product without an image is scored on its text vector alone). When the filter needs the
 exact path (small, or rejecting a column's neighbourhood), one statement ranks the filtered rows by that
 weighted score itself: exact, and one read of the rows instead of one per column plus the rescoring.
+
+A ``fallback`` column keeps the rows that have none of the weighted columns: with text queries compared
+to images only (TEXT_QUERY_IMAGE_WEIGHT 1.0), products without a photo are searched by their text
+vector, as a lane of their own (its own partial HNSW index; a partial btree finds its rows for the exact
+path, so that path reads only them). Text-to-text cosines run higher than text-to-image ones, so a lane
+hit's score is its cosine minus the query's own offset between the two: the mean of (text - weighted
+score) over the weighted lane's hits, which have both. Both lanes' top ``limit`` are exact under the
+same paths, so their merge is the exact top ``limit`` of the calibrated scores.
 """
 
 from __future__ import annotations
@@ -48,6 +56,17 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Lane:
+    """The rows one walk compares: those with ``column``, and (the fallback lane) none of ``without``."""
+
+    column: str
+    without: tuple[str, ...] = ()
+
+    def condition(self) -> str:
+        return " AND ".join([f"e.{self.column} IS NOT NULL", *(f"e.{c} IS NULL" for c in self.without)])
+
+
+@dataclass(frozen=True)
 class _Space:
     """What a search compares: the query vector (pgvector's literal) with one encoder's stored vectors of
     one content type."""
@@ -71,13 +90,13 @@ class _Space:
         return {"q": self.query, "ct": self.content_type_id, **more}
 
 
-def _nearest(space: _Space, column: str, restriction: Restriction | None, limit: int) -> list[tuple[int, str, float]]:
-    """The ``limit`` nearest rows (document id, object id, distance) by ``column``; with a restriction, exact
+def _nearest(space: _Space, lane: Lane, restriction: Restriction | None, limit: int) -> list[tuple[int, str, float]]:
+    """The ``limit`` nearest rows (document id, object id, distance) of ``lane``; with a restriction, exact
     over its rows."""
     where, params = restriction.member("e.object_id") if restriction is not None else ("true", {})
     rows = (
-        f"SELECT e.document_id, e.object_id, {space.distance(column)} AS dist "
-        f"{space.rows(f'e.{column} IS NOT NULL')} AND {where}"
+        f"SELECT e.document_id, e.object_id, {space.distance(lane.column)} AS dist "
+        f"{space.rows(lane.condition())} AND {where}"
     )
     if restriction is not None:
         # OFFSET 0 fences the planner off the HNSW index: a plain sort over the filtered rows.
@@ -93,7 +112,7 @@ def _nearest(space: _Space, column: str, restriction: Restriction | None, limit:
 
 
 def _over_fetch(
-    space: _Space, column: str, *, limit: int, max_depth: int, passing: Passing
+    space: _Space, lane: Lane, *, limit: int, max_depth: int, passing: Passing
 ) -> list[tuple[int, str, float]]:
     """The ``limit`` nearest rows passing the filter among the unfiltered nearest, or fewer if too few
     of those pass within ``max_depth`` rows.
@@ -113,7 +132,7 @@ def _over_fetch(
         # The LIMIT makes the planner walk the index (a cursor reads only the rows it fetches).
         cursor.execute(
             f"DECLARE catalog_search_walk NO SCROLL CURSOR FOR SELECT e.document_id, e.object_id, "
-            f"{space.distance(column)} AS dist {space.rows(f'e.{column} IS NOT NULL')} "
+            f"{space.distance(lane.column)} AS dist {space.rows(lane.condition())} "
             f"ORDER BY dist LIMIT {int(max_depth)}",
             space.params(),
         )
@@ -164,9 +183,11 @@ def search(
     passing: Passing | None = None,
     count: int | None = None,
     all_similarities: bool = True,
+    fallback: str | None = None,
 ) -> list[Hit]:
     """The ``limit`` nearest documents to ``vector`` under ``weights`` (column -> weight) among the objects
-    of ``restriction``, best first.
+    of ``restriction``, best first; rows with none of the weighted columns are searched by ``fallback``
+    (a column) if given, their scores calibrated (module docstring).
 
     ``passing(object_ids)`` returns those of the given object ids that pass the filter (default: from the
     restriction's SQL); it is used on the over-fetch path only. ``count``: ``filters.count_filtered`` of
@@ -186,20 +207,43 @@ def search(
     # of their union (three statements, each reading the rows' vectors).
     if len(searched) > 1 and restriction is not None and not large:
         return _best(_nearest_weighted(space, weights, restriction, limit), limit)
-    candidates = _candidates(
-        space, searched, restriction=restriction, limit=limit, large=large, passing=passing, settings=settings
+    lanes = [Lane(c) for c in searched]
+    if fallback and searched and fallback not in searched:
+        lanes.append(Lane(fallback, without=tuple(searched)))
+    by_lane = _candidates(
+        space, lanes, restriction=restriction, limit=limit, large=large, passing=passing, settings=settings
     )
-    if candidates is None:  # a column's walk fell short over several columns: exact, weighted
+    if by_lane is None:  # a column's walk fell short over several columns: exact, weighted
         assert restriction is not None
         return _best(_nearest_weighted(space, weights, restriction, limit), limit)
+    main = {d: (o, dist) for lane, rows in by_lane.items() if not lane.without for d, o, dist in rows}
+    spare = [row for lane, rows in by_lane.items() if lane.without for row in rows]
+    hits = _weighted_hits(space, main, weights, all_similarities=all_similarities or bool(spare))
+    if spare:
+        hits += _fallback_hits(spare, hits, column=lanes[-1].column)
+    return _best(hits, limit)
+
+
+def _weighted_hits(
+    space: _Space, candidates: dict[int, tuple[str, float]], weights: dict[str, float], *, all_similarities: bool
+) -> list[Hit]:
     if not candidates:
         return []
+    searched = [c for c, w in weights.items() if w > 0]
     if len(searched) == 1 and not all_similarities:
         # One column: its similarities are the search's own distances; no second pass over the vectors.
         (column,) = searched
         w = weights[column]  # w * s / w: the arithmetic of `_scored`, so both give the same scores to the bit
-        return _best([Hit(d, o, w * (1 - dist) / w, {column: 1 - dist}) for d, (o, dist) in candidates.items()], limit)
-    return _best(rescore(space, list(candidates), weights), limit)
+        return [Hit(d, o, w * (1 - dist) / w, {column: 1 - dist}) for d, (o, dist) in candidates.items()]
+    return rescore(space, list(candidates), weights)
+
+
+def _fallback_hits(rows: list[tuple[int, str, float]], weighted: list[Hit], *, column: str) -> list[Hit]:
+    """The fallback lane's rows as hits, their cosine shifted onto the weighted lane's scale (this query's
+    mean offset between the two over the weighted hits; none without weighted hits)."""
+    offsets = [h.similarities[column] - h.score for h in weighted if column in h.similarities]
+    offset = sum(offsets) / len(offsets) if offsets else 0.0
+    return [Hit(d, o, (1 - dist) - offset, {column: 1 - dist}) for d, o, dist in rows]
 
 
 def _best(hits: list[Hit], limit: int) -> list[Hit]:
@@ -209,19 +253,20 @@ def _best(hits: list[Hit], limit: int) -> list[Hit]:
 
 def _candidates(
     space: _Space,
-    searched: list[str],
+    lanes: list[Lane],
     *,
     restriction: Restriction | None,
     limit: int,
     large: bool,
     passing: Passing | None,
     settings: conf.Settings,
-) -> dict[int, tuple[str, float]] | None:
-    """Each searched column's nearest rows: document id -> (object id, distance in its column); None when
-    several columns are searched and a walk over a large filter fell short (the caller then searches
-    exactly)."""
+) -> dict[Lane, list[tuple[int, str, float]]] | None:
+    """Each lane's nearest rows (document id, object id, distance in its column); None when several
+    columns are weighted and a walk over a large filter fell short in one of them (the caller then searches
+    exactly). The fallback lane's rows are disjoint from the others: it goes exact on its own."""
     max_depth = max(settings.FILTERED_ANN_DEPTH, limit)
-    candidates: dict[int, tuple[str, float]] = {}
+    weighted = sum(1 for lane in lanes if not lane.without)
+    found: dict[Lane, list[tuple[int, str, float]]] = {}
     with transaction.atomic(), connection.cursor() as cursor:
         # ef_search bounds what one graph search returns (pgvector allows at most 1000); past it the scan
         # continues iteratively (relaxed order: rows are re-sorted by exact distance).
@@ -234,20 +279,20 @@ def _candidates(
                 str(max(settings.HNSW_MAX_SCAN_TUPLES, max_depth)),
             ],
         )
-        for column in searched:
+        for lane in lanes:
             rows: list[tuple[int, str, float]] = []
             if restriction is None:
-                rows = _nearest(space, column, None, limit)
+                rows = _nearest(space, lane, None, limit)
             else:
                 if large:
                     check = passing or _sql_passing(restriction)
-                    rows = _over_fetch(space, column, limit=limit, max_depth=max_depth, passing=check)
+                    rows = _over_fetch(space, lane, limit=limit, max_depth=max_depth, passing=check)
                 if len(rows) < limit:  # a small filter, or one that rejects most of the query's neighbourhood
-                    if len(searched) > 1:
+                    if weighted > 1 and not lane.without:
                         return None
-                    rows = _nearest(space, column, restriction, limit)
-            candidates.update((d, (o, dist)) for d, o, dist in rows)
-    return candidates
+                    rows = _nearest(space, lane, restriction, limit)
+            found[lane] = rows
+    return found
 
 
 def _nearest_weighted(space: _Space, weights: dict[str, float], restriction: Restriction, limit: int) -> list[Hit]:

@@ -21,6 +21,11 @@ def column_weights(search: Search, index: SearchIndex) -> dict[str, float]:
     return {"image": w, "text": 1.0 - w}
 
 
+def fallback_column(search: Search, index: SearchIndex) -> str | None:
+    """For text queries, what a product without an image is compared by: its text vector."""
+    return "text" if index.image_field and search.query.image is None else None
+
+
 def nearest(
     search: Search, index: SearchIndex, plan: FilterPlan, query_vector: np.ndarray, *, all_similarities: bool
 ) -> list[vector.Hit]:
@@ -37,6 +42,7 @@ def nearest(
         passing=plan.passing,
         count=plan.count,
         all_similarities=all_similarities,
+        fallback=fallback_column(search, index),
     )
 
 
