@@ -13,12 +13,13 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 import catalog_search
-from catalog_search.indexing import sync
+from catalog_search.indexing import sync, vectors
 from catalog_search.models import Embedding
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.retrieval import vector
 from catalog_search.retrieval.filters import object_ids_sql
 from catalog_search.retrieval.query import parse_filters
+from catalog_search.sql import vector_literal
 from demo_project.shop.models import Product
 from tests.conftest import COLORS
 
@@ -99,3 +100,22 @@ def test_vector_mode_returns_every_filtered_product_with_or_without_a_photo(cata
     assert sorted(h.id for h in results) == sorted(p.pk for p in rare)  # before: the 10 photographed only
     photo_query = catalog_search.search(image=Product.objects.exclude(image="").first().image.read(), k=50)
     assert all(h.object.image for h in photo_query)  # a photo is compared with photos only
+
+
+def test_the_fallback_lane_walks_its_own_hnsw_index(catalog, encoder):
+    row = EncoderRow.objects.get(state="active")
+    qvec = vector_literal(encoder.encode_texts(["red tote"])[0])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE catalog_search_embedding")
+        # 210 rows are cheaper to sort than to walk; the question is which graph a real catalog's walks:
+        # the lane's own, not the text index with the lane's condition as a filter on its walk.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute(
+            f"EXPLAIN SELECT e.document_id FROM catalog_search_embedding e WHERE e.encoder_id = {row.pk} "
+            f"AND e.content_type_id = %s AND {vector.Lane('text', ('image',)).condition()} "
+            f"ORDER BY e.text::vector({row.dim}) <=> %s::vector({row.dim}) LIMIT 15",
+            [catalog.content_type.pk, qvec],
+        )
+        plan = "\n".join(r[0] for r in cursor.fetchall())
+    assert vectors.vector_index_name(row, "textonly") in plan, plan

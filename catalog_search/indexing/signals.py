@@ -43,7 +43,7 @@ def _dependent_indexes(sender: type) -> list[SearchIndex]:
     found = []
     for index in get_indexes():
         try:
-            if any(dep.model is sender for dep in index.dependencies()):
+            if any(dep.model is sender._meta.concrete_model for dep in index.dependencies()):
                 found.append(index)
         except FieldDoesNotExist:
             continue  # a wrong declaration: the system check reports it
