@@ -81,6 +81,7 @@ def _queued_tasks() -> list[list[str]]:
     """The id batches of the indexing tasks waiting on the real broker (no worker is consuming)."""
     from demo_project.celery import app
 
+    assert enqueue.drain()  # the background sender has sent what the commits handed it
     with app.connection_for_write() as conn:
         messages = conn.default_channel.client.lrange(app.conf.task_default_queue, 0, -1)
     return [json.loads(base64.b64decode(json.loads(m)["body"]))[0][1] for m in reversed(messages)]  # LPUSHed
@@ -190,6 +191,27 @@ def test_broker_down_saves_succeed_and_the_sweep_catches_up(fresh_broker):
     w = Worker().start()
     try:
         wait_for(all_done(20), timeout=120, message=f"sweep after the broker returned\n{w.output()}")
+    finally:
+        w.stop()
+
+
+def test_a_hanging_broker_never_holds_up_a_save(fresh_broker):
+    """Redis stops answering (CLIENT PAUSE) for 4 s: each save still returns at once (its enqueue waits in
+    the background sender, not in the request), and every change is indexed once the broker answers."""
+    import redis
+
+    from tests.settings import REDIS
+
+    redis.Redis.from_url(REDIS.url).execute_command("CLIENT", "PAUSE", 4000, "ALL")
+    slowest = 0.0
+    for i in range(30):  # autocommit: each save enqueues on its own
+        started = time.monotonic()
+        new_product(i)
+        slowest = max(slowest, time.monotonic() - started)
+    assert slowest < 0.5, f"a save waited {slowest:.2f} s"  # before: the first one waited for the broker
+    w = Worker().start()
+    try:
+        wait_for(all_done(30), timeout=120, message=f"indexed after the broker answered again\n{w.output()}")
     finally:
         w.stop()
 

@@ -10,7 +10,7 @@ from django.core.exceptions import FieldDoesNotExist
 import catalog_search
 from catalog_search import SearchField
 from catalog_search.checks import _index_errors
-from catalog_search.indexing import outbox, signals
+from catalog_search.indexing import enqueue, outbox, signals
 from catalog_search.indexing.sync import reindex as reindex_sync
 from catalog_search.indexing.triggers import install_triggers
 from catalog_search.models import OutboxEntry
@@ -173,4 +173,5 @@ def test_a_related_save_enqueues_its_dependents_after_the_commit(related_index, 
     assert len(callbacks) == 1
     assert outbox.unqueued_ids(related_index) == []  # sent to the broker after the commit
     assert OutboxEntry.objects.get(object_id=str(post.pk)).enqueued_at is not None
+    assert enqueue.drain()
     app.control.purge()

@@ -1,12 +1,18 @@
 """Enqueueing indexing work on the Celery broker without ever blocking or failing a save.
 
-If the broker is unreachable, enqueueing gives up at once and stays quiet for
+What a save enqueues after its commit is sent by one background thread per process (``send_later``), so a
+broker that hangs or refuses never holds up the request: the save returns, and the send waits in that
+thread. If the broker is unreachable, enqueueing gives up and stays quiet for
 ``BROKER_RETRY_AFTER_SECONDS``: the outbox row is already committed and the sweep enqueues it later.
+With ``task_always_eager`` (tests of a shop) the send, and so the task, runs in the caller's thread.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import queue
 import threading
 import time
 from collections.abc import Iterable
@@ -62,12 +68,75 @@ def reset() -> None:
     _down_until = 0.0
 
 
+MAX_WAITING_SENDS = 10_000  # batches waiting for the sender thread; past it they are left to the sweep
+
+
+class _Sender:
+    """The process's background sender: a daemon thread draining a bounded queue of (label, ids)."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.queue: queue.Queue[tuple[str, list[str]]] = queue.Queue(maxsize=MAX_WAITING_SENDS)
+        threading.Thread(target=self._run, name="catalog-search-enqueue", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            label, ids = self.queue.get()
+            try:
+                enqueue(label, ids)
+            except Exception:  # never let the thread die: the outbox and the sweep still have the work
+                logger.exception("catalog_search: enqueueing %d %s ids failed", len(ids), label)
+            finally:
+                self.queue.task_done()
+
+
+_sender: _Sender | None = None
+_sender_lock = threading.Lock()
+
+
+def send_later(label: str, object_ids: Iterable[object]) -> None:
+    """Enqueue from the background sender (at once with ``task_always_eager``); never blocks."""
+    global _sender
+    ids = [str(o) for o in object_ids]
+    if not ids:
+        return
+    from celery import current_app
+
+    if current_app.conf.task_always_eager:
+        enqueue(label, ids)
+        return
+    with _sender_lock:
+        if _sender is None or _sender.pid != os.getpid():  # none yet, or inherited through a fork
+            _sender = _Sender()
+        sender = _sender
+    try:
+        sender.queue.put_nowait((label, ids))
+    except queue.Full:
+        logger.warning(
+            "catalog_search: %d batches wait for the broker; the sweep will enqueue the rest", MAX_WAITING_SENDS
+        )
+
+
+def drain(timeout: float = 5.0) -> bool:
+    """Wait until the background sender has sent what it holds; False if it had not after ``timeout``."""
+    sender = _sender
+    deadline = time.monotonic() + timeout
+    while sender is not None and sender.pid == os.getpid() and sender.queue.unfinished_tasks:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+atexit.register(drain, 2.0)  # a script that saves and exits sends its batches (else the sweep would)
+
+
 def enqueue_on_commit(label: str, object_id: object) -> None:
     """Enqueue after the current transaction commits, one batch per transaction and model."""
     from django.db import connection, transaction
 
     if not connection.in_atomic_block:
-        transaction.on_commit(lambda: enqueue(label, [object_id]))  # autocommit: runs right away
+        transaction.on_commit(lambda: send_later(label, [object_id]))  # autocommit: runs right away
         return
     pending = getattr(_state, "pending", None)
     # A rolled-back transaction drops its on_commit callbacks: then start a new batch. ``==``, not ``is``:
@@ -86,4 +155,4 @@ class _Pending:
         if getattr(_state, "pending", None) is self:
             _state.pending = None
         for label, ids in self.ids.items():
-            enqueue(label, ids)
+            send_later(label, ids)

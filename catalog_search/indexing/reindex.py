@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from django.db import models, transaction
 
 from catalog_search.indexing import outbox
-from catalog_search.indexing.enqueue import enqueue
+from catalog_search.indexing.enqueue import send_later
 from catalog_search.registry import SearchIndex, get_index
 
 
@@ -40,5 +40,5 @@ def _index_of(model: type[models.Model]) -> SearchIndex:
 
 
 def _enqueue(index: SearchIndex, ids: list[str]) -> None:
-    if enqueue(index.label, ids):
-        outbox.mark_enqueued(index, ids)
+    outbox.mark_enqueued(index, ids)  # if the send fails, the sweep sends them once they are old
+    send_later(index.label, ids)

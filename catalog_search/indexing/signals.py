@@ -14,7 +14,7 @@ from django.db import DatabaseError, transaction
 from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save
 
 from catalog_search.indexing import outbox
-from catalog_search.indexing.enqueue import enqueue, enqueue_on_commit
+from catalog_search.indexing.enqueue import enqueue_on_commit, send_later
 from catalog_search.registry import SearchIndex, get_index, get_indexes
 
 logger = logging.getLogger(__name__)
@@ -51,11 +51,13 @@ def _dependent_indexes(sender: type) -> list[SearchIndex]:
 
 
 def _enqueue_outbox(index: SearchIndex) -> None:
-    """Enqueue the outbox rows no task was sent for (the trigger wrote them); the sweep is the fallback."""
+    """Enqueue the outbox rows no task was sent for (the trigger wrote them); marked first, so the next
+    change does not send them again, and if the send fails the sweep sends them once they are old."""
     try:
         ids = outbox.unqueued_ids(index)
-        if ids and enqueue(index.label, ids):
+        if ids:
             outbox.mark_enqueued(index, ids)
+            send_later(index.label, ids)
     except DatabaseError as exc:  # never fail the save that committed; the sweep enqueues them later
         logger.warning("catalog_search: could not enqueue the dependents of a change: %s", exc)
 
