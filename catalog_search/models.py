@@ -156,11 +156,14 @@ class OutboxEntry(models.Model):
 
 
 class IndexRun(models.Model):
-    """A reindex or rebuild request, for "last run" and progress in the admin and ``status``."""
+    """A stretch of indexing, for "last run" and progress in the admin and ``status``: a reindex or rebuild
+    request, or ("updates") the workers' processing of saved changes, from the first batch until the
+    model's outbox is empty."""
 
     content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=16, default="rebuild")
     total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0, help_text="objects indexed, removed or found unchanged")
     requested_by = models.CharField(max_length=150, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)

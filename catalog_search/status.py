@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.db import connection
+from django.utils import timezone
 
 from catalog_search import conf
 from catalog_search.models import Encoder as EncoderRow
@@ -76,8 +77,10 @@ def model_status(index: SearchIndex) -> ModelStatus:
             "kind": run.kind,
             "total": run.total,
             "requested_by": run.requested_by,
+            "done": run.done,
             "started_at": run.started_at.isoformat(),
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "seconds": round(((run.finished_at or timezone.now()) - run.started_at).total_seconds(), 1),
         },
         last_indexed_at=last_indexed.isoformat() if last_indexed else None,
     )

@@ -10,7 +10,7 @@ from django.test import override_settings
 import catalog_search
 from catalog_search.encoding.encoders import clear_cache
 from catalog_search.indexing import outbox, switch
-from catalog_search.models import Document, Embedding, OutboxEntry
+from catalog_search.models import Document, Embedding, IndexRun, OutboxEntry
 from demo_project.shop.models import Product
 
 pytestmark = pytest.mark.django_db
@@ -111,3 +111,22 @@ def test_without_a_loadable_model_keyword_search_still_works(make_product, produ
     assert switch.advance() == "none"  # already queued: not queued twice
     outbox.process(product_index, [str(product.pk)])
     assert Embedding.objects.count() == 1
+
+
+def test_the_workers_processing_of_saved_changes_is_the_last_run(make_product, product_index, encoder):
+    from catalog_search.status import model_status
+
+    assert model_status(product_index).last_run is None
+    products = [make_product(f"Wool hat {i}") for i in range(3)]
+    outbox.process(product_index, [str(p.pk) for p in products[:2]])
+    run = model_status(product_index).last_run
+    assert run["kind"] == "updates" and run["requested_by"] == "worker"
+    assert run["done"] == 2 and run["finished_at"] is None  # one object still waits
+    outbox.process(product_index, [str(products[2].pk)])
+    run = model_status(product_index).last_run
+    assert run["done"] == 3 and run["finished_at"] is not None and run["seconds"] >= 0
+    products[0].title = "Wool beanie"
+    products[0].save()
+    outbox.process(product_index, [str(products[0].pk)])
+    runs = list(IndexRun.objects.order_by("started_at").values_list("kind", "done"))
+    assert runs == [("updates", 3), ("updates", 1)]  # a later change opens a new run

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import DatabaseError, InterfaceError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from catalog_search import conf
@@ -34,6 +35,7 @@ from catalog_search.registry import SearchIndex
 logger = logging.getLogger(__name__)
 
 MAX_ROUNDS = 3  # re-process objects changed during encoding at most this often per task
+RUN_LOCK = 0x63735F72  # advisory lock class (with the content type id) for opening a model's IndexRun
 
 
 @dataclass
@@ -183,6 +185,7 @@ def _existing(index: SearchIndex, object_ids: list[str]) -> dict[str, tuple[int,
 def process(index: SearchIndex, object_ids: list[str]) -> ProcessReport:
     """Index or remove the given objects if they are in the outbox. Idempotent; safe to run twice."""
     report = ProcessReport()
+    started = timezone.now()
     claims = claim(index, [str(o) for o in object_ids])
     for _ in range(MAX_ROUNDS):
         if not claims:
@@ -199,7 +202,7 @@ def process(index: SearchIndex, object_ids: list[str]) -> ProcessReport:
     if report.broken:
         for object_id, reason in report.broken.items():
             release(index, [object_id], reason)
-    _finish_runs(index)
+    _record_run(index, len(report.indexed) + len(report.removed) + len(report.skipped), started=started)
     return report
 
 
@@ -273,12 +276,30 @@ def _only(vectors: Vectors, keep: set[str]) -> Vectors:
     )
 
 
-def _finish_runs(index: SearchIndex) -> None:
-    """Close open IndexRuns of this model once its outbox is empty."""
+def _record_run(index: SearchIndex, done: int, *, started) -> None:
+    """Count ``done`` objects in the model's open IndexRun (opening an "updates" run for saved changes when
+    none is open), and close open runs once its outbox is empty."""
     ct = index.content_type.pk
-    open_runs = IndexRun.objects.filter(content_type_id=ct, finished_at__isnull=True)
-    if open_runs.exists() and pending_count(index) == 0:
-        open_runs.update(finished_at=timezone.now())
+    with transaction.atomic():
+        # One open run per model even with several workers: they take turns here.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [RUN_LOCK, ct])
+        open_runs = IndexRun.objects.filter(content_type_id=ct, finished_at__isnull=True)
+        if done:
+            if not open_runs.exists():
+                IndexRun.objects.create(content_type_id=ct, kind="updates", requested_by="worker", started_at=started)
+            latest = open_runs.order_by("-started_at").values_list("pk", flat=True)[:1]
+            IndexRun.objects.filter(pk__in=list(latest)).update(done=F("done") + done)
+        if open_runs.exists() and not _has_pending(ct):
+            open_runs.update(finished_at=timezone.now())
+
+
+def _has_pending(content_type_id: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM catalog_search_outbox WHERE content_type_id = %s)", [content_type_id]
+        )
+        return bool(cursor.fetchone()[0])
 
 
 # Sweeping ------------------------------------------------------------------------------------------

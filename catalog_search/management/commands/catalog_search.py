@@ -192,7 +192,8 @@ class Command(BaseCommand):
             when = (
                 "never"
                 if not run
-                else f"{run['kind']} {run['started_at'][:19]}" + (" (running)" if not run["finished_at"] else "")
+                else f"{run['kind']} {run['started_at'][:19]}, {run['done']} in {run['seconds']} s"
+                + (" (running)" if not run["finished_at"] else "")
             )
             self.stdout.write(
                 f"{m['label']:<24}{m['total']:>9}{m['indexed']:>9}{m['pending']:>9}{m['failed']:>8}  {when}"
