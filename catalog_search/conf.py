@@ -91,7 +91,7 @@ class Settings:
     FILTERED_ANN_DEPTH: int = 5000
     # Indexing pipeline (outbox -> Celery; see docs/indexing.md).
     INDEX_BATCH_SIZE: int = 64  # objects per indexing task
-    OUTBOX_LEASE_SECONDS: int = 300  # a claimed outbox row is retried after this long (worker died)
+    OUTBOX_LEASE_SECONDS: int = 30  # a claimed row is retried this long after its worker stopped renewing it
     SWEEP_AFTER_SECONDS: int = 60  # the sweep re-enqueues outbox rows untouched for this long
     MAX_ATTEMPTS: int = 5  # after this many failed attempts an object is left for a human (shown as failed)
     BROKER_RETRY_AFTER_SECONDS: float = 30  # after a failed enqueue, saves skip the broker for this long

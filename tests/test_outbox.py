@@ -3,6 +3,8 @@ per-object failures, and indexing without a loadable model."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.db import connection
 from django.test import override_settings
@@ -130,3 +132,16 @@ def test_the_workers_processing_of_saved_changes_is_the_last_run(make_product, p
     outbox.process(product_index, [str(products[0].pk)])
     runs = list(IndexRun.objects.order_by("started_at").values_list("kind", "done"))
     assert runs == [("updates", 3), ("updates", 1)]  # a later change opens a new run
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_longer_than_its_lease_keeps_it_while_it_works(make_product, product_index, encoder):
+    """The heartbeat renews the lease (here 1 s) while a batch works; once it stops, the lease ends on time."""
+    product = make_product("Slow batch tote", image=None)
+    with override_settings(CATALOG_SEARCH={"MODEL": encoder.name, "OUTBOX_LEASE_SECONDS": 1}):
+        assert len(outbox.claim(product_index, [str(product.pk)])) == 1
+        with outbox.lease_renewed(product_index, [str(product.pk)]):
+            time.sleep(2.5)  # two and a half leases
+            assert outbox.claim(product_index, [str(product.pk)]) == []  # another worker cannot take it
+        time.sleep(1.5)
+        assert len(outbox.claim(product_index, [str(product.pk)])) == 1  # the lease ended without the heartbeat

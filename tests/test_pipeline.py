@@ -161,15 +161,22 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(fresh_broker):
             message="the worker to claim the batch",
         )
         first.kill()
+        killed = time.monotonic()
     finally:
         first.stop()
-    assert Document.objects.count() < 300, "the batch finished before the kill: not a mid-batch kill"
+    at_kill = Document.objects.count()
+    assert at_kill < 300, "the batch finished before the kill: not a mid-batch kill"
     assert OutboxEntry.objects.filter(claimed_until__isnull=False).exists()
     second = Worker().start()
     try:
+        # Taken over once the dead worker's lease (3 s here, no longer renewed) ends and the sweep (1 s)
+        # sends it again: seconds, not a lease that must outlast any batch (300 s before the heartbeat).
+        wait_for(lambda: Document.objects.count() > at_kill, timeout=60, message="the second worker to take over")
+        took_over = time.monotonic() - killed
         wait_for(all_done(300), timeout=120, message=f"recovery after SIGKILL\n{second.output()}")
     finally:
         second.stop()
+    assert took_over < 30, f"taken over {took_over:.0f} s after the kill"
     assert Document.objects.values("object_id").distinct().count() == 300
     _stored_stats_match_postings(get_index(Product).content_type.pk)
 

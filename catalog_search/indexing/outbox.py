@@ -15,8 +15,10 @@ Correctness rules:
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from django.db import DatabaseError, InterfaceError, connection, transaction
@@ -120,6 +122,39 @@ def claim(index: SearchIndex, object_ids: list[str], *, reclaim: bool = False) -
         return [Claim(*row) for row in cursor.fetchall()]
 
 
+@contextlib.contextmanager
+def lease_renewed(index: SearchIndex, object_ids: list[str]) -> Iterator[None]:
+    """Renew the lease of ``object_ids`` every third of OUTBOX_LEASE_SECONDS while the body runs: a
+    heartbeat from a thread of its own, on its own connection, so that the lease can be short (a killed
+    worker's rows are taken over soon) and still outlast a long batch. Rows the write transaction holds
+    are skipped (SKIP LOCKED: it is about to delete them), so the two never wait on each other."""
+    lease = conf.settings().OUTBOX_LEASE_SECONDS
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while object_ids and not stop.wait(lease / 3):
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "UPDATE catalog_search_outbox SET claimed_until = now() + make_interval(secs => %s) "
+                        "WHERE id IN (SELECT id FROM catalog_search_outbox WHERE content_type_id = %s "
+                        "AND object_id = ANY(%s) AND claimed_until IS NOT NULL FOR UPDATE SKIP LOCKED)",
+                        [lease, index.content_type.pk, object_ids],
+                    )
+        except DatabaseError as exc:  # the lease then ends on time; the batch itself goes on
+            logger.warning("catalog_search: could not renew the lease of a batch: %s", exc)
+        finally:
+            connection.close()  # this thread's own connection
+
+    heart = threading.Thread(target=beat, name="catalog-search-lease", daemon=True)
+    heart.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        heart.join()
+
+
 def release(index: SearchIndex, object_ids: list[str], error: str = "") -> None:
     """Give claimed rows back (after an error), so a retry or the sweep can take them."""
     if not object_ids:
@@ -187,15 +222,16 @@ def process(index: SearchIndex, object_ids: list[str]) -> ProcessReport:
     report = ProcessReport()
     started = timezone.now()
     claims = claim(index, [str(o) for o in object_ids])
-    for _ in range(MAX_ROUNDS):
-        if not claims:
-            break
-        try:
-            superseded = _process_round(index, claims, report)
-        except Exception as exc:
-            release(index, [c.object_id for c in claims], f"{type(exc).__name__}: {exc}")
-            raise
-        claims = claim(index, superseded, reclaim=True) if superseded else []
+    with lease_renewed(index, [c.object_id for c in claims]):
+        for _ in range(MAX_ROUNDS):
+            if not claims:
+                break
+            try:
+                superseded = _process_round(index, claims, report)
+            except Exception as exc:
+                release(index, [c.object_id for c in claims], f"{type(exc).__name__}: {exc}")
+                raise
+            claims = claim(index, superseded, reclaim=True) if superseded else []
     if claims:  # still changing: let the sweep or the next task take them
         report.superseded.extend(c.object_id for c in claims)
         release(index, [c.object_id for c in claims])
