@@ -16,6 +16,9 @@
   number from 0 to 1.
 - catalog_search.E010: a setting that takes a number has a value that is not one (``conf.settings()`` would
   refuse it on the first search).
+- catalog_search.W005: ``runserver`` with persistent connections (``CONN_MAX_AGE`` not 0): the development
+  server starts a thread per request and each keeps its connection until garbage collection, so
+  PostgreSQL runs out of connections under a few hundred searches.
 - catalog_search.W004: Django settings configure Celery (``CELERY_*``) but this process has only Celery's
   default app, so saves would send their indexing tasks to amqp://localhost and the project's broker
   would never see them (the project's ``__init__.py`` does not import its Celery app).
@@ -99,6 +102,29 @@ def check_celery_app(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             hint="In your project package's __init__.py: from .celery import app as celery_app; "
             '__all__ = ("celery_app",)  (Celery\'s "First steps with Django").',
             id="catalog_search.W004",
+        )
+    ]
+
+
+@checks.register()
+def check_runserver_connections(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    import sys
+
+    from django.conf import settings
+
+    if "runserver" not in sys.argv[1:2]:
+        return []
+    persistent = [alias for alias, db in settings.DATABASES.items() if db.get("CONN_MAX_AGE", 0) != 0]
+    if not persistent:
+        return []
+    return [
+        checks.Warning(
+            f"runserver with persistent database connections (CONN_MAX_AGE of {', '.join(persistent)}): it starts "
+            "a thread per request and each keeps its connection until garbage collection; searches will "
+            "exhaust PostgreSQL's max_connections.",
+            hint="Set CONN_MAX_AGE = 0 for runserver, or serve with a fixed pool of threads "
+            "(gunicorn --worker-class gthread, as the demo does); see docs/configuration.md, connection budget.",
+            id="catalog_search.W005",
         )
     ]
 

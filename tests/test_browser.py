@@ -19,10 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.files.base import ContentFile
-from django.urls import re_path
-from django.views.static import serve
 from PIL import Image, ImageDraw, ImageFilter
 
 from catalog_search.encoding.encoders import get_encoder
@@ -45,11 +42,8 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1280, "height": 900}
 TIMEOUT_MS = 15_000
 
-# The live server's URLs: the demo's, plus media files (the demo serves them only with DEBUG on).
-urlpatterns = [
-    *demo_urlpatterns,
-    re_path(r"^media/(?P<path>.*)$", serve, {"document_root": str(django_settings.MEDIA_ROOT)}),
-]
+# The live server's URLs: the demo's (they serve media files too).
+urlpatterns = [*demo_urlpatterns]
 
 COLORS = {
     "red": (214, 48, 49),

@@ -179,3 +179,16 @@ def test_tasks_bound_to_celerys_default_app_are_a_warning(tmp_path):
     output = _check_output(tmp_path, import_app=False)
     assert "catalog_search.W004" in output and "from .celery import app as celery_app" in output
     assert "catalog_search.W004" not in _check_output(tmp_path, import_app=True)
+
+
+def test_runserver_with_persistent_connections_is_a_warning(monkeypatch, settings):
+    from catalog_search.checks import check_runserver_connections
+
+    settings.DATABASES = {**settings.DATABASES, "default": {**settings.DATABASES["default"], "CONN_MAX_AGE": 60}}
+    monkeypatch.setattr(sys, "argv", ["manage.py", "runserver"])
+    assert [m.id for m in check_runserver_connections()] == ["catalog_search.W005"]
+    monkeypatch.setattr(sys, "argv", ["gunicorn", "demo_project.wsgi"])
+    assert check_runserver_connections() == []
+    settings.DATABASES = {**settings.DATABASES, "default": {**settings.DATABASES["default"], "CONN_MAX_AGE": 0}}
+    monkeypatch.setattr(sys, "argv", ["manage.py", "runserver"])
+    assert check_runserver_connections() == []

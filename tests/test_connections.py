@@ -1,0 +1,97 @@
+"""Database connections stay bounded under traffic, served as the demo serves the app (gunicorn with
+threads, demo_project/gunicorn.conf.py) and PARALLEL_RETRIEVAL's helper thread counted: a real
+PostgreSQL, a real server process, several hundred searches."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection
+
+from catalog_search.indexing import sync
+from tests import worker
+from tests.services import free_port
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WORKERS, THREADS = 2, 4
+QUERIES = ["red tote", "blue sneaker", "lamp", "wool scarf", "green kettle", "black backpack"]
+
+
+def backends() -> int:
+    """Connections to the test database other than this test's own."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(cursor.fetchone()[0])
+
+
+@pytest.fixture
+def server(make_product, product_index, encoder):
+    for i, query in enumerate(QUERIES * 5):
+        make_product(f"{query} {i}", image=b"auto" if i % 2 else None)
+    sync.reindex(product_index, encoder)
+    port = free_port()
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        DATABASE_URL=worker.test_database_url(),
+        DEMO_BIND=f"127.0.0.1:{port}",
+        DEMO_WORKERS=str(WORKERS),
+        DEMO_THREADS=str(THREADS),
+        # Persistent connections, as the demo's settings have them (the test settings turn them off).
+        CATALOG_SEARCH_JSON=json.dumps({"PARALLEL_RETRIEVAL": True, "THROTTLE_TEXT": None}),
+        TEST_CONN_MAX_AGE="60",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "demo_project.wsgi", "-c", "demo_project/gunicorn.conf.py"],
+        cwd=worker.ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/api/search/?q=warm&k=1", timeout=30).read()
+            break
+        except OSError:
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline, "gunicorn did not answer"
+            time.sleep(0.5)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def get(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=60) as response:
+        response.read()
+        return response.status
+
+
+def test_hundreds_of_searches_keep_the_connections_bounded(server):
+    budget = WORKERS * (THREADS + 1)  # a connection per request thread and per search helper thread
+    seen = []
+    for _ in range(6):
+        # 50 one after the other (the issue's single client), then 50 from 8 clients at once.
+        for i in range(50):
+            q = QUERIES[i % len(QUERIES)].replace(" ", "+")
+            assert get(f"{server}/api/search/?q={q}&k=10") == 200
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(
+                pool.map(get, [f"{server}/api/search/?q={QUERIES[i % 6]}&k=5".replace(" ", "+") for i in range(50)])
+            )
+        assert statuses == [200] * 50
+        seen.append(backends())
+    assert max(seen) <= budget, f"backends after each 100 searches: {seen} (budget {budget})"
