@@ -19,6 +19,8 @@
 - catalog_search.W005: ``runserver`` with persistent connections (``CONN_MAX_AGE`` not 0): the development
   server starts a thread per request and each keeps its connection until garbage collection, so
   PostgreSQL runs out of connections under a few hundred searches.
+- catalog_search.W006: ``DEPLOYMENT`` (how the app is served) needs more connections than the database
+  allows (database check); or it is not a dict of non-negative whole numbers.
 - catalog_search.W004: Django settings configure Celery (``CELERY_*``) but this process has only Celery's
   default app, so saves would send their indexing tasks to amqp://localhost and the project's broker
   would never see them (the project's ``__init__.py`` does not import its Celery app).
@@ -79,6 +81,58 @@ def check_vector_extension(app_configs=None, databases=None, **kwargs) -> list[c
                 )
             )
     return errors
+
+
+DEPLOYMENT_KEYS = ("web_processes", "threads", "worker_processes")
+
+
+def connections_needed(*, web_processes: int, threads: int, worker_processes: int, parallel: bool) -> int:
+    """The most connections a deployment opens (docs/configuration.md, connection budget): one per request
+    thread and per search helper thread, two per Celery worker process (its own, the lease heartbeat's),
+    one for beat."""
+    return web_processes * (threads + (1 if parallel else 0)) + 2 * worker_processes + 1
+
+
+@checks.register(checks.Tags.database)
+def check_connection_budget(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
+    deployment = conf.raw("DEPLOYMENT")
+    if deployment is None or not databases:
+        return []
+    if (
+        not isinstance(deployment, dict)
+        or set(deployment) - set(DEPLOYMENT_KEYS)
+        or not all(isinstance(deployment.get(k, 0), int) and deployment.get(k, 0) >= 0 for k in DEPLOYMENT_KEYS)
+    ):
+        return [
+            checks.Warning(
+                f"CATALOG_SEARCH['DEPLOYMENT'] is {deployment!r}.",
+                hint=f"A dict of whole numbers with the keys {', '.join(DEPLOYMENT_KEYS)}, or None.",
+                id="catalog_search.W006",
+            )
+        ]
+    counts = {k: int(deployment.get(k, 0)) for k in DEPLOYMENT_KEYS}
+    need = connections_needed(**counts, parallel=conf.raw("PARALLEL_RETRIEVAL") is True)
+    found = []
+    for alias in databases:
+        try:
+            with connections[alias].cursor() as cursor:
+                cursor.execute(
+                    "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+                )
+                available = cursor.fetchone()[0]
+        except DatabaseError:
+            continue  # W001 says the database could not be asked
+        if need > available:
+            found.append(
+                checks.Warning(
+                    f"The deployment in CATALOG_SEARCH['DEPLOYMENT'] ({counts}) may open {need} connections to "
+                    f"database {alias!r}, which allows {available} (max_connections - superuser_reserved_connections).",
+                    hint="Fewer threads or processes, a higher max_connections, or PgBouncer in transaction mode in "
+                    "front of the web processes (docs/configuration.md, connection budget).",
+                    id="catalog_search.W006",
+                )
+            )
+    return found
 
 
 @checks.register()

@@ -100,6 +100,9 @@ class Settings:
     # HTTP API throttling (DRF rate strings like "120/minute"; None disables). Per client IP or user.
     THROTTLE_TEXT: str | None = "120/minute"
     THROTTLE_IMAGE: str | None = "30/minute"
+    # How the app is served, for the connection budget check (catalog_search.W006): {"web_processes": N,
+    # "threads": T, "worker_processes": W}; None: not checked.
+    DEPLOYMENT: dict | None = None
     # Limits.
     MAX_QUERY_LENGTH: int = 512
     MAX_K: int = 100

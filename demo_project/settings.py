@@ -99,6 +99,13 @@ CATALOG_SEARCH = {
     # worker's sweep builds the word list after the first indexing.
     "QUERY_EXPANSION": True,
     # MINIMUM_SHOULD_MATCH is the library default, "75%" (docs/configuration.md).
+    # How scripts/demo.sh serves it (demo_project/gunicorn.conf.py reads the same variables), so that
+    # `check --database default` compares its connection budget with the server's max_connections.
+    "DEPLOYMENT": {
+        "web_processes": int(os.environ.get("DEMO_WORKERS", "2")),
+        "threads": int(os.environ.get("DEMO_THREADS", "4")),
+        "worker_processes": 1,
+    },
 }
 
 # Celery: Redis broker; tasks acknowledged after they finish (a killed worker's task is redelivered).

@@ -192,3 +192,24 @@ def test_runserver_with_persistent_connections_is_a_warning(monkeypatch, setting
     settings.DATABASES = {**settings.DATABASES, "default": {**settings.DATABASES["default"], "CONN_MAX_AGE": 0}}
     monkeypatch.setattr(sys, "argv", ["manage.py", "runserver"])
     assert check_runserver_connections() == []
+
+
+@pytest.mark.django_db
+def test_a_deployment_that_cannot_fit_the_database_is_a_warning(settings):
+    from catalog_search.checks import check_connection_budget
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+        )
+        available = cursor.fetchone()[0]
+    base = {**settings.CATALOG_SEARCH, "PARALLEL_RETRIEVAL": True}
+    settings.CATALOG_SEARCH = {**base, "DEPLOYMENT": {"web_processes": 2, "threads": 4, "worker_processes": 1}}
+    assert check_connection_budget(databases=["default"]) == []  # 2 x (4 + 1) + 2 + 1 = 13
+    threads = available // 2  # 2 x (threads + 1) + 3 > available
+    settings.CATALOG_SEARCH = {**base, "DEPLOYMENT": {"web_processes": 2, "threads": threads, "worker_processes": 1}}
+    (warning,) = check_connection_budget(databases=["default"])
+    assert warning.id == "catalog_search.W006" and f"which allows {available}" in warning.msg
+    settings.CATALOG_SEARCH = {**base, "DEPLOYMENT": {"web_processes": "two"}}
+    assert [m.id for m in check_connection_budget(databases=["default"])] == ["catalog_search.W006"]
+    assert check_connection_budget(databases=None) == []
