@@ -119,3 +119,17 @@ def test_the_fallback_lane_walks_its_own_hnsw_index(catalog, encoder):
         )
         plan = "\n".join(r[0] for r in cursor.fetchall())
     assert vectors.vector_index_name(row, "textonly") in plan, plan
+
+
+def test_an_empty_fallback_lane_costs_one_probe(make_product, product_index, encoder):
+    """Every product photographed: the lane is empty and only its probe runs, also under a large filter
+    (before the probe, that filter sent the empty lane to an exact statement reading all the filter's ids)."""
+    for i in range(30):
+        make_product(f"red tote {i}")  # each with a photo
+    sync.reindex(product_index, encoder)
+    settings = {"MODEL": encoder.name, "EXACT_SEARCH_MAX_ROWS": 5}  # 30 bags: the large-filter path
+    with override_settings(CATALOG_SEARCH=settings), CaptureQueriesContext(connection) as queries:
+        hits = catalog_search.search(q="red tote", mode="vector", filters={"category": "bags"}, k=5)
+    assert len(hits) == 5
+    lane = [q["sql"] for q in queries.captured_queries if "e.image IS NULL" in q["sql"]]
+    assert len(lane) == 1 and lane[0].startswith("SELECT EXISTS"), lane

@@ -208,7 +208,7 @@ def search(
     if len(searched) > 1 and restriction is not None and not large:
         return _best(_nearest_weighted(space, weights, restriction, limit), limit)
     lanes = [Lane(c) for c in searched]
-    if fallback and searched and fallback not in searched:
+    if fallback and searched and fallback not in searched and _lane_has_rows(space, Lane(fallback, tuple(searched))):
         lanes.append(Lane(fallback, without=tuple(searched)))
     by_lane = _candidates(
         space, lanes, restriction=restriction, limit=limit, large=large, passing=passing, settings=settings
@@ -222,6 +222,18 @@ def search(
     if spare:
         hits += _fallback_hits(spare, hits, column=lanes[-1].column)
     return _best(hits, limit)
+
+
+def _lane_has_rows(space: _Space, lane: Lane) -> bool:
+    """Whether the fallback lane holds any row of this space: a probe of its partial btree (index only).
+    Where every product has a photo the lane is empty and costs this probe alone; without it a large
+    filter sent the empty lane to its exact path, which reads the filter's ids first (docs/benchmarks.md)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 {space.rows(' AND '.join(f'e.{c} IS NULL' for c in lane.without))})",
+            space.params(),
+        )
+        return bool(cursor.fetchone()[0])
 
 
 def _weighted_hits(
