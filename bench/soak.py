@@ -276,12 +276,27 @@ def main(argv: list[str] | None = None) -> int:
         worker = start_worker(env, tmp / "worker.log")
 
     killer = threading.Thread(target=kill_and_restart, daemon=True)
+    series: list[tuple[float, int, float]] = []  # seconds into the soak, backends, server RSS MiB
+    done = threading.Event()
+
+    def sample() -> None:
+        from django.db import connections
+
+        started = time.monotonic()
+        while not done.wait(10):
+            series.append((time.monotonic() - started, backends(), rss_mib(server.process.pid)))
+        connections.close_all()
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     print(
         f"==> Soak: {len(mix)} requests from {args.clients} clients, {args.edits} edits, a worker kill", file=sys.stderr
     )
     editor.start()
     killer.start()
     samples, wall = drive(server.port, mix, args.clients)
+    done.set()
+    sampler.join()
     editor.join()
     killer.join()
     after = {"backends": backends(), "rss": rss_mib(server.process.pid)}
@@ -290,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     worker.terminate()
     worker.wait(30)
     redis.stop()
-    lines = render(args, facts, samples, wall, before, after, (ok, waited, stale, len(marks)))
+    lines = render(args, facts, samples, wall, before, after, (ok, waited, stale, len(marks)), series)
     publish(lines, note_text(args.note, args.note_file), args.doc, HEADING, write=not args.no_doc)
     return 0 if ok and not errors(samples) else 1
 
@@ -299,7 +314,7 @@ def errors(samples: list[Sample]) -> Counter:
     return Counter(f"{s.status or s.error}" for s in samples if not (200 <= s.status < 300 or s.status == 429))
 
 
-def render(args, facts, samples, wall, before, after, edits) -> list[str]:
+def render(args, facts, samples, wall, before, after, edits, series) -> list[str]:
     ok, waited, stale, edited = edits
     statuses = Counter(s.status for s in samples)
     rows = []
@@ -322,8 +337,11 @@ def render(args, facts, samples, wall, before, after, edits) -> list[str]:
         "|---|---:|---:|---:|---:|",
         *rows,
         "",
-        f"PostgreSQL backends after warm-up {before['backends']}, after the soak {after['backends']}; server "
-        f"resident memory (master + workers) {before['rss']:.0f} MiB -> {after['rss']:.0f} MiB.",
+        f"PostgreSQL backends (every client of the database: the server, the worker, beat) after warm-up "
+        f"{before['backends']}, after the soak {after['backends']}; server resident memory (master + workers) "
+        f"{before['rss']:.0f} MiB -> {after['rss']:.0f} MiB. Every 10 s during the soak (s: backends, MiB): "
+        + ", ".join(f"{t:.0f}: {b}, {m:.0f}" for t, b, m in series)
+        + ".",
         "",
         f"Staff edits: {edited} saved during the soak (5 per transaction) while the worker was SIGKILLed after a "
         f"third of them and started again 2 s later; the outbox was empty {waited:.0f} s after the soak ended; "
