@@ -128,12 +128,15 @@ def lease_renewed(index: SearchIndex, object_ids: list[str]) -> Iterator[None]:
     heartbeat from a thread of its own, on its own connection, so that the lease can be short (a killed
     worker's rows are taken over soon) and still outlast a long batch. Rows the write transaction holds
     are skipped (SKIP LOCKED: it is about to delete them), so the two never wait on each other."""
+    if not object_ids:  # nothing claimed (a redelivered task): no heartbeat thread
+        yield
+        return
     lease = conf.settings().OUTBOX_LEASE_SECONDS
     stop = threading.Event()
 
     def beat() -> None:
         try:
-            while object_ids and not stop.wait(lease / 3):
+            while not stop.wait(lease / 3):
                 with connection.cursor() as cursor:
                     cursor.execute(
                         "UPDATE catalog_search_outbox SET claimed_until = now() + make_interval(secs => %s) "
