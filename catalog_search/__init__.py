@@ -24,6 +24,7 @@ from catalog_search.exceptions import (
 from catalog_search.registry import (
     FacetField,
     FilterField,
+    QueryField,
     RangeFacet,
     SearchField,
     SearchIndex,
@@ -37,6 +38,7 @@ __all__ = [
     "EncoderUnavailable",
     "FacetField",
     "FilterField",
+    "QueryField",
     "ImageTooLarge",
     "IndexUnavailable",
     "InvalidFilter",

@@ -122,8 +122,11 @@ class Analyzer:
 
     def terms(self, text: str) -> list[str]:
         """Index terms of ``text`` in order, duplicates kept (term frequencies matter)."""
-        words = self.tokens(text)
-        return self._stemmer().stemWords(words) if self.language else words
+        return self.stem(self.tokens(text))
+
+    def stem(self, words: list[str]) -> list[str]:
+        """The index terms of ``words`` (tokens): one each."""
+        return self._stemmer().stemWords(words) if self.language else list(words)
 
 
 @lru_cache(maxsize=8)

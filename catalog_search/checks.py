@@ -37,7 +37,7 @@ from django.db import DatabaseError, connections, models
 
 from catalog_search import conf
 from catalog_search.encoding.sources import describe_model_setting, model_path
-from catalog_search.registry import RangeFacet, get_indexes, resolve_field
+from catalog_search.registry import RangeFacet, filter_kind, get_indexes, resolve_field
 from catalog_search.relations import parse_relation_path, parse_text_path
 
 
@@ -386,7 +386,37 @@ def _index_errors(index) -> list[checks.CheckMessage]:
                 facet_field, models.IntegerField | models.FloatField | models.DecimalField
             ):
                 error(f"RangeFacet {facet.name!r} must be a numeric field.")
+    _check_query_fields(index, error)
     for path in index.display_fields:
         if not hasattr(index.model, path.split("__")[0]):
             error(f"display field {path!r} is not an attribute of {index.model._meta.label}.")
     return errors
+
+
+def _check_query_fields(index, error) -> None:
+    """Query fields and the price field must be declared filter fields of the right kind (E003)."""
+    for query_field in index.understood_fields:
+        if query_field.name not in index.filters:
+            error(f"query field {query_field.name!r} must also be a filter field (filter_fields).")
+            continue
+        try:
+            kind = filter_kind(resolve_field(index.model, query_field.name))
+        except FieldDoesNotExist:
+            continue  # reported as a filter field
+        if kind != "exact":
+            error(f"query field {query_field.name!r} is a {kind} field; query fields name values (text, choices).")
+        for word, targets in query_field.synonyms.items():
+            if not isinstance(word, str) or not word.strip() or not targets:
+                error(f"query field {query_field.name!r} has an empty synonym {word!r}.")
+    names = [f.name for f in index.understood_fields]
+    if len(names) != len(set(names)):
+        error("query_fields names a field twice.")
+    if index.price_field is not None:
+        if index.price_field not in index.filters:
+            error(f"price_field {index.price_field!r} must also be a filter field (filter_fields).")
+        else:
+            try:
+                if filter_kind(resolve_field(index.model, index.price_field)) != "range":
+                    error(f"price_field {index.price_field!r} must be a numeric field.")
+            except FieldDoesNotExist:
+                pass

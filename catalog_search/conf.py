@@ -80,6 +80,28 @@ class Settings:
     # ("knapsack" -> backpack; retrieval/expansion/thesaurus.py): "wordnet" (needs catalog-search[wordnet]), the
     # path of a WordNet dict directory, or None.
     EXPANSION_THESAURUS: str | None = "wordnet"
+    # Query understanding (retrieval/understanding/): the values of SearchIndex.query_fields named in q boost
+    # the products that have them (or filter), price phrases filter, unknown words are corrected to the
+    # nearest catalog word (docs/relevance.md, "Query understanding"). The `understand` parameter turns it off.
+    QUERY_UNDERSTANDING: bool = True
+    VALUES_REFRESH_SECONDS: float = 5.0  # how stale a web process's copy of the field values may be
+    CURRENCY_SYMBOLS: Iterable[str] = ("$", "€", "£", "¥")  # around a number, they make it a price
+    CURRENCY_WORDS: Iterable[str] = (
+        "dollar",
+        "dollars",
+        "usd",
+        "euro",
+        "euros",
+        "eur",
+        "pound",
+        "pounds",
+        "gbp",
+        "bucks",
+    )
+    # Query words that name no product and are never expanded or corrected into catalog words ("cheap
+    # backpack" is not a "stunt" backpack). None = the built-in English list (understanding/prices.py).
+    SHOPPING_WORDS: Iterable[str] | None = None
+    TYPO_CORRECTION: bool = True  # unknown query words -> the nearest catalog word (edit distance 1 or 2)
     # Vector search.
     HNSW_M: int = 16
     HNSW_EF_CONSTRUCTION: int = 64

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.utils import timezone
 from pgvector.django import VectorField
@@ -199,3 +200,31 @@ class Vocabulary(models.Model):
     terms = ArrayField(models.TextField(), default=list, help_text="each word's index term")
     vectors = models.BinaryField()
     built_at = models.DateTimeField(auto_now=True)
+
+
+class FieldValue(models.Model):
+    """The distinct values of a query field (``SearchIndex.query_fields``) among the indexed objects, with
+    how many objects have each: what query understanding recognises in ``q``. A batch the indexer writes
+    adds its new values at once; the sweep recounts them exactly and drops those no object has any more
+    (indexing/values.py)."""
+
+    pk = models.CompositePrimaryKey("content_type", "field", "value")
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    field = models.CharField(max_length=255)
+    value = models.TextField()
+    count = models.BigIntegerField(default=0)
+
+
+class Spelling(models.Model):
+    """The surface words of the indexed texts ("sneakers") with their index terms ("sneaker"): typo
+    correction looks up the catalog word nearest to a word no document contains (a trigram index), and
+    reads how many documents have its term from ``TermStat``, so a word whose term has left the index is
+    never offered. Written with the documents (indexing/documents.py), never deleted one by one."""
+
+    pk = models.CompositePrimaryKey("content_type", "word")
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    word = models.TextField()
+    term = models.TextField()
+
+    class Meta:
+        indexes = [GinIndex(fields=["word"], opclasses=["gin_trgm_ops"], name="catalog_search_spelling_trgm")]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +64,20 @@ class FilterField:
 
 
 @dataclass(frozen=True)
+class QueryField:
+    """A filter field whose values a query may name ("red", "tote", "Kestrel"): recognised in ``q``, they
+    boost the products that have them (or, with ``hard``, filter on them). ``synonyms`` maps the shop's other
+    words to a value (``{"trainers": "sneakers", "tote": "handbag"}``, or to several values); ``colors``
+    also maps English color names to a basic color the field has ("crimson" -> red).
+    Declared in priority order on ``SearchIndex.query_fields`` (docs/relevance.md, "Query understanding")."""
+
+    name: str
+    synonyms: Mapping[str, str | Sequence[str]] = field(default_factory=dict)
+    colors: bool = False
+    hard: bool = False
+
+
+@dataclass(frozen=True)
 class FacetField:
     """Count matches per distinct value of ``name``."""
 
@@ -85,6 +99,10 @@ def _as_filter(item: str | FilterField) -> FilterField:
 
 def _as_search(item: str | SearchField) -> SearchField:
     return item if isinstance(item, SearchField) else SearchField(item)
+
+
+def _as_query(item: str | QueryField) -> QueryField:
+    return item if isinstance(item, QueryField) else QueryField(item)
 
 
 def _as_facet(item: str | FacetField | RangeFacet) -> FacetField | RangeFacet:
@@ -129,6 +147,10 @@ class SearchIndex:
     filter_fields: Sequence[str | FilterField] = ()
     facet_fields: Sequence[str | FacetField | RangeFacet] = ()
     display_fields: Sequence[str] = ()
+    # Query understanding: the filter fields a query may name, highest priority first, and the numeric
+    # filter field that price phrases ("under 50", "20-40 dollars") constrain.
+    query_fields: Sequence[str | QueryField] = ()
+    price_field: str | None = None
 
     def get_queryset(self) -> models.QuerySet:
         """Objects that belong in the index (override to index only published items, ...)."""
@@ -168,6 +190,10 @@ class SearchIndex:
     @property
     def filters(self) -> dict[str, FilterField]:
         return {f.name: f for f in map(_as_filter, self.filter_fields)}
+
+    @property
+    def understood_fields(self) -> list[QueryField]:
+        return [_as_query(f) for f in self.query_fields]
 
     @property
     def facets(self) -> list[FacetField | RangeFacet]:

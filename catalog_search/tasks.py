@@ -3,7 +3,7 @@
 - ``process_objects(label, ids)``: index or remove those objects (outbox.process).
 - ``sweep()``: periodic (Celery beat): re-enqueue outbox rows nobody picked up (broker was down,
   worker died), drive a model switch (switch.py), and keep the query-expansion vocabulary current
-  (indexing/vocabulary.py, with QUERY_EXPANSION on).
+  (indexing/vocabulary.py, with QUERY_EXPANSION on) and the query fields' values (indexing/values.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 from celery import shared_task
 from django.db import DatabaseError, InterfaceError
 
-from catalog_search.indexing import outbox, switch, vocabulary
+from catalog_search.indexing import outbox, switch, values, vocabulary
 from catalog_search.indexing.enqueue import PROCESS_TASK, enqueue
 from catalog_search.registry import get_index_by_label, get_indexes
 
@@ -57,4 +57,9 @@ def sweep() -> dict:
         if ids and enqueue(index.label, ids):
             outbox.mark_enqueued(index, ids)
             queued += len(ids)
-    return {"queued": queued, "switch": switch.advance(), "vocabulary": vocabulary.refresh()}
+    return {
+        "queued": queued,
+        "switch": switch.advance(),
+        "vocabulary": vocabulary.refresh(),
+        "values": values.refresh(get_indexes()),
+    }

@@ -63,12 +63,14 @@ def make_product(db):
         price: str = "10.00",
         in_stock: bool = True,
         image: bytes | None = b"auto",
+        product_type: str = "",
     ) -> Product:
         counter["n"] += 1
         product = Product(
             title=title,
             description=description,
             category=category,
+            product_type=product_type,
             brand=brand,
             color=color,
             pattern=pattern,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db import models
@@ -63,7 +64,23 @@ def _search_parameters() -> dict[str, dict[str, Any]]:
         "fusion": {"type": "string", "enum": ["rrf", "weighted"], "default": conf.settings().DEFAULT_FUSION},
         "alpha": {"type": "number", "minimum": 0, "maximum": 1},
         "explain": EXPLAIN,
+        "understand": {**EXPLAIN, "default": "1" if conf.settings().QUERY_UNDERSTANDING else "0"},
+        "hard": _names_schema("Understood fields applied as filters instead of boosts", [*_understood(), "all"]),
+        "drop": _names_schema(
+            "Understood parts left out (a field, the price field, or spelling)", [*_understood(), "spelling"]
+        ),
     }
+
+
+def _understood() -> list[str]:
+    names = [f.name for index in get_indexes() for f in index.understood_fields]
+    return list(dict.fromkeys(names + [index.price_field for index in get_indexes() if index.price_field]))
+
+
+def _names_schema(description: str, names: list[str]) -> dict[str, Any]:
+    """A comma-separated list of ``names`` (a pattern, so generated requests stay inside it)."""
+    one = "|".join(re.escape(n) for n in names) or "(?!)"
+    return {"type": "string", "pattern": rf"^(\s*({one})\s*)?(,\s*({one})\s*)*$", "description": description}
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
@@ -209,6 +226,29 @@ def openapi_schema(base_url: str = "/") -> dict[str, Any]:
                                 "expanded": {
                                     "type": "object",
                                     "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                                },
+                                "understood": {"type": "object", "additionalProperties": True},
+                                "understanding": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["field", "lookup", "value", "words", "source", "applied"],
+                                        "properties": {
+                                            "field": {"type": "string"},
+                                            "lookup": {"type": "string", "enum": ["exact", "gte", "lte"]},
+                                            "value": {},
+                                            "words": {"type": "string"},
+                                            "source": {"type": "string"},
+                                            "applied": {"type": "string", "enum": ["boost", "filter"]},
+                                        },
+                                    },
+                                },
+                                "corrected": {
+                                    "type": "object",
+                                    "properties": {
+                                        "q": {"type": "string"},
+                                        "words": {"type": "object", "additionalProperties": {"type": "string"}},
+                                    },
                                 },
                                 "expansion": {
                                     "type": "object",

@@ -23,7 +23,7 @@ from catalog_search.exceptions import ImageTooLarge, InvalidImage, InvalidQuery
 from catalog_search.registry import parse_bool
 from catalog_search.retrieval.engine import search
 
-PARAMETERS = ("q", "k", "offset", "mode", "fusion", "alpha", "explain")
+PARAMETERS = ("q", "k", "offset", "mode", "fusion", "alpha", "explain", "understand", "hard", "drop")
 MULTIPART_OVERHEAD = 64 * 1024  # form fields and part headers around the image
 
 
@@ -80,6 +80,9 @@ class SearchAPIView(APIView):
             fusion=params.get("fusion"),
             alpha=params.get("alpha"),
             explain=self.explain_flag(params.get("explain")),
+            understand=params.get("understand"),
+            hard=params.get("hard"),
+            drop=params.get("drop"),
         )
         return Response(serialize_results(results))
 

@@ -19,6 +19,7 @@ from django.db import connection, models, transaction
 from catalog_search.analysis import get_analyzer
 from catalog_search.encoding.images import open_image
 from catalog_search.exceptions import InvalidImage
+from catalog_search.indexing import values
 from catalog_search.registry import SearchIndex
 
 
@@ -175,6 +176,7 @@ def write_documents(index: SearchIndex, docs: Sequence[Doc]) -> dict[str, int]:
         )
         length_delta = sum(d.length for d in docs) - sum(row[2] for row in old)
         _apply_stats(cursor, ct, df_delta, docs_delta=len(docs) - len(old), length_delta=length_delta)
+        values.record(cursor, index, oids, [d.text for d in docs])
     return ids
 
 

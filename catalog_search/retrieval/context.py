@@ -32,6 +32,7 @@ class Candidates:
     vector_documents: dict[str, list[int]] = field(default_factory=dict)  # and their document ids
     neighbour_matches: dict[str, list[str]] = field(default_factory=dict)  # composed: keyword matches' ids
     bm25_scores: dict[int, float] = field(default_factory=dict)  # composed: the keyword matches' BM25 scores
+    neighbourhood: dict[str, list[str]] = field(default_factory=dict)  # composed: the photo's neighbours, nearest first
 
     def matched_ids(self, composed: bool) -> dict[str, list[str]]:
         """Object ids in the facets' matched set besides BM25's matches: the vector candidates, and for a
@@ -47,6 +48,27 @@ class Candidates:
 
 
 @dataclass
+class Part:
+    """One understood part of the query: a field value (a boost, or with ``hard`` a filter) or a price bound."""
+
+    field: str
+    lookup: str  # "exact" or "gte"/"lte"
+    value: Any
+    words: str
+    source: str  # "value", "synonym", "color", "wordnet", "photo", "price"
+    hard: bool
+
+    @property
+    def key(self) -> str:
+        return self.field if self.lookup == "exact" else f"{self.field}__{self.lookup}"
+
+    def shown(self) -> dict[str, Any]:
+        applied = "filter" if self.hard else "boost"
+        return {"field": self.field, "lookup": self.lookup, "value": self.value, "words": self.words,
+                "source": self.source, "applied": applied}  # fmt: skip
+
+
+@dataclass
 class Search:
     """The per-search context every stage reads and adds to."""
 
@@ -54,7 +76,10 @@ class Search:
     settings: conf.Settings
     rrf_k: int
     depth: int  # each signal's candidates per index: max(CANDIDATES, offset + k)
-    # understand: keyword terms, expansion, the encoder and the query vectors
+    # understand: what the query says (values, price bounds, corrections), keyword terms, expansion, the
+    # encoder and the query vectors
+    understood: list[Part] = field(default_factory=list)
+    corrected: dict[str, Any] = field(default_factory=dict)  # {"q": ..., "words": {typed: corrected}}
     terms: list[str] = field(default_factory=list)
     groups: dict[str, int] | None = None  # term -> the query word it stands for (bm25.match)
     vector_text: str | None = None  # the text the query vector encodes: q, with the words expansion added
@@ -93,6 +118,24 @@ class Search:
     def facets_over_matches(self) -> bool:
         return self.settings.FACETS_OVER != "results"
 
+    def boosts(self) -> dict[str, set[str]]:
+        """field -> the values a soft understood part asks for."""
+        out: dict[str, set[str]] = {}
+        for part in self.understood:
+            if not part.hard and part.lookup == "exact":
+                out.setdefault(part.field, set()).add(part.value)
+        return out
+
+    def understood_echo(self) -> dict[str, Any]:
+        """``{"product_type": ["handbag"], "color": ["red"], "price__lte": 50}``."""
+        out: dict[str, Any] = {}
+        for part in self.understood:
+            if part.lookup == "exact":
+                out.setdefault(part.key, []).append(part.value)
+            else:
+                out[part.key] = part.value
+        return out
+
     def echo(self) -> dict[str, Any]:
         """The response's ``query``: what was searched, as understood."""
         query = self.query
@@ -105,4 +148,7 @@ class Search:
             # A page can say "pocketbook: also searched handbag".
             **({"expanded": self.expanded} if self.expanded else {}),
             **({"expansion": self.expansion_explained} if self.expansion_explained else {}),
-        }
+            **({"understood": self.understood_echo(), "understanding": [p.shown() for p in self.understood]}
+               if self.query.understand and self.query.q is not None else {}),
+            **({"corrected": self.corrected} if self.corrected else {}),
+        }  # fmt: skip

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import DatabaseError
 
 from catalog_search.exceptions import IndexUnavailable
-from catalog_search.retrieval import facets, fusion, keyword_signal, parallel, vector_signal
+from catalog_search.retrieval import boost, facets, fusion, keyword_signal, parallel, vector_signal
 from catalog_search.retrieval.context import Search
 from catalog_search.retrieval.filters import plan
 from catalog_search.retrieval.query import build_query
@@ -38,6 +38,9 @@ def search(
     explain: bool = False,
     models: list[str] | None = None,
     rrf_k: int | None = None,
+    understand: bool | None = None,
+    hard: Any = None,
+    drop: Any = None,
 ) -> SearchResults:
     """Search the registered models.
 
@@ -48,6 +51,11 @@ def search(
     "weighted" (``alpha``: the vector signal's weight, default ``DEFAULT_ALPHA``). ``rrf_k`` overrides
     ``CATALOG_SEARCH['RRF_K']`` (tuning). Raises InvalidQuery (and subclasses) for bad input and
     ServiceUnavailable when the index or the encoder cannot answer.
+
+    Query understanding (``understand``, default ``CATALOG_SEARCH['QUERY_UNDERSTANDING']``) recognises the
+    indexes' query field values, price phrases and typos in ``q`` (docs/relevance.md): values boost, except
+    fields named in ``hard`` (or "all") which filter; ``drop`` leaves understood fields (or "spelling": the
+    corrections) out.
     """
     started = time.perf_counter()
     query = build_query(
@@ -61,6 +69,9 @@ def search(
         alpha=alpha,
         explain=explain,
         models=models,
+        understand=understand,
+        hard=hard,
+        drop=drop,
     )
     try:
         with parallel.search_running():
@@ -78,7 +89,8 @@ def _run(search: Search, started: float) -> SearchResults:
         pending = keyword_signal.start(search, index, scope)
         vector_signal.retrieve(search, index, scope)
         keyword_signal.finish(search, index, scope, pending)
-    ranked = _fuse(search)
+    boost.photo_kind(search)
+    ranked = boost.rerank(search, _fuse(search))
     hits = resolve(search, ranked)
     return SearchResults(
         query=search.echo(),

@@ -21,6 +21,8 @@ class Fused:
     scores: dict[str, float | None] = field(default_factory=dict)
     ranks: dict[str, int | None] = field(default_factory=dict)
     contributions: dict[str, float] = field(default_factory=dict)
+    tier: int = 0  # boost.py: from the understood values it has (0: none, or nothing was understood)
+    matched: dict = field(default_factory=dict)  # boost.py: which understood values it has
 
 
 def _collect(signals: dict[str, list[tuple[int, float]]]) -> dict[int, Fused]:

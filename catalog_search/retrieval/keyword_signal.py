@@ -133,6 +133,7 @@ def _neighbourhood(search: Search, index: SearchIndex, plan: FilterPlan) -> dict
     retrieve every product of that color, of any kind (docs/relevance.md)."""
     assert search.photo_vector is not None and search.encoder is not None
     neighbours = nearest(search, index, plan, search.photo_vector, all_similarities=False)
+    search.found.neighbourhood[index.label] = [h.object_id for h in neighbours]
     return {h.object_id: h.score for h in neighbours}
 
 

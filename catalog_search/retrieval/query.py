@@ -9,7 +9,7 @@ from typing import IO, Any
 
 from catalog_search import conf
 from catalog_search.exceptions import InvalidFilter, InvalidQuery
-from catalog_search.registry import RANGE_LOOKUPS, SearchIndex, indexes_for, jsonable
+from catalog_search.registry import RANGE_LOOKUPS, SearchIndex, indexes_for, jsonable, parse_bool
 
 MODES = ("hybrid", "bm25", "vector")
 FUSIONS = ("rrf", "weighted")
@@ -40,6 +40,9 @@ class SearchQuery:
     alpha: float
     explain: bool
     indexes: list[SearchIndex]
+    understand: bool = True  # query understanding (retrieval/understanding/)
+    hard: frozenset[str] = frozenset()  # understood fields applied as filters, not boosts ("all": every one)
+    drop: frozenset[str] = frozenset()  # understood parts left out: field names, the price field, "spelling"
     # Per index: the filters it understands. An index missing a filtered field is not searched.
     index_filters: dict[str, list[Filter]] = field(default_factory=dict)
 
@@ -121,6 +124,36 @@ def parse_filters(
     return parsed, per_index
 
 
+def understood_names(indexes: list[SearchIndex]) -> list[str]:
+    """What ``hard`` and ``drop`` may name: the indexes' query fields and price fields."""
+    names = [f.name for index in indexes for f in index.understood_fields]
+    names += [index.price_field for index in indexes if index.price_field]
+    return list(dict.fromkeys(names))
+
+
+def _names(name: str, value: Any, allowed: list[str]) -> frozenset[str]:
+    """A comma-separated list (or an iterable) of ``allowed`` names; InvalidQuery naming them otherwise."""
+    if value is None or value == "":
+        return frozenset()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    if len(items) > 50 or not all(isinstance(item, str) for item in items):
+        raise InvalidQuery(f"'{name}' takes a comma-separated list of: {', '.join(allowed) or 'none'}.")
+    names = frozenset(item.strip() for item in items if item.strip())
+    wrong = sorted(names - set(allowed))
+    if wrong:
+        raise InvalidQuery(f"'{name}' cannot name {wrong[0][:40]!r}; it takes: {', '.join(allowed) or 'none'}.")
+    return names
+
+
+def _flag(name: str, value: Any, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    flag = parse_bool(value)
+    if flag is None:
+        raise InvalidQuery(f"'{name}' must be 1 or 0, got {str(value)[:30]!r}.")
+    return flag
+
+
 def build_query(
     q: str | None = None,
     image: Any = None,
@@ -133,6 +166,9 @@ def build_query(
     alpha: Any = None,
     explain: bool = False,
     models: list[str] | None = None,
+    understand: Any = None,
+    hard: Any = None,
+    drop: Any = None,
 ) -> SearchQuery:
     """Validate every parameter; ``image`` may be bytes, a file object or a PIL image."""
     if q is not None and not isinstance(q, str):
@@ -153,6 +189,7 @@ def build_query(
     except LookupError as exc:
         raise InvalidQuery(str(exc)) from None
     parsed, per_index = parse_filters(filters, indexes)
+    names = understood_names(indexes)
     return SearchQuery(
         q=q,
         image=_decode(image),
@@ -165,6 +202,9 @@ def build_query(
         explain=bool(explain),
         indexes=[i for i in indexes if i.label in per_index],
         index_filters=per_index,
+        understand=_flag("understand", understand, conf.settings().QUERY_UNDERSTANDING),
+        hard=_names("hard", hard, [*names, "all"]),
+        drop=_names("drop", drop, [*names, "spelling"]),
     )
 
 

@@ -84,4 +84,6 @@ def _explain(search: Search, item: Fused, explained: dict[int, dict[str, float]]
         "vector_similarities": search.found.similarities.get(item.document_id, {}),
         # Composed query: the keyword signal listed the photo's neighbours matching the words, nearest first.
         **({"bm25_scope": "photo_neighbours", "photo_similarity": item.scores.get("bm25")} if search.composed else {}),
+        # Understood values re-rank by tier (boost.py): which of them the result has.
+        **({"boost": {"tier": item.tier, "matched": item.matched}} if search.understood else {}),
     }

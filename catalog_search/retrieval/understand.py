@@ -1,5 +1,6 @@
-"""Stage 1: what the query says: its keyword terms (and, with QUERY_EXPANSION, the catalog words its
-unknown words stand for), and its vectors."""
+"""Stage 1: what the query says: its understood parts (values, price bounds and typo corrections,
+understanding/), its keyword terms (and, with QUERY_EXPANSION, the catalog words its unknown words stand
+for), and its vectors."""
 
 from __future__ import annotations
 
@@ -9,32 +10,83 @@ import logging
 from catalog_search.analysis import get_analyzer
 from catalog_search.encoding.active import active_encoder
 from catalog_search.encoding.encoders import normalize
-from catalog_search.exceptions import EncoderUnavailable
+from catalog_search.exceptions import EncoderUnavailable, InvalidFilter
 from catalog_search.retrieval import query_cache
-from catalog_search.retrieval.context import Search
+from catalog_search.retrieval.context import Part, Search
 from catalog_search.retrieval.expansion.words import expand, term_groups
+from catalog_search.retrieval.query import Filter
+from catalog_search.retrieval.understanding.parse import Understanding, number, parse, shopping_words
 
 logger = logging.getLogger(__name__)
 
 
 def understand(search: Search) -> None:
-    """The keyword terms; with QUERY_EXPANSION, words no document contains get the nearest catalog words,
-    searched by keyword (in the word's minimum-should-match group) and in the text the query vector encodes."""
+    """The understood parts (hard ones become filters), then the keyword terms of what is left of the query;
+    with QUERY_EXPANSION, words no document contains get the nearest catalog words, searched by keyword (in
+    the word's minimum-should-match group) and in the text the query vector encodes."""
     query = search.query
-    if search.uses_keywords and query.q:
-        search.terms = get_analyzer().terms(query.q)
-    search.vector_text = query.q
-    if query.q is None or not search.settings.QUERY_EXPANSION:
+    text = query.q
+    if query.q is not None and query.understand:
+        understanding = parse(query.q, query.indexes, correct="spelling" not in query.drop)
+        _apply(search, understanding)
+        text = understanding.text
+    if search.uses_keywords and text:
+        search.terms = get_analyzer().terms(text)
+    search.vector_text = text or query.q  # a query that is only a price phrase still has a text to encode
+    if text is None or not search.settings.QUERY_EXPANSION:
         return
     with contextlib.suppress(EncoderUnavailable):
         search.encoder = active_encoder()
-        expanded = expand(query.q, query.indexes, *search.encoder)
+        expanded = expand(text, query.indexes, *search.encoder, skip=shopping_words())
         if search.terms and expanded.groups:  # no terms in vector mode
             search.groups = term_groups(search.terms, expanded.groups)
             search.terms = search.terms + expanded.terms
-        search.vector_text = expanded.text or query.q
+        search.vector_text = expanded.text or text
         search.expanded = {word: [w for w, _ in found] for word, found in expanded.added.items()}
         search.expansion_explained = expanded.explained() if query.explain else {}
+
+
+def _apply(search: Search, understanding: Understanding) -> None:
+    """The understood parts the request keeps, in ``search.understood``; hard ones also as filters of every
+    index that declares their field (an index without it cannot match a hard value: it is not searched)."""
+    query = search.query
+    if understanding.corrections:
+        search.corrected = {"q": understanding.corrected_q, "words": understanding.corrections}
+    declared = {f.name: f for index in query.indexes for f in index.understood_fields}
+    for found in understanding.values:
+        if found.field not in query.drop:
+            hard = declared[found.field].hard or found.field in query.hard or "all" in query.hard
+            search.understood.append(Part(found.field, "exact", found.value, found.words, found.source, hard))
+    price_fields = [index.price_field for index in query.indexes if index.price_field]
+    for bound in understanding.bounds if price_fields and price_fields[0] not in query.drop else ():
+        part = Part(price_fields[0], bound.lookup, number(bound.value), bound.words, "price", True)
+        search.understood.append(part)
+    for index in list(query.indexes):
+        clauses = _filters(search, index)
+        if clauses is None:
+            query.indexes.remove(index)
+            query.index_filters.pop(index.label, None)
+        else:
+            query.index_filters[index.label] = query.index_filters[index.label] + clauses
+
+
+def _filters(search: Search, index) -> list[Filter] | None:
+    """The hard parts as filter clauses of ``index`` (values of one field OR-ed), None if it lacks a field."""
+    clauses: dict[tuple[str, str], list] = {}
+    own = {f.name for f in index.understood_fields}
+    for part in (p for p in search.understood if p.hard):
+        name = part.field if part.lookup == "exact" else index.price_field
+        if part.lookup == "exact" and name not in own:
+            return None
+        if name is None:  # a price bound, and the index has no price field: it is not bounded
+            continue
+        try:
+            value = index.parse_filter_value(name, part.lookup, str(part.value))
+        except InvalidFilter as exc:  # "under 1000000000" for a 10-digit decimal: a bound the field cannot hold
+            search.warnings.append(f"{part.words!r} not applied: {exc}")
+            continue
+        clauses.setdefault((name, part.lookup), []).append(value)
+    return [Filter(name, lookup, tuple(values)) for (name, lookup), values in clauses.items()]
 
 
 def embed(search: Search) -> None:

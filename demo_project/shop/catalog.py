@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TypeVar
 
-from demo_project.shop.artwork import CATALOG_SETS, TYPES, ArtType, render
+from demo_project.shop.artwork import CATALOG_SETS, TYPES, TYPES_BY_SLUG, ArtType, render
 from demo_project.shop.photos import COLORS, product_photo, to_jpeg
 
 
@@ -209,6 +209,7 @@ class ProductSpec:
             "title": self.title,
             "description": self.description,
             "category": self.category,
+            "product_type": TYPES_BY_SLUG[self.slug].noun,
             "brand": self.brand,
             "color": self.color,
             "pattern": self.pattern,

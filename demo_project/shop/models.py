@@ -7,6 +7,8 @@ class Product(models.Model):
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     category = models.CharField(max_length=64, db_index=True)
+    # What kind of product it is (Shopify's product type, Google's product category): "sneakers", "handbag".
+    product_type = models.CharField(max_length=64, blank=True, db_index=True)
     brand = models.CharField(max_length=64, db_index=True)
     color = models.CharField(max_length=32, db_index=True)
     pattern = models.CharField(max_length=32, default="solid", db_index=True)
@@ -22,7 +24,7 @@ class Product(models.Model):
             # with them in the index, an index-only scan (docs/configuration.md, "Large catalogs").
             models.Index(
                 fields=["id"],
-                include=["category", "brand", "color", "pattern", "price", "in_stock"],
+                include=["category", "product_type", "brand", "color", "pattern", "price", "in_stock"],
                 name="shop_product_search_cover",
             ),
             # A search within a category, by price: the filter's ids from the index alone, not from

@@ -156,14 +156,17 @@ def _thesaurus_terms(
     return out
 
 
-def expand(q: str, indexes: Sequence[SearchIndex], row: EncoderRow, encoder: Encoder) -> Expansion:
-    """Expand the words of ``q`` that no searched document contains (see the module docstring)."""
+def expand(
+    q: str, indexes: Sequence[SearchIndex], row: EncoderRow, encoder: Encoder, *, skip: frozenset[str] = frozenset()
+) -> Expansion:
+    """Expand the words of ``q`` that no searched document contains (see the module docstring), except
+    those in ``skip`` (words that name no product: "cheap")."""
     analyzer = get_analyzer()
     words = analyzer.tokens(q)
     word_terms = {w: t[0] for w in words if (t := analyzer.terms(w))}
     content_types = [index.content_type.pk for index in indexes]
     known = _indexed_terms(sorted(set(word_terms.values())), content_types)
-    unknown = [w for w in dict.fromkeys(words) if w in word_terms and word_terms[w] not in known]
+    unknown = [w for w in dict.fromkeys(words) if w in word_terms and word_terms[w] not in known and w not in skip]
     if not unknown:
         return Expansion()
     vocabulary = loaded_vocabulary(row)
