@@ -76,6 +76,10 @@ def test_text_search_response_matches_the_contract(client, shop):
         "mode": "hybrid",
         "fusion": "rrf",
         "filters": {"category": ["bags"], "price__lte": ["60"]},
+        "understood": {"color": ["red"]},
+        "understanding": [
+            {"field": "color", "lookup": "exact", "value": "red", "words": "red", "source": "value", "applied": "boost"}
+        ],
     }
     top = data["results"][0]
     assert top["type"] == "shop.product" and top["fields"]["title"] == "Red leather tote"

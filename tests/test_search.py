@@ -88,7 +88,16 @@ def test_hybrid_fuses_both_signals_with_rrf(catalog):
     rrf_k = conf.settings().RRF_K
     expected = 1 / (rrf_k + first.ranks["bm25"]) + 1 / (rrf_k + first.ranks["vector"])
     assert first.score == pytest.approx(expected)
-    assert results.query == {"q": "red tote", "mode": "hybrid", "fusion": "rrf", "filters": {}}
+    assert results.query == {
+        "q": "red tote",
+        "mode": "hybrid",
+        "fusion": "rrf",
+        "filters": {},
+        "understood": {"color": ["red"]},
+        "understanding": [
+            {"field": "color", "lookup": "exact", "value": "red", "words": "red", "source": "value", "applied": "boost"}
+        ],
+    }
 
 
 def test_weighted_fusion_alpha_extremes_follow_one_signal(catalog):

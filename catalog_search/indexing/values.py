@@ -65,7 +65,7 @@ def record(cursor, index: SearchIndex, object_ids: Sequence[str], texts: Sequenc
             "SET count = GREATEST(catalog_search_fieldvalue.count, EXCLUDED.count)",
             [ct, list(fields), list(names), list(counts)],
         )
-        transaction.on_commit(lambda: values.forget(ct))
+        _forget(ct)
     words = spellings(texts)
     if words:
         cursor.execute(
@@ -73,6 +73,12 @@ def record(cursor, index: SearchIndex, object_ids: Sequence[str], texts: Sequenc
             "SELECT %s, w, t FROM unnest(%s::text[], %s::text[]) AS x(w, t) ON CONFLICT DO NOTHING",
             [ct, list(words), list(words.values())],
         )
+
+
+def _forget(ct: int) -> None:
+    """This process reads the values again: now (its own connection sees them) and after the commit."""
+    values.forget(ct)
+    transaction.on_commit(lambda: values.forget(ct))
 
 
 def _corpus_state(index: SearchIndex) -> tuple:
@@ -99,7 +105,7 @@ def recount(index: SearchIndex) -> int:
     with transaction.atomic():
         FieldValue.objects.filter(content_type_id=ct).delete()
         FieldValue.objects.bulk_create(rows, batch_size=2000)
-    transaction.on_commit(lambda: values.forget(ct))
+    _forget(ct)
     return len(rows)
 
 

@@ -66,12 +66,26 @@ def known_terms(terms: Sequence[str], content_types: Sequence[int]) -> set[str]:
         return {term for (term,) in cursor.fetchall()}
 
 
-def _wordnet() -> thesaurus.WordNet | None:
+class _Guarded:
+    """WordNet whose damaged files mean "not in WordNet": understanding never fails a search over them."""
+
+    def __init__(self, wordnet: thesaurus.WordNet):
+        self.wordnet = wordnet
+
+    def related(self, word: str) -> dict[str, int]:
+        try:
+            return self.wordnet.related(word)
+        except (thesaurus.ThesaurusUnavailable, ValueError, IndexError) as exc:
+            logger.warning("catalog_search: WordNet unreadable, ignored: %s", exc)
+            return {}
+
+
+def _wordnet() -> _Guarded | None:
     setting = conf.settings().EXPANSION_THESAURUS
     if not setting or conf.settings().LANGUAGE != "english":
         return None
     try:
-        return thesaurus.get(setting)
+        return _Guarded(thesaurus.get(setting))
     except thesaurus.ThesaurusUnavailable as exc:
         logger.warning("catalog_search: %s", exc)
         return None
@@ -111,7 +125,7 @@ def parse(q: str, indexes: Sequence[SearchIndex], *, correct: bool = True) -> Un
     )
 
 
-def _may_be_typo(word: str, wordnet: thesaurus.WordNet | None) -> bool:
+def _may_be_typo(word: str, wordnet: _Guarded | None) -> bool:
     if not typos.correctable(word) or word in shopping_words() or colors.basic_color(word) is not None:
         return False
     return wordnet is None or not wordnet.related(word)

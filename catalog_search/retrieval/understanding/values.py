@@ -18,11 +18,17 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Protocol
 
 from catalog_search.analysis import Analyzer, get_analyzer
 from catalog_search.registry import SearchIndex
-from catalog_search.retrieval.expansion import colors, thesaurus
-from catalog_search.values import catalog_values
+from catalog_search.retrieval.expansion import colors
+from catalog_search.values import loaded
+
+
+class Thesaurus(Protocol):
+    def related(self, word: str) -> dict[str, int]: ...
+
 
 MAX_PHRASE_WORDS = 6  # longer values ("a value" that is a sentence) are not looked for in queries
 
@@ -90,11 +96,11 @@ def field_order(indexes: Sequence[SearchIndex]) -> dict[str, int]:
 
 def matcher(indexes: Sequence[SearchIndex]) -> Matcher:
     """The matcher of ``indexes``' current values (rebuilt when a process reloads them)."""
-    loaded = [catalog_values(index.content_type.pk) for index in indexes]
-    key = tuple((index.label, id(counts)) for index, counts in zip(indexes, loaded, strict=True))
+    copies = [loaded(index.content_type.pk) for index in indexes]
+    key = tuple((index.label, copy.version) for index, copy in zip(indexes, copies, strict=True))
     cached = _matchers.get(key)
     if cached is None:
-        cached = _build(indexes, loaded)
+        cached = _build(indexes, [copy.counts for copy in copies])
         with _lock:
             for old in [k for k in _matchers if {i for i, _ in k} == {i for i, _ in key}]:
                 del _matchers[old]  # the same indexes' older values
@@ -129,7 +135,7 @@ def _build(indexes: Sequence[SearchIndex], loaded: Sequence[dict[str, dict[str, 
 
 
 def recognise(
-    tokens: Sequence[str], terms: Sequence[str], found: Matcher, *, unknown: set[int], wordnet: thesaurus.WordNet | None
+    tokens: Sequence[str], terms: Sequence[str], found: Matcher, *, unknown: set[int], wordnet: Thesaurus | None
 ) -> list[Recognised]:
     """The values ``tokens`` name, longest phrase first at each position (see the module docstring).
     ``unknown`` holds the positions of words no document contains: those may also be WordNet synonyms."""
@@ -144,13 +150,14 @@ def recognise(
                 i += length
                 break
         else:
-            if i in unknown and wordnet is not None:
+            # A color name is the color survey's (colors.py), not WordNet's: its synsets join "purple" and "blue".
+            if i in unknown and wordnet is not None and colors.basic_color(tokens[i]) is None:
                 out += _wordnet_values(tokens[i], i, found, wordnet)
             i += 1
     return out
 
 
-def _wordnet_values(token: str, position: int, found: Matcher, wordnet: thesaurus.WordNet) -> list[Recognised]:
+def _wordnet_values(token: str, position: int, found: Matcher, wordnet: Thesaurus) -> list[Recognised]:
     """The values WordNet's synonyms of ``token`` name (every sense: "pocketbook" is a wallet and a handbag),
     of the highest-priority field among them."""
     analyzer = get_analyzer()

@@ -1,0 +1,314 @@
+"""Query understanding against the real embedded PostgreSQL: what a query names (values, prices, typos),
+how it is applied (boosts by tier, hard filters), what the response says, and the value table the
+indexing pipeline keeps."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.core import checks
+from django.test import Client
+
+from catalog_search import QueryField
+from catalog_search import values as catalog_values
+from catalog_search.checks import check_indexes
+from catalog_search.indexing import documents, sync
+from catalog_search.indexing import values as value_writer
+from catalog_search.models import FieldValue, Spelling
+from catalog_search.retrieval.engine import search
+from catalog_search.retrieval.understanding import prices
+from catalog_search.retrieval.understanding.parse import parse
+from catalog_search.retrieval.understanding.typos import max_distance
+from demo_project.shop.models import Product
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def shop(make_product, product_index, encoder):
+    catalog_values.forget()
+
+    def bag(title, color, price, **kw):
+        return make_product(title, product_type="handbag", color=color, price=price, **kw)
+
+    made = {
+        "red_tote": bag("Crimson leather tote by Kestrel", "red", "45.00", brand="Kestrel"),
+        "blue_tote": bag("Blue canvas tote", "blue", "30.00"),
+        "red_car": make_product("Red racing toy car", category="toys", product_type="toy car", price="15.00"),
+        "red_keyboard": make_product("Red keyboard", category="electronics", product_type="keyboard", price="89.00"),
+        "red_sneakers": make_product(
+            "Scarlet running sneakers", category="shoes", product_type="sneakers", price="229.00"
+        ),
+        "cheap_sneakers": make_product(
+            "Red sneakers, canvas", category="shoes", product_type="sneakers", price="39.00"
+        ),
+        "boots": make_product(
+            "Brown leather hiking boots", category="shoes", product_type="hiking boots", color="brown", price="120.00"
+        ),
+        "backpack": make_product("Green backpack with speaker pocket", product_type="backpack", color="green"),
+        "orange_bag": bag("Orange brand shopper", "orange", "25.00", brand="Orange"),
+    }
+    assert not sync.reindex(product_index, encoder).failed
+    catalog_values.forget()
+    return {name: str(p.pk) for name, p in made.items()}
+
+
+def ids(results) -> list[str]:
+    return [str(hit.id) for hit in results]
+
+
+def understood(results) -> dict:
+    return results.query["understood"]
+
+
+# Price phrases -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("q", "bounds", "rest"),
+    [
+        ("red sneakers under 50", [("lte", "50")], "red sneakers"),
+        ("below $50 bag", [("lte", "50")], "bag"),
+        ("less than 50 dollars", [("lte", "50")], ""),
+        ("up to 50", [("lte", "50")], ""),
+        ("50 or less", [("lte", "50")], ""),
+        ("over 100", [("gte", "100")], ""),
+        ("above 100 shoes", [("gte", "100")], "shoes"),
+        ("more than 100", [("gte", "100")], ""),
+        ("from 20 to 40", [("gte", "20"), ("lte", "40")], ""),
+        ("between 20 and 40", [("gte", "20"), ("lte", "40")], ""),
+        ("20-40", [("gte", "20"), ("lte", "40")], ""),
+        ("$20-$40 tote", [("gte", "20"), ("lte", "40")], "tote"),
+        ("between 50 and 20", [("gte", "20"), ("lte", "50")], ""),  # inverted: swapped
+        ("under €19.99", [("lte", "19.99")], ""),
+        ("under 1,000", [("lte", "1000")], ""),
+        ("tote 30 euros max", [("lte", "30")], "tote"),
+    ],
+)
+def test_price_phrases(q, bounds, rest):
+    found, text = prices.find(q)
+    assert [(b.lookup, str(b.value)) for b in found] == bounds
+    assert text == rest
+
+
+@pytest.mark.parametrize(
+    "q",
+    ["under -5", "under 1e309", "9" * 512, "$$$", "123", "sizes 36-42 boots", "2-4 person tent", "under armour"],
+)
+def test_no_price_where_there_is_none(q):
+    assert prices.find(q)[0] == []
+
+
+def test_a_price_phrase_is_a_hard_filter_by_default(shop):
+    results = search("sneakers under 50")
+    assert ids(results) and all(Decimal(hit.fields["price"]) <= 50 for hit in results)
+    assert ids(results)[0] == shop["cheap_sneakers"]
+    assert understood(results)["price__lte"] == 50
+    assert shop["red_sneakers"] not in ids(results)  # the $229 pair
+    part = next(p for p in results.query["understanding"] if p["field"] == "price")
+    assert part == {
+        "field": "price",
+        "lookup": "lte",
+        "value": 50,
+        "words": "under 50",
+        "source": "price",
+        "applied": "filter",
+    }
+
+
+def test_understand_off_and_dropping_the_price(shop):
+    for results in (search("sneakers under 50", understand=False), search("sneakers under 50", drop=["price"])):
+        assert shop["red_sneakers"] in ids(results)
+    assert "understood" not in search("sneakers under 50", understand=False).query
+
+
+# Values: recognition and application --------------------------------------------------------------
+
+
+def test_values_boost_by_field_priority(shop):
+    """ "crimson tote": red handbags, then handbags in another color, then red products of other types."""
+    results = search("crimson tote", explain=True)
+    assert understood(results) == {"color": ["red"], "product_type": ["handbag"]}
+    order = ids(results)
+    handbags = [shop["red_tote"], shop["blue_tote"], shop["orange_bag"]]
+    assert order[0] == shop["red_tote"]
+    assert set(order[:3]) == set(handbags)
+    red_others = [shop[n] for n in ("red_car", "red_keyboard", "red_sneakers", "cheap_sneakers")]
+    assert set(order[3:7]) == set(red_others)  # boosted by color, below every handbag
+    assert results.results[0].explain["boost"]["matched"] == {"product_type": ["handbag"], "color": ["red"]}
+    # Soft: nothing was filtered out, the boots are still found by the vector signal.
+    assert shop["boots"] in ids(search("crimson tote", k=20))
+
+
+def test_hard_values_filter(shop, product_index, monkeypatch):
+    results = search("crimson tote", hard=["color"])
+    assert ids(results) and {hit.fields["color"] for hit in results} == {"red"}
+    results = search("crimson tote", hard=["all"])
+    assert ids(results) == [shop["red_tote"]]
+    fields = [QueryField("product_type", hard=True), *product_index.understood_fields[1:]]
+    monkeypatch.setattr(product_index, "query_fields", fields)
+    results = search("crimson tote")
+    assert {hit.fields["product_type"] for hit in results} == {"handbag"}
+    assert results.query["understanding"][1]["applied"] == "filter"
+
+
+def test_dropping_a_value_and_understand_off(shop):
+    assert "color" not in understood(search("crimson tote", drop=["color"]))
+    plain = search("crimson tote", understand=False)
+    assert "understood" not in plain.query
+
+
+def test_longest_match_then_field_priority(shop):
+    # "hiking boot" is one value (plural and stem match), not two words.
+    assert understood(search("hiking boot"))["product_type"] == ["hiking boots"]
+    # "orange" is a brand and a color: color is declared first.
+    found = understood(search("orange"))
+    assert found.get("color") == ["orange"] and "brand" not in found
+    assert understood(search("Kestrel totes")) == {"brand": ["Kestrel"], "product_type": ["handbag"]}
+
+
+def test_color_names_and_wordnet_name_values(shop):
+    assert understood(search("maroon sneakers"))["color"] == ["red"]  # the color survey: maroon is a red
+    parts = search("pocketbook").query["understanding"]  # WordNet: a pocketbook is a handbag
+    assert [(p["field"], p["value"], p["source"]) for p in parts] == [("product_type", "handbag", "wordnet")]
+
+
+def test_a_value_nothing_has_is_not_named(shop):
+    assert understood(search("purple sneakers")) == {"product_type": ["sneakers"]}
+
+
+def test_recognised_words_still_count_for_keywords(shop):
+    results = search("tote", mode="bm25", understand=True)
+    assert {shop["red_tote"], shop["blue_tote"]} <= set(ids(results)[:2])
+
+
+def test_odd_queries_get_answers(shop, client: Client):
+    for q in ["12345", "$$$ €€", "9" * 500, "under 1e309", "between 50 and 20", "красная сумка tote", "ü ß ❤ 赤"]:
+        response = client.get("/api/search/", {"q": q})
+        assert response.status_code == 200, (q, response.content[:200])
+
+
+# Typos ----------------------------------------------------------------------------------------------
+
+
+def test_a_misspelt_word_is_corrected_to_the_nearest_catalog_word(shop):
+    results = search("red snekers")
+    assert results.query["corrected"] == {"q": "red sneakers", "words": {"snekers": "sneakers"}}
+    assert understood(results)["product_type"] == ["sneakers"]
+    assert {shop["red_sneakers"], shop["cheap_sneakers"]} == set(ids(results)[:2])
+    assert parse("bakcpack", [shop_index()]).corrections == {"bakcpack": "backpack"}  # a transposition is 1
+
+
+def shop_index():
+    from catalog_search.registry import get_index
+
+    return get_index(Product)
+
+
+def test_known_words_short_words_and_shopping_words_are_never_corrected(shop):
+    index = shop_index()
+    assert parse("speaker", [index]).corrections == {}  # a catalog word, one edit from "sneaker"
+    assert parse("boot", [index]).corrections == {}  # "boot" is indexed (hiking boots)
+    assert parse("red cra", [index]).corrections == {}  # 3 letters: too short to guess
+    assert parse("cheap backpack", [index]).corrections == {}  # "cheap" is one edit from nothing, but no product
+    assert search("red snekers", drop=["spelling"]).query.get("corrected") is None
+
+
+def test_edit_distance_bounds():
+    assert [max_distance(w) for w in ("tee", "tote", "sneaker", "sneakers", "backpacks")] == [0, 1, 1, 2, 2]
+
+
+def test_distance_two_only_for_long_words(shop):
+    index = shop_index()
+    assert parse("bakpackk", [index]).corrections == {"bakpackk": "backpack"}  # 8 letters, 2 edits
+    assert parse("snkrs", [index]).corrections == {}  # 5 letters, 3 edits
+
+
+# The value table and spellings ----------------------------------------------------------------------
+
+
+def test_the_indexer_records_values_and_the_sweep_recounts(shop, make_product, product_index, encoder):
+    counts = dict(
+        FieldValue.objects.filter(field="product_type").values_list("value", "count"),
+    )
+    assert counts["handbag"] == 3 and counts["sneakers"] == 2
+    new = make_product("Teal teddy bear, plush", category="toys", product_type="teddy bear", color="teal")
+    sync.reindex(product_index, encoder, object_ids=[new.pk])
+    assert understood(search("teddy bears"))["product_type"] == ["teddy bear"]  # at once, in this process
+    Product.objects.filter(pk=new.pk).delete()
+    documents.remove_objects(product_index, [new.pk])
+    assert FieldValue.objects.filter(value="teddy bear").exists()  # until the sweep recounts
+    assert "values" in value_writer.refresh([product_index])
+    assert not FieldValue.objects.filter(value="teddy bear").exists()
+    assert FieldValue.objects.get(field="product_type", value="handbag").count == 3
+    assert "product_type" not in understood(search("teddy bears"))
+    assert value_writer.refresh([product_index]) == "current"  # nothing changed: no recount
+
+
+def test_spellings_are_written_with_documents_and_filled_for_older_indexes(shop, product_index):
+    assert Spelling.objects.filter(word="sneakers", term="sneaker").exists()
+    Spelling.objects.all().delete()
+    assert "spellings" in value_writer.refresh([product_index])
+    assert Spelling.objects.filter(word="sneakers").exists()
+
+
+def test_values_reach_other_processes_within_the_refresh_time(shop, settings):
+    catalog_values.catalog_values(shop_index().content_type.pk)  # this process's copy
+    FieldValue.objects.create(content_type=shop_index().content_type, field="color", value="mauve", count=1)
+    assert "mauve" not in catalog_values.catalog_values(shop_index().content_type.pk).get("color", {})
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "VALUES_REFRESH_SECONDS": 0}
+    assert "mauve" in catalog_values.catalog_values(shop_index().content_type.pk)["color"]
+
+
+# Photo + text -----------------------------------------------------------------------------------------
+
+
+def test_a_photo_refined_by_a_color(make_product, product_index, encoder):
+    catalog_values.forget()
+    from tests.conftest import COLORS, png_bytes
+
+    made = {}
+    for color in ("red", "blue", "green", "black", "white"):
+        made[("handbag", color)] = make_product(f"{color.title()} handbag", product_type="handbag", color=color)
+    for color in ("blue", "red"):
+        made[("keyboard", color)] = make_product(
+            f"{color.title()} keyboard", category="electronics", product_type="keyboard", color=color
+        )
+    sync.reindex(product_index, encoder)
+    catalog_values.forget()
+    photo = png_bytes(COLORS["red"], seed=1)
+    results = search("in blue", image=photo)
+    assert understood(results) == {"color": ["blue"], "product_type": ["handbag"]}
+    sources = {p["field"]: p["source"] for p in results.query["understanding"]}
+    assert sources == {"color": "value", "product_type": "photo"}
+    order = ids(results)
+    assert order[0] == str(made[("handbag", "blue")].pk)
+    handbags = {str(p.pk) for (kind, _), p in made.items() if kind == "handbag"}
+    assert set(order[:5]) == handbags  # the photo's kind before the blue keyboard
+
+
+# Declarations and the API -------------------------------------------------------------------------------
+
+
+def test_checks_reject_query_fields_that_cannot_filter(product_index, monkeypatch):
+    monkeypatch.setattr(product_index, "query_fields", [QueryField("title"), QueryField("price")])
+    monkeypatch.setattr(product_index, "price_field", "color")
+    messages = [m.msg for m in check_indexes() if isinstance(m, checks.Error)]
+    assert any("query field 'title' must also be a filter field" in m for m in messages)
+    assert any("query field 'price' is a range field" in m for m in messages)
+    assert any("price_field 'color' must be a numeric field" in m for m in messages)
+
+
+def test_api_parameters(shop, client: Client):
+    response = client.get("/api/search/", {"q": "crimson tote under 50", "hard": "color"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["query"]["understood"] == {"color": ["red"], "product_type": ["handbag"], "price__lte": 50}
+    assert {r["fields"]["color"] for r in body["results"]} == {"red"}
+    for params, word in [({"hard": "title"}, "title"), ({"drop": "nothing"}, "nothing"), ({"understand": "maybe"}, "")]:
+        response = client.get("/api/search/", {"q": "tote", **params})
+        assert response.status_code == 400 and response.json()["error"]["code"]
+        assert word in response.json()["error"]["message"]
+    off = client.get("/api/search/", {"q": "crimson tote", "understand": "0"}).json()
+    assert "understood" not in off["query"]
