@@ -63,6 +63,7 @@ KINDS = [  # (kind, category, material, base price)
     ("t-shirt", "apparel", "cotton", 22),
     ("cap", "apparel", "wool", 19),
 ]
+PRODUCT_TYPES = {"tote": "handbag", "cap": "baseball cap"}  # the demo's nouns; the other kinds are their own
 BRANDS = ["Acme", "Northwind", "Umbra", "Kestrel"]
 
 
@@ -168,6 +169,7 @@ def catalog(transactional_db) -> list[Product]:
                 title=f"{color.capitalize()} {material} {kind}",
                 description=f"A {color} {kind} made of {material}.",
                 category=category,
+                product_type=PRODUCT_TYPES.get(kind, kind),
                 brand=BRANDS[n % len(BRANDS)],
                 color=color,
                 price=Decimal(base + 3 * c) + Decimal("0.99"),
@@ -217,6 +219,7 @@ def cards(page) -> list[dict]:
         """cards => cards.map(c => ({
             title: c.querySelector('.card-title').textContent,
             category: c.querySelector('.card-category').textContent,
+            type: c.querySelector('.card-type') ? c.querySelector('.card-type').textContent : null,
             price: c.querySelector('.price').textContent,
             stock: c.querySelector('.stock').textContent,
             image: c.querySelector('img') ? c.querySelector('img').naturalWidth : 0,
@@ -384,6 +387,16 @@ def test_search_page_without_javascript(catalog, chromium, live_server, settings
     shown = cards(page)
     assert shown and {c["category"] for c in shown} == {"shoes"} and {c["stock"] for c in shown} == {"In stock"}
 
+    # A chip is a link to the same words without that part.
+    page.goto(live_server.url + "/?q=red+tote+under+60")
+    page.get_by_role("link", name="Remove Type: handbag").click()
+    page.wait_for_url("**drop=product_type**")
+    assert [" ".join(t.split()) for t in page.locator("#chips a.chip").all_inner_texts()] == [
+        "Color: red ×",
+        "Price ≤ 60 ×",
+    ]
+    assert page.input_value("#q") == "red tote under 60"
+
     page.goto(live_server.url + "/?q=tote")
     page.click("#pager a[rel=next]")
     page.wait_for_url("**page=2**")
@@ -396,4 +409,91 @@ def test_search_page_without_javascript(catalog, chromium, live_server, settings
     page.wait_for_load_state()
     assert "refined by “in red”" in page.inner_text("#results-heading")
     assert len(cards(page)) == 24
+    context.close()
+
+
+def chip_labels(page) -> list[str]:
+    """The visible chips' accessible names ("Remove Type: handbag"); [] when the line is hidden."""
+    if page.is_hidden("#understood"):
+        return []
+    return page.eval_on_selector_all("#chips a.chip", "links => links.map(a => a.getAttribute('aria-label'))")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_understood_chips_in_chromium(catalog, chromium, live_server, settings):
+    settings.ROOT_URLCONF = __name__
+    context = chromium.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(live_server.url + "/")
+
+    # "tote" is a handbag, "red" a color, "under 60" a price bound: three chips, the handbags first.
+    page.fill("#q", "red tote under 60")
+    wait_for_search(page, lambda: page.press("#q", "Enter"))
+    assert chip_labels(page) == ["Remove Color: red", "Remove Type: handbag", "Remove Price ≤ 60"]
+    chip = page.get_by_role("link", name="Remove Type: handbag")
+    assert " ".join(chip.inner_text().split()) == "Type: handbag ×"
+    assert chip.get_attribute("title") == "from “tote” · ranks matching products first"
+    price = page.get_by_role("link", name="Remove Price ≤ 60")
+    assert price.get_attribute("title") == "from “under 60” · shows only matching products"
+    found = cards(page)
+    assert found[0]["title"] == "Red leather tote" and found[0]["type"] == "handbag"
+    assert {c["type"] for c in found[:4]} == {"handbag"}  # the four totes under $60
+    assert all(Decimal(c["price"].lstrip("$")) <= 60 for c in found)
+    assert page.locator('[data-facet="product_type"] input[value="handbag"]').count() == 1  # the Type facet
+
+    # Remove the Type chip from the keyboard: the same words are searched without it, and it is gone.
+    chip.focus()
+    response = wait_for_search(page, lambda: page.keyboard.press("Enter"))
+    assert "drop=product_type" in response.url and "q=red+tote+under+60" in response.url
+    assert "product_type" not in json.loads(response.body())["query"]["understood"]
+    assert chip_labels(page) == ["Remove Color: red", "Remove Price ≤ 60"]
+    assert page.input_value("#q") == "red tote under 60"
+    assert "drop=product_type" in page.url
+    found = cards(page)
+    assert {c["title"] for c in found[:4]} == {
+        "Red leather tote",
+        "Red ceramic mug",
+        "Red cotton t-shirt",
+        "Red wool cap",
+    }
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "Remove Color: red"  # focus stays
+
+    # Back: the search with every part understood again; forward: without the type.
+    wait_for_search(page, page.go_back)
+    assert len(chip_labels(page)) == 3 and page.input_value('#filters input[name="drop"]') == ""
+    wait_for_search(page, page.go_forward)
+    assert chip_labels(page) == ["Remove Color: red", "Remove Price ≤ 60"]
+
+    # A chip of the server-rendered page re-runs the search through the API as well.
+    page.goto(live_server.url + "/?q=red+tote+under+60")
+    assert len(chip_labels(page)) == 3
+    wait_for_search(page, lambda: page.get_by_role("link", name="Remove Price ≤ 60").click())
+    assert chip_labels(page) == ["Remove Color: red", "Remove Type: handbag"]
+    assert any(Decimal(c["price"].lstrip("$")) > 60 for c in cards(page))
+
+    # A misspelt word is corrected, and says so; the words as typed are one click away.
+    page.fill("#q", "red snekers")
+    wait_for_search(page, lambda: page.press("#q", "Enter"))
+    assert (
+        page.inner_text("#corrected")
+        == "Showing results for sneakers (you typed snekers). Search for “red snekers” instead"
+    )
+    assert page.inner_text("#corrected strong") == "sneakers"
+    assert cards(page)[0]["title"] == "Red mesh sneakers"
+    assert chip_labels(page) == ["Remove Color: red", "Remove Type: sneakers"]  # a new query: nothing dropped
+    response = wait_for_search(page, lambda: page.get_by_role("link", name="Search for “red snekers” instead").click())
+    assert "drop=spelling" in response.url
+    assert page.is_hidden("#corrected") and page.input_value("#q") == "red snekers"
+    assert "corrected" not in json.loads(response.body())["query"]
+
+    # The words typed are text, never markup.
+    page.fill("#q", '<img src=x onerror="window.pwned = 1"> snekers')
+    wait_for_search(page, lambda: page.press("#q", "Enter"))
+    assert page.locator("#corrected img, #chips img, #results-heading img").count() == 0
+    assert '“<img src=x onerror="window.pwned = 1"> snekers”' in page.inner_text("#corrected")
+    assert page.evaluate("window.pwned") is None
+    assert errors == [], errors
     context.close()

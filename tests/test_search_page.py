@@ -278,3 +278,144 @@ def test_photo_search_before_anything_is_indexed_is_503(client, make_product):
 def test_tracking_parameters_are_ignored(client):
     response = client.get("/", {"q": "tote", "utm_source": "newsletter", "fbclid": "abc"})
     assert response.status_code == 200
+
+
+# ---- what the query was understood as: chips, typo correction, product types ----------------------
+
+
+@pytest.fixture
+def typed_shop(make_product, product_index, encoder, django_capture_on_commit_callbacks):
+    """Products with product types, so "tote" (a handbag synonym) and "sneakers" are understood. The
+    indexer makes this process forget its copy of the field values on commit, which a test transaction
+    never reaches: the callbacks run here, or an earlier test's values would still be in use."""
+    items = [
+        make_product("Red leather tote", color="red", price="49.00", product_type="handbag"),
+        make_product("Blue canvas tote", color="blue", price="29.00", product_type="handbag"),
+        make_product("Red suede tote", color="red", price="89.00", product_type="handbag"),
+        make_product("Red mesh sneakers", category="shoes", color="red", price="39.00", product_type="sneakers"),
+        make_product(
+            "Black hiking boots", category="shoes", color="black", price="129.00", product_type="hiking boots"
+        ),
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        sync.reindex(product_index, encoder)
+    return items
+
+
+CHIP = re.compile(
+    r'<a class="chip" href="(?P<url>[^"]*)" data-drop="(?P<drop>[^"]*)" data-applied="(?P<applied>[^"]*)" '
+    r'title="(?P<title>[^"]*)" aria-label="(?P<name>[^"]*)">(?P<label>.*?) <span class="chip-x"'
+)
+
+
+def chips(response) -> list[dict[str, str]]:
+    """The chips of the visible "Understood:" line, unescaped; [] when the line is hidden."""
+    match = re.search(r'<div class="understood" id="understood"\s*(hidden)?>(.*?)</div>', page(response), re.S)
+    assert match, "no understood line"
+    if match.group(1):
+        return []
+    return [{k: html.unescape(v) for k, v in m.groupdict().items()} for m in CHIP.finditer(match.group(2))]
+
+
+def corrected_line(response) -> str | None:
+    match = re.search(r'<p class="status corrected" id="corrected"\s*(hidden)?>(.*?)</p>', page(response), re.S)
+    assert match, "no correction line"
+    return None if match.group(1) else match.group(2)
+
+
+def test_understood_parts_are_chips(client, typed_shop):
+    response = client.get("/", {"q": "crimson tote under 50", "category": "bags"})
+    assert response.status_code == 200
+    shown = chips(response)
+    assert [c["label"] for c in shown] == ["Color: red", "Type: handbag", "Price ≤ 50"]
+    assert [c["name"] for c in shown] == ["Remove Color: red", "Remove Type: handbag", "Remove Price ≤ 50"]
+    assert [c["drop"] for c in shown] == ["color", "product_type", "price"]
+    assert shown[0]["title"] == "from “crimson” · ranks matching products first"
+    assert shown[1]["title"] == "from “tote” · ranks matching products first" and shown[1]["applied"] == "boost"
+    assert shown[2]["title"] == "from “under 50” · shows only matching products" and shown[2]["applied"] == "filter"
+    assert titles(response) == ["Red leather tote", "Blue canvas tote"]  # <= 50, the red one first
+    # Each chip's link is this search (words and filters unchanged) leaving its part out.
+    assert shown[1]["url"] == "?q=crimson+tote+under+50&category=bags&drop=product_type"
+
+
+def test_removing_a_chip_searches_again_without_it(client, typed_shop):
+    first = chips(client.get("/", {"q": "crimson tote under 50"}))
+    response = client.get("/" + first[2]["url"])  # Remove Price ≤ 50
+    assert response.status_code == 200
+    assert [c["label"] for c in chips(response)] == ["Color: red", "Type: handbag"]
+    assert "Red suede tote" in titles(response)  # $89: no longer bounded
+    assert 'id="q" name="q" value="crimson tote under 50"' in page(response)  # the words are unchanged
+    assert '<input type="hidden" name="drop" value="price">' in page(response)  # the filters form keeps it
+    # A second removal adds to the first.
+    second = chips(response)[0]
+    assert second["url"] == "?q=crimson+tote+under+50&drop=price%2Ccolor"
+    response = client.get("/" + second["url"])
+    assert [c["label"] for c in chips(response)] == ["Type: handbag"]
+    response = client.get("/", {"q": "crimson tote under 50", "drop": "price,color,product_type"})
+    assert chips(response) == [] and corrected_line(response) is None
+
+
+def test_a_price_range_is_one_chip(client, typed_shop):
+    response = client.get("/", {"q": "tote between 20 and 40"})
+    assert [c["label"] for c in chips(response)] == ["Type: handbag", "Price 20–40"]
+    assert chips(response)[1]["title"] == "from “between 20 and 40” · shows only matching products"
+    assert titles(response) == ["Blue canvas tote", "Red mesh sneakers"]  # $29 and $39; the handbag first
+    assert '<input type="hidden" name="drop" value="">' in page(response)
+
+
+def test_a_bad_drop_is_a_friendly_400(client, typed_shop):
+    response = client.get("/", {"q": "tote", "drop": "size"})
+    assert response.status_code == 400 and "'drop' cannot name 'size'" in alert(response)
+
+
+def test_corrected_typo_says_so_and_offers_the_words_as_typed(client, typed_shop):
+    response = client.get("/", {"q": "red snekers"})
+    assert response.status_code == 200
+    line = corrected_line(response)
+    assert line and line.startswith("Showing results for <strong>sneakers</strong> (you typed snekers). ")
+    link = re.search(r'<a href="([^"]*)" data-drop="spelling">Search for “red snekers” instead</a>', line)
+    assert link and html.unescape(link.group(1)) == "?q=red+snekers&drop=spelling"
+    assert titles(response)[0] == "Red mesh sneakers"
+    assert [c["label"] for c in chips(response)] == ["Color: red", "Type: sneakers"]
+
+    response = client.get("/" + html.unescape(link.group(1)))
+    assert corrected_line(response) is None
+    assert [c["label"] for c in chips(response)] == ["Color: red"]  # "snekers" names no product type
+    assert 'id="q" name="q" value="red snekers"' in page(response)
+
+
+def test_user_words_are_escaped(client, typed_shop):
+    q = '<script>alert(1)</script> <img src=x onerror="alert(2)"> snekers'
+    response = client.get("/", {"q": q})
+    assert response.status_code == 200
+    text = page(response)
+    assert "<script>alert" not in text and "<img src=x" not in text
+    assert corrected_line(response) is not None  # the words are shown, escaped, in the correction line
+    assert (
+        "Search for “&lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x onerror=&quot;alert(2)&quot;&gt; snekers”"
+        in text
+    )
+
+
+def test_product_type_on_cards_and_as_a_facet(client, typed_shop, make_product, product_index, encoder):
+    make_product("Plain tote", color="white", price="15.00")  # no product type: not a facet value
+    sync.reindex(product_index, encoder)  # the field values are not re-read: nothing understood changes
+    response = client.get("/", {"q": "tote"})
+    expected = catalog_search.search(q="tote", k=25).facets["product_type"]
+    assert {"value": "", "count": 1} in expected
+    assert facet_counts(response, "product_type") == {f["value"]: f["count"] for f in expected if f["value"]}
+    assert facet_counts(response, "product_type")["handbag"] == 3
+    assert "<legend>Type</legend>" in page(response)
+    assert '<span class="card-category">bags</span> · <span class="card-type">handbag</span>' in grid(response)
+    response = client.get("/", {"q": "tote", "product_type": "handbag"})
+    assert sorted(titles(response)) == ["Blue canvas tote", "Red leather tote", "Red suede tote"]
+
+
+def test_photo_search_shows_chips_and_takes_drop(client, typed_shop):
+    response = client.post("/", {"image": photo(typed_shop[1]), "q": "crimson"})
+    assert response.status_code == 200
+    assert chips(response)[0]["label"] == "Color: red" and chips(response)[0]["title"].startswith("from “crimson”")
+    # Without scripts a chip starts a text search of the refinement, as the filters do.
+    assert chips(response)[0]["url"] == "?q=crimson&drop=color"
+    response = client.post("/", {"image": photo(typed_shop[1]), "q": "crimson", "drop": "color"})
+    assert response.status_code == 200 and "Color: red" not in [c["label"] for c in chips(response)]

@@ -1,8 +1,11 @@
 """The demo shop's search page at ``/``: rendered on the server, so it works without JavaScript.
 
-GET runs a text search (``q``, filters in the query string, ``page``); POST runs a photo search from the
-multipart photo form (the photo is decoded in memory and never stored). ``static/shop/search.js`` then
-enhances the page: drag-and-drop, previews and searches through the JSON API without reloads.
+GET runs a text search (``q``, filters in the query string, ``page``, ``drop``); POST runs a photo search
+from the multipart photo form (the photo is decoded in memory and never stored). What the engine understood
+in the words (a product type, a color, a price bound) shows as chips; removing one searches again with it in
+``drop``, the words unchanged. A corrected typo says so, with a link to search the words as typed.
+``static/shop/search.js`` then enhances the page: drag-and-drop, previews and searches through the JSON API
+without reloads (it renders chips and the correction line the same way).
 """
 
 from __future__ import annotations
@@ -32,9 +35,12 @@ logger = logging.getLogger(__name__)
 
 PER_PAGE = 24
 MULTIPART_OVERHEAD = 64 * 1024  # form fields and part headers around the photo
-FACETS = (("category", "Category"), ("brand", "Brand"), ("color", "Color"))
+FACETS = (("category", "Category"), ("product_type", "Type"), ("brand", "Brand"), ("color", "Color"))
+FIELD_LABELS = {"product_type": "Type"}  # other understood fields are shown title-cased: "color" -> "Color"
+BOUND_SIGNS = {"gte": "≥", "lte": "≤", "gt": ">", "lt": "<"}
+APPLIED = {"boost": "ranks matching products first", "filter": "shows only matching products"}
 PRICE_KEYS = ("price__gte", "price__lte", "price__lt")
-NOT_FILTERS = {"q", "page", "csrfmiddlewaretoken", "image"}
+NOT_FILTERS = {"q", "page", "csrfmiddlewaretoken", "image", "drop"}
 TRACKING = ("utm_", "fbclid", "gclid", "msclkid")  # links from ads and newsletters carry these: ignore them
 UNAVAILABLE = "Search is temporarily unavailable. Please try again in a moment."
 
@@ -67,7 +73,8 @@ def _text_search(request: HttpRequest) -> HttpResponse:
         filters = _filters(params)
         offset = (page - 1) * PER_PAGE
         # One extra result tells whether there is a next page.
-        results = catalog_search.search(q=q, filters=filters, k=PER_PAGE + 1, offset=offset, explain=True)
+        drop = _dropped(params) or None
+        results = catalog_search.search(q=q, filters=filters, k=PER_PAGE + 1, offset=offset, explain=True, drop=drop)
     except InvalidQuery as exc:
         return _error(request, exc.message, exc.status, request.GET, q=q)
     except ServiceUnavailable as exc:
@@ -90,7 +97,10 @@ def _photo_search(request: HttpRequest) -> HttpResponse:
         return _error(request, "Choose a photo to search with.", 400, request.POST, photo=True, refine=refine)
     try:
         filters = _filters(request.POST)
-        results = catalog_search.search(q=refine or None, image=upload, filters=filters, k=PER_PAGE, explain=True)
+        drop = _dropped(request.POST) or None
+        results = catalog_search.search(
+            q=refine or None, image=upload, filters=filters, k=PER_PAGE, explain=True, drop=drop
+        )
     except InvalidQuery as exc:
         return _error(request, exc.message, exc.status, request.POST, photo=True, refine=refine)
     except ServiceUnavailable as exc:
@@ -108,6 +118,9 @@ def _results_context(params: QueryDict, results: SearchResults, *, q: str, offse
         "q": q,
         "results": results,
         "also_searched": _also_searched(results.query.get("expanded") or {}),
+        "chips": _chips(params, results.query.get("understanding") or []),
+        "correction": _correction(params, results.query),
+        "drop": ",".join(_dropped(params)),
         "hits": hits,
         "first": offset + 1,
         "last": offset + len(hits),
@@ -126,9 +139,67 @@ def _also_searched(expanded: dict[str, list[str]]) -> str:
     return "; ".join(f"“{word}” → {', '.join(added)}" for word, added in expanded.items())
 
 
+def _dropped(params: QueryDict) -> list[str]:
+    """The understood parts this search leaves out: ``drop``, comma-separated (or repeated)."""
+    names = (name.strip() for value in params.getlist("drop") for name in value.split(","))
+    return list(dict.fromkeys(name for name in names if name))
+
+
+def _without(params: QueryDict, name: str) -> str:
+    """This search's URL, the words unchanged, leaving the understood part ``name`` out as well."""
+    return _url(params, drop=",".join(dict.fromkeys([*_dropped(params), name])), page=None)
+
+
+def _chips(params: QueryDict, understanding: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One removable chip per understood field, in the query's order. Per field, not per value: ``drop``
+    leaves a whole field out ("red or blue" is one chip), and every price bound with the price field."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for part in understanding:
+        grouped.setdefault(part["field"], []).append(part)
+    return [_chip(params, name, parts) for name, parts in grouped.items()]
+
+
+def _chip(params: QueryDict, name: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    origins = dict.fromkeys("the photo" if p["source"] == "photo" else f"“{p['words']}”" for p in parts)
+    applied = "filter" if any(p["applied"] == "filter" for p in parts) else "boost"
+    return {
+        "label": _chip_label(name, parts),
+        "title": f"from {', '.join(origins)} · {APPLIED[applied]}",
+        "applied": applied,
+        "drop": name,
+        "url": _without(params, name),
+    }
+
+
+def _chip_label(name: str, parts: list[dict[str, Any]]) -> str:
+    """``Type: handbag``, ``Color: red, blue``; bounds: ``Price ≤ 50``, ``Price 20–40``."""
+    label = FIELD_LABELS.get(name) or " ".join(w[:1].upper() + w[1:] for w in name.split("_") if w)
+    bounds = {p["lookup"]: _num(p["value"]) for p in parts if p["lookup"] != "exact"}
+    if not bounds:
+        return f"{label}: {', '.join(dict.fromkeys(str(p['value']) for p in parts))}"
+    if "gte" in bounds and "lte" in bounds:
+        return f"{label} {bounds['gte']}–{bounds['lte']}"
+    return f"{label} " + " ".join(f"{BOUND_SIGNS.get(lookup, lookup)} {value}" for lookup, value in bounds.items())
+
+
+def _correction(params: QueryDict, query: dict[str, Any]) -> dict[str, Any] | None:
+    """The words corrected and their corrections ("Showing results for sneakers (you typed snekers)"), and
+    the link that searches the words as typed."""
+    words = (query.get("corrected") or {}).get("words") or {}
+    if not words:
+        return None
+    return {
+        "typed": list(words),
+        "fixed": list(words.values()),
+        "q": query.get("q"),
+        "url": _without(params, "spelling"),
+    }
+
+
 def _facet_group(name: str, label: str, facets: dict[str, list[dict]], selected: list[str]) -> dict[str, Any]:
     """Checkbox options with counts; selected values stay listed even when nothing matches them."""
-    options = [{"value": str(o["value"]), "count": o["count"]} for o in facets.get(name, [])]
+    # Products without a value (no product type) are counted under "": nothing a shopper can pick.
+    options = [{"value": str(o["value"]), "count": o["count"]} for o in facets.get(name, []) if str(o["value"])]
     known = {o["value"] for o in options}
     options += [{"value": v, "count": 0} for v in selected if v not in known]
     for option in options:

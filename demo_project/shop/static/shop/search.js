@@ -4,6 +4,8 @@
  *   (photo + optional text refinement + the sidebar's filters), the file kept in memory for re-filtering
  * - text: searched through GET /api/search/ without a reload; the URL follows (history API)
  * - filters, price buckets and pagination re-run the current search; loading and error states
+ * - what the engine understood shows as chips; removing one (or "Search for … instead" after a typo
+ *   correction) re-runs the search with that part in `drop`, the words unchanged
  * Results are built from <template> elements of the page with textContent only (no HTML injection).
  */
 (() => {
@@ -15,7 +17,11 @@
   const PER_PAGE = Number(script.dataset.perPage) || 24;
   const MAX_BYTES = (Number(script.dataset.maxMb) || 10) * 1024 * 1024;
   const MAX_OFFSET = 1000;
-  const FACETS = ["category", "brand", "color"];
+  const FACETS = ["category", "product_type", "brand", "color"];
+  // As views.py labels them: product_type is "Type", other understood fields are title-cased.
+  const FIELD_LABELS = { product_type: "Type" };
+  const BOUND_SIGNS = { gte: "≥", lte: "≤", gt: ">", lt: "<" };
+  const APPLIED = { boost: "ranks matching products first", filter: "shows only matching products" };
   const UNAVAILABLE = "Search is temporarily unavailable. Please try again in a moment.";
 
   const byId = (id) => document.getElementById(id);
@@ -37,6 +43,9 @@
     error: byId("error"),
     warnings: byId("warnings"),
     expanded: byId("expanded"),
+    corrected: byId("corrected"),
+    understood: byId("understood"),
+    chips: byId("chips"),
     hint: byId("hint"),
     empty: byId("empty"),
     grid: byId("grid"),
@@ -76,6 +85,16 @@
   function pageOf(params) {
     const page = parseInt(params.get("page") || "1", 10);
     return Number.isFinite(page) && page > 0 ? page : 1;
+  }
+
+  /** A `drop` value as a list of names (comma-separated, repeats and blanks left out). */
+  function dropList(value) {
+    return [...new Set(value.split(",").map((name) => name.trim()).filter(Boolean))];
+  }
+
+  /** The drop input with ``name`` added: the current search without that understood part. */
+  function dropping(name) {
+    return [...new Set([...dropList(els.filters.elements.drop.value), name])].join(",");
   }
 
   function resetFilters() {
@@ -189,7 +208,8 @@
     els.filters.elements.q.value = "";
     setHeading("Find anything in the shop");
     els.status.textContent = "";
-    for (const el of [els.error, els.warnings, els.expanded, els.empty, els.pager, els.filtersPanel]) el.hidden = true;
+    const lines = [els.error, els.warnings, els.expanded, els.corrected, els.understood, els.empty, els.pager];
+    for (const el of [...lines, els.filtersPanel]) el.hidden = true;
     els.grid.replaceChildren();
     els.hint.hidden = false;
   }
@@ -211,6 +231,8 @@
     els.expanded.textContent = expanded.length
       ? `Also searched: ${expanded.map(([word, added]) => `“${word}” → ${added.join(", ")}`).join("; ")}`
       : "";
+    renderCorrection(data.query || {}, params);
+    renderChips((data.query && data.query.understanding) || [], params);
     const warnings = data.warnings || [];
     els.warnings.hidden = !warnings.length;
     els.warnings.replaceChildren(...warnings.map((w) => paragraph("", w)));
@@ -222,6 +244,87 @@
     if (emptyTitle) emptyTitle.textContent = mode === "photo" ? "No products match this photo" : `No products match “${currentQuery()}”`;
     renderFacets(data.facets || {}, params);
     renderPager(page, results.length > PER_PAGE && offset + PER_PAGE <= MAX_OFFSET, params);
+  }
+
+  /** Where a link leaving ``name`` out goes: the page URL for a text search (it works in a new tab). */
+  function dropHref(params, name) {
+    if (mode !== "text") return "#main"; // a photo cannot be put in a URL: the click re-runs it
+    const link = new URLSearchParams(params);
+    const dropped = dropList(link.getAll("drop").join(","));
+    link.delete("drop");
+    link.delete("page");
+    link.set("drop", [...new Set([...dropped, name])].join(","));
+    return "/?" + link.toString();
+  }
+
+  function dropLink(params, name, text) {
+    const a = document.createElement("a");
+    a.href = dropHref(params, name);
+    a.dataset.drop = name;
+    a.textContent = text;
+    return a;
+  }
+
+  /** "Showing results for sneakers (you typed snekers). Search for “red snekers” instead" */
+  function renderCorrection(query, params) {
+    const words = Object.entries((query.corrected && query.corrected.words) || {});
+    els.corrected.hidden = !words.length;
+    if (!words.length) return els.corrected.replaceChildren();
+    const parts = ["Showing results for "];
+    words.forEach(([, fixed], i) => {
+      const strong = document.createElement("strong");
+      strong.textContent = fixed;
+      parts.push(...(i ? [", ", strong] : [strong]));
+    });
+    parts.push(` (you typed ${words.map(([typed]) => typed).join(", ")}). `);
+    parts.push(dropLink(params, "spelling", `Search for “${query.q || ""}” instead`));
+    els.corrected.replaceChildren(...parts);
+  }
+
+  function fieldLabel(name) {
+    if (FIELD_LABELS[name]) return FIELD_LABELS[name];
+    return name
+      .split("_")
+      .filter(Boolean)
+      .map((word) => word[0].toUpperCase() + word.slice(1))
+      .join(" ");
+  }
+
+  /** ``Type: handbag``, ``Color: red, blue``; bounds: ``Price ≤ 50``, ``Price 20–40`` (as views.py). */
+  function chipLabel(name, parts) {
+    const label = fieldLabel(name);
+    const bounds = Object.fromEntries(parts.filter((p) => p.lookup !== "exact").map((p) => [p.lookup, bound(p.value)]));
+    if (!Object.keys(bounds).length) return `${label}: ${[...new Set(parts.map((p) => String(p.value)))].join(", ")}`;
+    if (bounds.gte && bounds.lte) return `${label} ${bounds.gte}–${bounds.lte}`;
+    const signs = Object.entries(bounds).map(([lookup, value]) => `${BOUND_SIGNS[lookup] || lookup} ${value}`);
+    return `${label} ${signs.join(" ")}`;
+  }
+
+  /** One removable chip per understood field (``drop`` leaves a whole field out), in the query's order. */
+  function renderChips(understanding, params) {
+    const grouped = new Map();
+    for (const part of understanding) grouped.set(part.field, [...(grouped.get(part.field) || []), part]);
+    els.understood.hidden = grouped.size === 0;
+    els.chips.replaceChildren(
+      ...[...grouped].map(([name, parts]) => {
+        const label = chipLabel(name, parts);
+        const origins = [...new Set(parts.map((p) => (p.source === "photo" ? "the photo" : `“${p.words}”`)))];
+        const applied = parts.some((p) => p.applied === "filter") ? "filter" : "boost";
+        const a = dropLink(params, name, `${label} `);
+        a.className = "chip";
+        a.dataset.applied = applied;
+        a.title = `from ${origins.join(", ")} · ${APPLIED[applied]}`;
+        a.setAttribute("aria-label", `Remove ${label}`);
+        const x = document.createElement("span");
+        x.className = "chip-x";
+        x.setAttribute("aria-hidden", "true");
+        x.textContent = "×";
+        a.append(x);
+        const li = document.createElement("li");
+        li.append(a);
+        return li;
+      }),
+    );
   }
 
   function setHeading(title, refine = "") {
@@ -267,6 +370,8 @@
     node.querySelector(".card-title").textContent = f.title ?? "";
     node.querySelector(".card-brand").textContent = f.brand ?? "";
     node.querySelector(".card-category").textContent = f.category ?? "";
+    if (f.product_type) node.querySelector(".card-type").textContent = f.product_type;
+    else node.querySelector(".card-type-wrap").remove();
     if (f.color) node.querySelector(".card-color").textContent = f.color;
     else node.querySelector(".card-color-wrap").remove();
     node.querySelector(".price").textContent = f.price != null ? `$${f.price}` : "";
@@ -306,7 +411,9 @@
       const list = els.filters.querySelector(`[data-facet="${name}"]`);
       if (!list) continue;
       const selected = params.getAll(name);
-      const options = (facets[name] || []).map((o) => ({ value: String(o.value), count: o.count }));
+      const options = (facets[name] || [])
+        .map((o) => ({ value: String(o.value), count: o.count }))
+        .filter((o) => o.value !== ""); // products without a value: nothing a shopper can pick
       for (const value of selected) {
         if (!options.some((o) => o.value === value)) options.push({ value, count: 0 });
       }
@@ -315,6 +422,7 @@
     }
     const inputs = els.filters.elements;
     for (const key of ["price__gte", "price__lte", "price__lt"]) inputs[key].value = params.get(key) || "";
+    inputs.drop.value = dropList(params.getAll("drop").join(",")).join(","); // back/forward restores it
     inputs.in_stock.checked = ["true", "1", "yes", "on"].includes(params.get("in_stock") || "");
     renderBuckets(facets.price || [], params);
   }
@@ -466,6 +574,7 @@
 
   els.photoForm.addEventListener("submit", (event) => {
     event.preventDefault();
+    els.filters.elements.drop.value = ""; // a new photo search starts with everything understood
     if (!photoFile && els.photoInput.files[0]) choosePhoto(els.photoInput.files[0]);
     runPhoto(1);
   });
@@ -511,6 +620,17 @@
     rerun(Number(link.dataset.page) || 1);
     els.main.scrollIntoView({ block: "start" });
     els.main.focus({ preventScroll: true });
+  });
+
+  // A chip's remove, or "Search for … instead": the same search without that understood part.
+  els.main.addEventListener("click", async (event) => {
+    const link = event.target.closest("a[data-drop]");
+    if (!link) return;
+    event.preventDefault();
+    els.filters.elements.drop.value = dropping(link.dataset.drop);
+    await rerun(1);
+    // The removed chip is gone: keep keyboard focus in the chips (the next one), else on the results.
+    (els.understood.hidden ? els.main : els.chips.querySelector("a") || els.main).focus({ preventScroll: true });
   });
 
   els.hint.addEventListener("click", (event) => {
