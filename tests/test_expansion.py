@@ -343,3 +343,17 @@ def test_explain_says_where_each_added_word_comes_from(shop):
     with _settings(EXPANSION_THESAURUS=None):
         body = Client().get("/api/search/", {"q": "pocketbook", "mode": "bm25", "explain": "1"}).json()
         assert body["query"]["expansion"] == {"pocketbook": [{"word": "handbag", "source": "encoder", "cosine": 0.8}]}
+
+
+def test_shopping_words_are_never_expanded(shop):
+    """ "cheap" is in no product text; it names no product, so it gets no catalog words (it once got "free,
+    stunt" on the demo)."""
+    from catalog_search.retrieval.understanding.parse import shopping_words
+
+    row, loaded = shop
+    with _settings(EXPANSION_THRESHOLD=-1.0):  # any word would get its nearest catalog words
+        assert "cheap" in expand("cheap pocketbook", catalog_search.registry.get_indexes(), row, loaded).added
+        found = expand("cheap pocketbook", catalog_search.registry.get_indexes(), row, loaded, skip=shopping_words())
+        assert list(found.added) == ["pocketbook"]
+        body = Client().get("/api/search/", {"q": "cheap pocketbook under 50"}).json()
+        assert set(body["query"].get("expanded", {})) <= {"pocketbook"}

@@ -126,6 +126,14 @@ def test_the_wheel_runs_in_a_shop_of_another_shape(shop):
         bags = action(shop, "search", "bag", "bm25", organic)
         assert expected > 0 and len(bags["titles"]) == expected and bags["brands"] == ["Globex"]
         assert bags["facets"]["tags__name"] == {"organic": expected}
+        # Query understanding from this shop's own values: a tag through a many-to-many, a price phrase.
+        cheap = action(shop, "search", "organic under 20")
+        assert cheap["understood"] == {"tags__name": ["organic"], "price__lte": 20}
+        assert (
+            len(cheap["prices"])
+            == action(shop, "count", "", json.dumps({"tags__name": "organic", "price__lte": 20}))["count"]
+        )
+        assert cheap["prices"] and max(cheap["prices"]) <= 20
         photo = action(shop, "search", "", "vector", "{}", "3")
         assert photo["titles"][0].endswith(" 3")
         assert action(shop, "admin_status_page") == {"status": 200, "rebuild": True}

@@ -30,16 +30,20 @@ def _as_value(raw: object) -> str | None:
 
 
 def object_values(index: SearchIndex, object_ids: Sequence[str]) -> dict[str, dict[str, int]]:
-    """field -> value -> how many of ``object_ids`` have it (relations followed: one query per field)."""
-    found: dict[str, dict[str, int]] = {}
-    if not object_ids or not index.understood_fields:
-        return found
+    """field -> value -> how many of ``object_ids`` have it (relations followed; one query)."""
+    fields = [f.name for f in index.understood_fields]
+    if not object_ids or not fields:
+        return {}
     pks = [index.model._meta.pk.to_python(o) for o in object_ids]
-    for query_field in index.understood_fields:
-        rows = index.model._base_manager.filter(pk__in=pks).values_list(query_field.name, flat=True)
-        counts = found.setdefault(query_field.name, {})
-        for value in filter(None, map(_as_value, rows)):
-            counts[value] = counts.get(value, 0) + 1
+    seen: set[tuple[object, str, str]] = set()  # a to-many relation repeats an object's row per related row
+    for row in index.model._base_manager.filter(pk__in=pks).values_list("pk", *fields):
+        seen.update(
+            (row[0], name, value) for name, raw in zip(fields, row[1:], strict=True) if (value := _as_value(raw))
+        )
+    found: dict[str, dict[str, int]] = {}
+    for _, name, value in seen:
+        counts = found.setdefault(name, {})
+        counts[value] = counts.get(value, 0) + 1
     return found
 
 

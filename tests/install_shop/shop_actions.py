@@ -61,6 +61,8 @@ def search(q: str = "", mode: str = "bm25", filters: str = "{}", photo_of: str =
         "brands": sorted({r.object.brand.name for r in results}),
         "photographed": sum(bool(r.object.photo) for r in results),
         "facets": {name: {v["value"]: v["count"] for v in values} for name, values in results.facets.items()},
+        "understood": results.query.get("understood"),
+        "prices": sorted(float(r.object.price) for r in results),
     }
 
 

@@ -16,3 +16,5 @@ class ItemIndex(catalog_search.SearchIndex):
     filter_fields = ["brand__name", "tags__name", "price", "available"]
     facet_fields = ["brand__name", "tags__name"]
     display_fields = ["title", "price"]
+    query_fields = ["tags__name", "brand__name"]  # values a query may name, through relations
+    price_field = "price"
