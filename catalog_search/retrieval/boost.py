@@ -78,20 +78,15 @@ def rerank(search: Search, ranked: list[Fused]) -> list[Fused]:
     neighbours = {label: set(ids) for label, ids in found.neighbourhood.items()}
     for item in ranked:
         index, oid = found.where[item.document_id]
-        own = values.get((index.label, oid), {})
-        item.tier, item.matched = _tier(search, index, own, wanted, oid=oid, neighbours=neighbours)
+        near = search.composed and oid in neighbours.get(index.label, ())
+        item.tier, item.matched = _tier(index, values.get((index.label, oid), {}), wanted, photo_neighbour=near)
     return sorted(ranked, key=lambda item: -item.tier)  # stable: fused order within a tier
 
 
 def _tier(
-    search: Search,
-    index: SearchIndex,
-    own: dict[str, set[str]],
-    wanted: dict[str, set[str]],
-    *,
-    oid: str,
-    neighbours: dict[str, set[str]],
+    index: SearchIndex, own: dict[str, set[str]], wanted: dict[str, set[str]], *, photo_neighbour: bool
 ) -> tuple[int, dict[str, Any]]:
+    """The tier of an object with values ``own`` (module docstring), and which wanted values it has."""
     fields = [f.name for f in index.understood_fields]
     n = len(fields)
     tier, matched = 0, {}
@@ -100,7 +95,7 @@ def _tier(
         if hit:
             tier += 2 ** (n - 1 - priority)
             matched[name] = sorted(hit)
-    if search.composed and oid in neighbours.get(index.label, ()):
+    if photo_neighbour:
         tier += 2**n
         matched["photo_neighbour"] = True
     return tier, matched
