@@ -65,7 +65,7 @@ def prepare(seed: int, queries: int) -> list[str]:
         call_command("catalog_search", "reindex", "--all", "--sync")
     with override_settings(CATALOG_SEARCH=_merged({})):
         call_command("catalog_search", "vocabulary")
-    counts = {"plain": 0, "synonym": 0, "paraphrase": queries, "photo": 0, "photo+text": 0}
+    counts = {"plain": 0, "synonym": 0, "paraphrase": queries, "photo": 0, "photo+text": 0, "typo": 0, "price": 0}
     path = generate_judgments(DATA / "judgments", seed=seed, counts=counts, name=f"paraphrase-s{seed}-{queries}")
     return [j.q for j in load_judgments(path) if j.q]
 

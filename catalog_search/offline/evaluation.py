@@ -8,12 +8,31 @@ Judgments are JSON lines, one query each::
 ``relevant`` maps object ids (or ``app_label.model:id`` to tell models apart) to graded relevance
 (> 0; unlisted objects are irrelevant). ``image`` paths are relative to the judgments file. Optional
 ``tags`` (e.g. ``["paraphrase"]``) group queries: ``report`` gives a table per tag as well as overall.
-Other keys are ignored (the demo's generator adds the ``target`` a query was written for).
+An optional ``spelled`` gives the query as it should have been typed (``{"q": "red snaekers", "spelled":
+"red sneakers", ...}``): it is searched too, with the same relevant ids. Other keys are ignored (the demo's
+generator adds the ``target`` a query was written for).
 
-Metrics at cutoff k, averaged over queries:
-- Recall@k = |relevant in top k| / |relevant|
-- nDCG@k   = DCG@k / ideal DCG@k with gain (2^grade - 1) / log2(rank + 1)
-- MRR      = 1 / rank of the first relevant result in the top k (0 if none)
+Metrics at cutoff k, averaged over queries (a metric a query has no value for, "-" below, is averaged
+over the queries that have one, and shown as "-" when none has):
+- ``recall@k``  = |relevant in top k| / |relevant|
+- ``ndcg@k``    = DCG@k / ideal DCG@k with gain (2^grade - 1) / log2(rank + 1)
+- ``mrr``       = 1 / rank of the first relevant result in the top k (0 if none)
+- ``p1@k``      = share of the top k graded >= 1: |top k with grade >= 1| / k (a result list shorter than
+  k counts its missing places as misses). "-" for a query that grades nothing >= 1.
+- ``p1@k/att``  = the same hits out of what the judgments make attainable: |top k with grade >= 1| /
+  min(k, |graded >= 1|). Where fewer than k objects are relevant, ``p1@k`` cannot reach 1 and this can.
+- ``p2@k``, ``p2@k/att`` = the same for grade >= 2 ("-" for a query that grades nothing >= 2).
+- ``ndcg@k spelled`` = nDCG@k of the query's ``spelled`` text (the same run, the same relevant ids), "-"
+  for a query without one: beside ``ndcg@k`` it says what misspelling costs.
+
+For the demo's judgments (docs/relevance.md) grade >= 1 is "of the asked product type" (for price queries
+"of the asked type and within the price bound": nothing else is graded) and grade >= 2 "the asked type
+and color".
+
+A run with ``understand`` set searches with query understanding on or off (``search(understand=...)``);
+``plan(compare_understanding=True)`` adds, before each shown run, the same run with understanding off,
+named ``"<run> understand=0"``, so one ``evaluate --compare-understanding`` reports both side by side on
+the same database.
 """
 
 from __future__ import annotations
@@ -21,7 +40,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +75,24 @@ def mrr_at_k(ranked: Sequence[str], relevant: Mapping[str, float], k: int) -> fl
     return 0.0
 
 
+def precision_at_k(ranked: Sequence[str], relevant: Mapping[str, float], k: int, grade: float = 1) -> float | None:
+    """Share of the top ``k`` graded ``grade`` or more (missing places count as misses); None when the
+    judgment grades nothing that high."""
+    if not any(g >= grade for g in relevant.values()):
+        return None
+    return sum(relevant.get(key, 0) >= grade for key in ranked[:k]) / k
+
+
+def attainable_precision_at_k(
+    ranked: Sequence[str], relevant: Mapping[str, float], k: int, grade: float = 1
+) -> float | None:
+    """Results graded ``grade`` or more in the top ``k`` / min(k, objects graded that high); None when none is."""
+    attainable = min(k, sum(g >= grade for g in relevant.values()))
+    if attainable == 0:
+        return None
+    return sum(relevant.get(key, 0) >= grade for key in ranked[:k]) / attainable
+
+
 @dataclass
 class Judgment:
     q: str | None
@@ -64,6 +101,7 @@ class Judgment:
     relevant: dict[str, float]
     tags: list[str] = field(default_factory=list)
     line: int = 0  # its line in the judgments file (per-query output), 0 when made in code
+    spelled: str | None = None  # the query spelled right, searched as well (``ndcg@k spelled``)
 
 
 def load_judgments(path: Path) -> list[Judgment]:
@@ -80,20 +118,38 @@ def load_judgments(path: Path) -> list[Judgment]:
         if not row.get("q") and image is None:
             raise ValueError(f"{path}:{number}: a judgment needs 'q', 'image' or both")
         judgments.append(
-            Judgment(row.get("q"), image, row.get("filters") or {}, relevant, row.get("tags") or [], number)
+            Judgment(
+                row.get("q"),
+                image,
+                row.get("filters") or {},
+                relevant,
+                row.get("tags") or [],
+                number,
+                row.get("spelled") or None,
+            )
         )
     return judgments
 
 
 @dataclass(frozen=True)
 class Run:
-    """One way of searching: a mode, a fusion and its parameter."""
+    """One way of searching: a mode, a fusion and its parameter, and query understanding on or off (None:
+    as ``CATALOG_SEARCH["QUERY_UNDERSTANDING"]`` says)."""
 
     name: str
     mode: str
     fusion: str = "rrf"
     alpha: float | None = None
     rrf_k: int | None = None
+    understand: bool | None = None
+
+
+UNDERSTAND_OFF = " understand=0"  # the name suffix of a run with query understanding off
+
+
+def understanding_off(run: Run) -> Run:
+    """``run`` with query understanding off, named ``"<name> understand=0"``."""
+    return replace(run, name=run.name + UNDERSTAND_OFF, understand=False)
 
 
 def standard_runs(alphas: Sequence[float] = (0.3, 0.5, 0.7)) -> list[Run]:
@@ -101,12 +157,24 @@ def standard_runs(alphas: Sequence[float] = (0.3, 0.5, 0.7)) -> list[Run]:
     return runs + weighted_sweep(alphas)
 
 
-def scores(ranked: Sequence[str], relevant: Mapping[str, float], k: int) -> dict[str, float]:
+def scores(ranked: Sequence[str], relevant: Mapping[str, float], k: int) -> dict[str, float | None]:
+    """A query's metrics (module docstring) but ``ndcg@k spelled``; None where a query has no value."""
     return {
         f"recall@{k}": recall_at_k(ranked, relevant, k),
         f"ndcg@{k}": ndcg_at_k(ranked, relevant, k),
         "mrr": mrr_at_k(ranked, relevant, k),
+        f"p1@{k}": precision_at_k(ranked, relevant, k, 1),
+        f"p1@{k}/att": attainable_precision_at_k(ranked, relevant, k, 1),
+        f"p2@{k}": precision_at_k(ranked, relevant, k, 2),
+        f"p2@{k}/att": attainable_precision_at_k(ranked, relevant, k, 2),
     }
+
+
+def search_count(judgments: Sequence[Judgment], runs: Sequence[Run], extra: Sequence[Run] = ()) -> int:
+    """How many searches ``report`` makes for ``plan``'s runs: a judgment with ``spelled`` searches twice
+    in a shown run (``runs``), once in a tuning run (``extra``)."""
+    spelled = sum(1 for j in judgments if j.spelled)
+    return len(runs) * (len(judgments) + spelled) + len(extra) * len(judgments)
 
 
 def score_runs(
@@ -116,31 +184,47 @@ def score_runs(
     *,
     searcher: Callable[..., list[str]] | None = None,
     progress: Callable[[int], None] | None = None,
+    spelled: bool = True,
 ) -> dict[str, list[dict[str, Any]]]:
     """Per-query metrics per run (run name -> one dict per judgment, in order, with the ``ranked`` keys it
-    scored): searched once, averaged many ways.
+    scored): searched once, averaged many ways. With ``spelled``, a judgment that has a ``spelled`` text
+    is searched with it too (``ndcg@k spelled``, its keys in ``ranked_spelled``).
 
     ``progress(n)`` is called after each run with the number of searches it made.
     """
     searcher = searcher or _search_keys
     per_query = {}
     for run in runs:
-        ranked = [searcher(j, run, k) for j in judgments]
-        per_query[run.name] = [
-            {**scores(r, j.relevant, k), "ranked": r} for r, j in zip(ranked, judgments, strict=True)
-        ]
+        rows = []
+        for judgment in judgments:
+            ranked = searcher(judgment, run, k)
+            row: dict[str, Any] = {**scores(ranked, judgment.relevant, k), f"ndcg@{k} spelled": None}
+            if spelled and judgment.spelled:
+                right = searcher(replace(judgment, q=judgment.spelled, spelled=None), run, k)
+                row[f"ndcg@{k} spelled"] = ndcg_at_k(right, judgment.relevant, k)
+                row["ranked_spelled"] = right
+            rows.append({**row, "ranked": ranked})
+        per_query[run.name] = rows
         if progress:
-            progress(len(judgments))
+            progress(len(judgments) + (sum(1 for j in judgments if j.spelled) if spelled else 0))
     return per_query
 
 
+def _is_metric(name: str) -> bool:
+    return not name.startswith("ranked")
+
+
 def mean_table(per_query: Mapping[str, Sequence[Mapping[str, Any]]], rows: Sequence[int] | None = None) -> Table:
-    """Average per-query metrics over ``rows`` (default: all queries); 4 decimals, as printed."""
+    """Average per-query metrics over ``rows`` (default: all queries); 4 decimals, as printed. A metric is
+    averaged over the queries that have a value for it (not None), and is None if none has."""
     table: Table = {}
     for name, results in per_query.items():
         chosen = [results[i] for i in rows] if rows is not None else list(results)
-        metrics = [m for m in chosen[0] if m != "ranked"] if chosen else []
-        table[name] = {m: round(sum(r[m] for r in chosen) / max(1, len(chosen)), 4) for m in metrics}
+        metrics = [m for m in chosen[0] if _is_metric(m)] if chosen else []
+        table[name] = {}
+        for metric in metrics:
+            values = [r[metric] for r in chosen if r.get(metric) is not None]
+            table[name][metric] = round(sum(values) / len(values), 4) if values else None
     return table
 
 
@@ -182,6 +266,7 @@ def _search_keys(judgment: Judgment, run: Run, k: int) -> list[str]:
             fusion=run.fusion,
             alpha=run.alpha,
             rrf_k=run.rrf_k,
+            understand=run.understand,
         )
     except InvalidQuery:
         return []
@@ -224,8 +309,12 @@ def tune(judgments: Sequence[Judgment], k: int = 10, searcher: Callable[..., lis
     }
 
 
-def plan(modes: Sequence[str] | None = None, tune: bool = False) -> tuple[list[Run], list[Run]]:
-    """The runs ``report`` shows for ``modes`` (default all), and the extra runs ``tune`` needs."""
+def plan(
+    modes: Sequence[str] | None = None, tune: bool = False, compare_understanding: bool = False
+) -> tuple[list[Run], list[Run]]:
+    """The runs ``report`` shows for ``modes`` (default all), and the extra runs ``tune`` needs. With
+    ``compare_understanding``, each shown run is preceded by the same run with query understanding off
+    (``understanding_off``); the tuning runs search as the settings say."""
     modes = list(modes or MODES)
     unknown = set(modes) - set(MODES)
     if unknown:
@@ -235,6 +324,8 @@ def plan(modes: Sequence[str] | None = None, tune: bool = False) -> tuple[list[R
     ]
     names = {r.name for r in shown}
     extra = [r for r in (*weighted_sweep(), *rrf_sweep()) if r.name not in names] if tune else []
+    if compare_understanding:
+        shown = [variant for run in shown for variant in (understanding_off(run), run)]
     return shown, extra
 
 
@@ -247,15 +338,18 @@ def report(
     searcher: Callable[..., list[str]] | None = None,
     progress: Callable[[int], None] | None = None,
     per_query: bool = False,
+    compare_understanding: bool = False,
 ) -> dict[str, Any]:
     """Everything ``evaluate`` prints: the table overall and per tag, and with ``tune`` the best parameters;
     with ``per_query``, also each query's metrics and ranking per mode (``query_rows``).
 
     ``modes`` picks among bm25, vector, hybrid-rrf and hybrid-weighted (the alpha sweep). Each distinct
-    run searches every query once; the per-tag tables and the tuning reuse those rankings.
+    run searches every query once (a query with a ``spelled`` text twice in a shown run); the per-tag
+    tables and the tuning reuse those rankings. ``compare_understanding``: see ``plan``.
     """
-    runs, extra = plan(modes, tune)
-    scored = score_runs(judgments, [*runs, *extra], k, searcher=searcher, progress=progress)
+    runs, extra = plan(modes, tune, compare_understanding)
+    scored = score_runs(judgments, runs, k, searcher=searcher, progress=progress)
+    scored.update(score_runs(judgments, extra, k, searcher=searcher, progress=progress, spelled=False))
     shown = {r.name: scored[r.name] for r in runs}
     result: dict[str, Any] = {"k": k, "queries": len(judgments), "modes": mean_table(shown), "by_tag": {}}
     if per_query:
@@ -283,12 +377,15 @@ def query_rows(judgments: Sequence[Judgment], shown: Mapping[str, Sequence[Mappi
         modes = {}
         for name, results in shown.items():
             ranked = results[i]["ranked"]
-            metrics = {m: round(v, 4) for m, v in results[i].items() if m != "ranked"}
+            metrics = {m: None if v is None else round(v, 4) for m, v in results[i].items() if _is_metric(m)}
             modes[name] = {**metrics, "ranked": ranked, "grades": [judgment.relevant.get(key, 0) for key in ranked]}
+            if "ranked_spelled" in results[i]:
+                modes[name]["ranked_spelled"] = results[i]["ranked_spelled"]
         rows.append(
             {
                 "line": judgment.line,
                 "q": judgment.q,
+                "spelled": judgment.spelled,
                 "image": str(judgment.image) if judgment.image else None,
                 "filters": judgment.filters,
                 "tags": judgment.tags,
@@ -298,11 +395,15 @@ def query_rows(judgments: Sequence[Judgment], shown: Mapping[str, Sequence[Mappi
     return rows
 
 
-def format_table(table: Mapping[str, Mapping[str, float]]) -> str:
-    """A fixed-width text table: one row per run, one column per metric."""
+def format_table(table: Mapping[str, Mapping[str, float | None]]) -> str:
+    """A fixed-width text table: one row per run, one column per metric that some run has a value for
+    ("-" where a run has none)."""
     columns = list(next(iter(table.values())).keys()) if table else []
+    columns = [c for c in columns if any(row.get(c) is not None for row in table.values())]
+    widths = {c: max(9, len(c)) for c in columns}
     width = max([len(name) for name in table] + [8])
-    lines = [f"{'mode':<{width}}  " + "  ".join(f"{c:>9}" for c in columns)]
+    lines = [f"{'mode':<{width}}  " + "  ".join(f"{c:>{widths[c]}}" for c in columns)]
     for name, row in table.items():
-        lines.append(f"{name:<{width}}  " + "  ".join(f"{row[c]:>9.4f}" for c in columns))
+        cells = [f"{'-':>{widths[c]}}" if row.get(c) is None else f"{row[c]:>{widths[c]}.4f}" for c in columns]
+        lines.append(f"{name:<{width}}  " + "  ".join(cells))
     return "\n".join(lines)

@@ -30,15 +30,31 @@ Query kinds (the ``tags`` of each line):
 - ``photo``: a "customer photo" from the held-out OpenMoji art set (never in the catalog), recolored and
   patterned like the target, written as a JPEG next to the JSONL;
 - ``photo+text``: a customer photo of the type in another color, refined by a color word ("this, but
-  in crimson"); the target is the type in the named color.
+  in crimson"); the target is the type in the named color;
+- ``typo``: a plain "color type" query (a solid target) with one edit of one catalog word of 5 or more
+  letters: two adjacent letters swapped, a letter dropped or a letter doubled ("red snaekers"); the typed
+  word is no catalog word (no title or description has it, folded or stemmed). The line also carries the
+  query spelled right (``"spelled": "red sneakers"``), which ``evaluate`` searches as well, and the edit
+  (``"typo": {"word", "typed", "edit"}``); grades as for plain;
+- ``price``: a product-type query with a price phrase, "sneakers under 50", "backpack between 20 and
+  40", "mug below $15", "tent over 100" (upper bounds, lower bounds and ranges in several wordings, at
+  round prices). Relevant (grade 1) are exactly the products of the type inside the bound, bounds
+  included; every product outside it is irrelevant, whatever its type. The bound keeps at least
+  ``min(10, n // 2)`` of the type's n products inside and at least ``max(2, n // 5)`` outside, and no
+  product of the type costs exactly the bound (is a 50.00 product "under 50"?). The ``target`` gives the
+  type and the bound (``{"type": "sneakers", "price": {"lte": 50}}``).
+
+Each kind draws from its own random stream, and the kinds are written in the order of ``KINDS``: a
+kind's count, or a kind added at the end, leaves the other kinds' lines (and photo files) as they were.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from demo_project.shop.artwork import TYPES_BY_SLUG
@@ -72,9 +88,26 @@ PATTERN_PARAPHRASES: dict[str, tuple[str, ...]] = {
     "striped": ("stripy",), "dotted": ("spotty", "speckled"), "checked": ("plaid", "tartan"),
 }
 # fmt: on
-KINDS = ("plain", "synonym", "paraphrase", "photo", "photo+text")
-DEFAULT_COUNTS = {"plain": 100, "synonym": 80, "paraphrase": 60, "photo": 60, "photo+text": 40}
-PATTERNED_SHARE = 0.3  # of the targets of every kind but photo+text; the catalog has about 10% patterned
+KINDS = ("plain", "synonym", "paraphrase", "photo", "photo+text", "typo", "price")
+DEFAULT_COUNTS = {"plain": 100, "synonym": 80, "paraphrase": 60, "photo": 60, "photo+text": 40, "typo": 60, "price": 60}
+PATTERNED_SHARE = 0.3  # of the targets of plain, synonym, paraphrase and photo; the catalog has about 10% patterned
+
+TYPO_EDITS = ("swap", "drop", "double")  # two adjacent letters swapped, a letter dropped, a letter doubled
+TYPO_MIN_LENGTH = 5  # only words this long get a typo (the corrector leaves words under 4 letters alone)
+
+# Prices a shopper types: the bounds of price queries are among these.
+# fmt: off
+ROUND_PRICES = (5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 60, 70, 75, 80, 90, 100, 120, 125, 150, 175, 200, 250, 300,
+                350, 400, 450, 500, 600, 700, 750, 800, 900, 1000, 1200, 1500, 2000, 2500, 3000, 4000, 5000)
+PRICE_PHRASES: dict[str, tuple[str, ...]] = {
+    "lte": ("under {}", "under ${}", "below {}", "below ${}", "less than {} dollars", "up to ${}", "{} or less",
+            "cheaper than {}", "for under ${}", "no more than {}"),
+    "gte": ("over {}", "over ${}", "above {}", "above ${}", "more than ${}", "at least {} dollars", "from ${}",
+            "{} or more", "{} and up"),
+    "range": ("between {} and {}", "between ${} and ${}", "{}-{}", "${}-${}", "{} to {} dollars", "from {} to {}",
+              "{}-{} dollars"),
+}
+# fmt: on
 
 
 class ParaphraseError(ValueError):
@@ -135,6 +168,83 @@ def _fresh(terms: Sequence[str], words: set[str]) -> list[str]:
     return [t for t in terms if not shared_words(t, words)]
 
 
+def catalog_prices() -> dict[str, Decimal]:
+    """id -> price of every demo product in the database (the price queries' bounds are checked on them)."""
+    from demo_project.shop.models import Product
+
+    return {str(pk): price for pk, price in Product.objects.values_list("pk", "price")}
+
+
+def catalog_words() -> set[str]:
+    """Every word of the demo products' indexed text (titles and descriptions), folded and stemmed: a
+    typo query's typed word is none of them."""
+    from demo_project.shop.models import Product
+
+    return title_words(text for row in Product.objects.values_list("title", "description") for text in row)
+
+
+def typo_edits(word: str) -> list[tuple[str, str]]:
+    """``(edit, typed)`` for every distinct word one edit of ``TYPO_EDITS`` makes of ``word``, in a fixed
+    order (a swap of two equal letters changes nothing and is left out)."""
+    edits = [("swap", word[:i] + word[i + 1] + word[i] + word[i + 2 :]) for i in range(len(word) - 1)]
+    edits += [("drop", word[:i] + word[i + 1 :]) for i in range(len(word))]
+    edits += [("double", word[: i + 1] + word[i:]) for i in range(len(word))]
+    seen: dict[str, str] = {}
+    for edit, typed in edits:
+        if typed != word:
+            seen.setdefault(typed, edit)
+    return [(edit, typed) for typed, edit in seen.items()]
+
+
+def _typo(rng: random.Random, query: str, words: set[str]) -> dict | None:
+    """One edit of one word of ``query`` (``TYPO_MIN_LENGTH`` letters or more) that is no word of ``words``:
+    ``{"q", "word", "typed", "edit"}``, or None if there is none. The word first, then the kind of edit,
+    then where."""
+    parts = query.split(" ")
+    positions = [i for i, w in enumerate(parts) if len(w) >= TYPO_MIN_LENGTH and w.isalpha()]
+    rng.shuffle(positions)
+    for i in positions:
+        options = [(edit, typed) for edit, typed in typo_edits(parts[i]) if not shared_words(typed, words)]
+        kinds = [kind for kind in TYPO_EDITS if any(edit == kind for edit, _ in options)]
+        if not kinds:
+            continue
+        kind = rng.choice(kinds)
+        typed = rng.choice([typed for edit, typed in options if edit == kind])
+        q = " ".join([*parts[:i], typed, *parts[i + 1 :]])
+        return {"q": q, "word": parts[i], "typed": typed, "edit": kind}
+    return None
+
+
+def in_bound(price: Decimal, bound: Mapping[str, int]) -> bool:
+    """Whether ``price`` is inside ``bound`` (``{"gte": a, "lte": b}``, either side optional), bounds included."""
+    return ("gte" not in bound or price >= bound["gte"]) and ("lte" not in bound or price <= bound["lte"])
+
+
+def price_bounds(prices: Sequence[Decimal]) -> dict[str, list[dict[str, int]]]:
+    """The bounds a price query on a type with these product prices may use, per shape ("lte", "gte",
+    "range"): round prices (``ROUND_PRICES``) that keep at least ``min(10, n // 2)`` products inside and
+    ``max(2, n // 5)`` outside (a range: at least one on each side), and that no product costs exactly."""
+    n = len(prices)
+    need, most = min(10, n // 2), n - max(2, n // 5)
+    exact = set(prices)
+    values = [v for v in ROUND_PRICES if Decimal(v) not in exact]
+
+    def fits(bound: dict[str, int]) -> bool:
+        return need <= sum(in_bound(p, bound) for p in prices) <= most
+
+    ranges = [
+        {"gte": a, "lte": b}
+        for i, a in enumerate(values)
+        for b in values[i + 1 :]
+        if min(prices) < a and max(prices) > b
+    ]
+    return {
+        "lte": [b for b in ({"lte": v} for v in values) if fits(b)],
+        "gte": [b for b in ({"gte": v} for v in values) if fits(b)],
+        "range": [b for b in ranges if fits(b)],
+    }
+
+
 def _sample(rng: random.Random, targets: list[Target], count: int, patterned_share: float) -> list[Target]:
     """``count`` distinct targets, about ``patterned_share`` of them patterned (as far as the catalog allows)."""
     patterned = [t for t in targets if t.pattern != "solid"]
@@ -146,18 +256,27 @@ def _sample(rng: random.Random, targets: list[Target], count: int, patterned_sha
 
 
 def build_queries(
-    products: Sequence[tuple[str, Target, str]], seed: int, counts: dict[str, int] | None = None
+    products: Sequence[tuple[str, Target, str]],
+    seed: int,
+    counts: dict[str, int] | None = None,
+    *,
+    prices: Mapping[str, Decimal] | None = None,
+    words: set[str] | None = None,
 ) -> list[dict]:
     """The judged queries for ``products`` (no files written): one dict per query, photos as specs.
 
     A photo query carries ``"photo": {"type", "color", "pattern", "seed"}`` instead of an image path;
-    ``generate_judgments`` renders it. Deterministic for ``(products, seed, counts)``.
+    ``generate_judgments`` renders it. ``prices`` (id -> price) is what price queries are bounded on (no
+    price queries without it); ``words`` are the catalog's words a typo must not make (default: the
+    titles' words; ``generate_judgments`` passes titles and descriptions, ``catalog_words()``).
+    Deterministic for ``(products, seed, counts, prices, words)``.
     """
     counts = {**DEFAULT_COUNTS, **(counts or {})}
     unknown = set(counts) - set(KINDS)
     if unknown:
         raise ValueError(f"Unknown query kinds {sorted(unknown)}; kinds are {', '.join(KINDS)}.")
     present = sorted({target for _, target, _ in products})
+    avoid = words  # what a typo must not be, if given; ``words`` is the titles' words from here on
     words = title_words(title for _, _, title in products)
 
     def rng(kind: str) -> random.Random:  # one stream per kind: one kind's count leaves the others alone
@@ -221,6 +340,44 @@ def build_queries(
         shown = refine.choice([None, *sorted(c for c in COLORS if c != target.color)])
         photo = {"type": target.type, "color": shown, "pattern": "solid", "seed": seed * 100_000 + 50_000 + n}
         add("photo+text", target, refine.choice(COLORS[target.color].terms), photo)
+
+    typo = rng("typo")
+    typo_words = avoid if avoid is not None else words
+    typable = [
+        t
+        for t in solid
+        if any(
+            len(w) >= TYPO_MIN_LENGTH and w.isalpha()
+            for term in (*COLORS[t.color].terms, *TYPES_BY_SLUG[t.type].terms)
+            for w in term.split(" ")
+        )
+    ]
+    for target in _sample(typo, typable, counts["typo"], 0.0):
+        for _ in range(100):  # terms until one has a word to misspell ("red mug" has none)
+            spelled = f"{typo.choice(COLORS[target.color].terms)} {typo.choice(TYPES_BY_SLUG[target.type].terms)}"
+            made = _typo(typo, spelled, typo_words)
+            if made:
+                break
+        else:
+            continue
+        add("typo", target, made.pop("q"))
+        queries[-1] = {"q": queries[-1]["q"], "spelled": spelled, "typo": made, **queries[-1]}
+
+    if prices is not None:
+        by_type: dict[str, list[tuple[str, Decimal]]] = {}
+        for pk, product, _ in products:
+            by_type.setdefault(product.type, []).append((pk, prices[pk]))
+        bounds = {slug: price_bounds([p for _, p in own]) for slug, own in sorted(by_type.items())}
+        boundable = [slug for slug, shapes in bounds.items() if any(shapes.values())]
+        price = rng("price")
+        for slug in price.sample(boundable, min(len(boundable), counts["price"])):
+            shape = price.choice([s for s in ("lte", "gte", "range") if bounds[slug][s]])
+            bound = price.choice(bounds[slug][shape])
+            phrase = price.choice(PRICE_PHRASES[shape])
+            phrase = phrase.format(bound["gte"], bound["lte"]) if shape == "range" else phrase.format(bound[shape])
+            relevant = {pk: 1 for pk, p in by_type[slug] if in_bound(p, bound)}
+            q = f"{price.choice(TYPES_BY_SLUG[slug].terms)} {phrase}"
+            queries.append({"q": q, "relevant": relevant, "tags": ["price"], "target": {"type": slug, "price": bound}})
     return queries
 
 
@@ -241,7 +398,8 @@ def generate_judgments(
     photo_dir = out_dir / f"{name}-photos"
     photo_dir.mkdir(parents=True, exist_ok=True)
     lines = []
-    for number, query in enumerate(build_queries(products, seed, counts), start=1):
+    queries = build_queries(products, seed, counts, prices=catalog_prices(), words=catalog_words())
+    for number, query in enumerate(queries, start=1):
         photo = query.pop("photo", None)
         if photo:
             path = photo_dir / f"{number:04d}-{photo['type']}-{photo['color'] or 'own'}-{photo['pattern']}.jpg"

@@ -327,10 +327,10 @@ class Command(BaseCommand):
             judgments = evaluation.load_judgments(Path(options["judgments"]))
         except (OSError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
-        shown, extra = evaluation.plan(options["mode"], options["tune"])
-        with tqdm(
-            total=(len(shown) + len(extra)) * len(judgments), unit="search", desc="Evaluating", file=self.stderr._out
-        ) as bar:
+        compare = options["compare_understanding"]
+        shown, extra = evaluation.plan(options["mode"], options["tune"], compare)
+        total = evaluation.search_count(judgments, shown, extra)
+        with tqdm(total=total, unit="search", desc="Evaluating", file=self.stderr._out) as bar:
             result = evaluation.report(
                 judgments,
                 k,
@@ -338,6 +338,7 @@ class Command(BaseCommand):
                 tune=options["tune"],
                 progress=bar.update,
                 per_query=bool(options["per_query"]),
+                compare_understanding=compare,
             )
         rows = result.pop("per_query", [])
         self.stdout.write(f"{len(judgments)} queries, k={k}")
@@ -443,7 +444,7 @@ def _add_export(sub) -> CommandParser:
 def _add_evaluate(sub) -> CommandParser:
     evaluate = sub.add_parser(
         "evaluate",
-        help="Score search quality on judged queries (Recall@k, nDCG@k, MRR per mode).",
+        help="Score search quality on judged queries (Recall@k, nDCG@k, MRR, precision per mode).",
         description="Each line of the JSONL file is a query (q and/or image path, optional filters) with "
         'graded relevant ids: {"q": "red tote", "relevant": {"17": 3, "42": 1}}. '
         "See docs/relevance.md.",
@@ -457,6 +458,12 @@ def _add_evaluate(sub) -> CommandParser:
         help="only these modes (repeatable; default: all, weighted over an alpha sweep)",
     )
     evaluate.add_argument("--tune", action="store_true", help="also report the best alpha and RRF k")
+    evaluate.add_argument(
+        "--compare-understanding",
+        action="store_true",
+        help="also run each shown mode with query understanding off (rows '<mode> understand=0', each before "
+        "the mode as the settings serve it)",
+    )
     evaluate.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE ('-': stdout)")
     evaluate.add_argument(
         "--per-query",

@@ -13,8 +13,9 @@ from demo_project.shop.judgments import DEFAULT_COUNTS, KINDS, generate_judgment
 
 class Command(BaseCommand):
     help = (
-        "Write graded judgments (plain, paraphrase, photo and photo+text queries) generated from the demo "
-        "products' type, color and pattern, plus the customer photos they use. See docs/relevance.md."
+        "Write graded judgments (plain, synonym, paraphrase, photo, photo+text, typo and price queries) "
+        "generated from the demo products' type, color, pattern and price, plus the customer photos they use. "
+        "See docs/relevance.md."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
