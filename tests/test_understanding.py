@@ -283,9 +283,11 @@ def test_a_photo_refined_by_a_color(make_product, product_index, encoder):
     sources = {p["field"]: p["source"] for p in results.query["understanding"]}
     assert sources == {"color": "value", "product_type": "photo"}
     order = ids(results)
-    assert order[0] == str(made[("handbag", "blue")].pk)
-    handbags = {str(p.pk) for (kind, _), p in made.items() if kind == "handbag"}
-    assert set(order[:5]) == handbags  # the photo's kind before the blue keyboard
+    # The color the words ask for first, the photo's kind (a guess) within it: the blue handbag, then the
+    # blue keyboard, then the handbags of other colors.
+    assert order[:2] == [str(made[("handbag", "blue")].pk), str(made[("keyboard", "blue")].pk)]
+    handbags = {str(p.pk) for (kind, color), p in made.items() if kind == "handbag" and color != "blue"}
+    assert set(order[2:6]) == handbags
 
 
 # Declarations and the API -------------------------------------------------------------------------------
@@ -312,3 +314,45 @@ def test_api_parameters(shop, client: Client):
         assert word in response.json()["error"]["message"]
     off = client.get("/api/search/", {"q": "crimson tote", "understand": "0"}).json()
     assert "understood" not in off["query"]
+
+
+def test_a_range_with_a_currency_is_a_price_after_any_word():
+    assert [(b.lookup, str(b.value)) for b in prices.find("train set $15-$35")[0]] == [("gte", "15"), ("lte", "35")]
+    assert prices.find("train set 15-35")[0] == []  # "set 15-35" without a currency: a count
+
+
+def test_a_correction_keeps_the_first_letter_on_a_tie(make_product, product_index, encoder):
+    make_product("Court shoes in emerald", product_type="high heels")
+    for n in range(3):
+        make_product(f"Slip out sandals {n}", product_type="sandals")  # "out" is more frequent than "court"
+    sync.reindex(product_index, encoder)
+    assert parse("cout shoes", [product_index]).corrections == {"cout": "court"}
+
+
+def test_a_kind_no_word_names_is_voted_by_the_best_results(make_product, product_index, encoder):
+    """ "blue joystick": no value or synonym knows "joystick", but the keyword matches are game controllers:
+    they come first, before blue products of other kinds."""
+    catalog_values.forget()
+    for n, color in enumerate(("red", "black", "white", "green", "blue")):
+        make_product(f"Joystick game controller {n}", product_type="game controller", color=color)
+    blue = [make_product(f"Blue umbrella {n}", product_type="umbrella", color="blue") for n in range(4)]
+    sync.reindex(product_index, encoder)
+    catalog_values.forget()
+    results = search("blue joystick", mode="bm25")
+    assert understood(results) == {"color": ["blue"], "product_type": ["game controller"]}
+    assert results.query["understanding"][-1]["source"] == "results"
+    assert [hit.fields["product_type"] for hit in results][:5] == ["game controller"] * 5
+    assert results.results[0].fields["color"] == "blue"
+    assert {str(p.pk) for p in blue} <= set(ids(results))  # still found, after the kind
+    only_named = search("blue", mode="bm25")  # every word names a value: nothing is voted
+    assert understood(only_named) == {"color": ["blue"]}
+
+
+def test_a_color_name_is_the_nearest_color_the_shop_has(make_product, product_index, encoder):
+    catalog_values.forget()
+    for color in ("blue", "teal", "brown", "beige", "red"):
+        make_product(f"Plain mug {color}", product_type="mug", color=color)
+    sync.reindex(product_index, encoder)
+    catalog_values.forget()
+    named = {word: understood(search(f"{word} mug"))["color"] for word in ("aqua", "sapphire", "khaki", "maroon")}
+    assert named == {"aqua": ["teal"], "sapphire": ["blue"], "khaki": ["beige"], "maroon": ["red"]}

@@ -1,16 +1,21 @@
 """Stage 4b: soft understood values re-rank the fused candidates: products that have them first.
 
 A recognised value ("crimson tote": product type handbag, color red) is soft by default: it filters
-nothing, it orders. Each candidate gets a tier, the sum of ``2 ** (n - 1 - priority)`` over the understood
-fields whose value it has (n query fields, priority 0 the first declared), and the candidates are ordered
-by tier, then by their fused score. So the field order is the priority: red handbags, then handbags of
-another color, then red products of another type, then the rest, each group in the order fusion made
-(the "filters" criterion of Algolia's tie-breaking ranking, with optional filters).
+nothing, it orders. Each candidate gets a tier, the sum of ``2 ** (n - priority)`` over the fields whose
+named value it has (n query fields, priority 0 the first declared), and the candidates are ordered by tier,
+then by their fused score. So the field order is the priority: red handbags, then handbags of another
+color, then red products of another type, then the rest, each group in the order fusion made (the
+"filters" criterion of Algolia's tie-breaking ranking, with optional filters).
 
-A photo refined by words ("this, but in blue") names its kind with the photo: the product type (the first
-query field) most of the photo's ten nearest products have, when at least four of them do, is understood
-as a soft value of source "photo" unless the words name one; and the photo's neighbours rank before other
-candidates (the top tier), so the asked color reorders products of the photo's kind.
+The kind of product (the first query field's value) may be unnamed by the recognised words and still
+clear, and it is then voted on by products (``KIND_VOTERS``, at least ``KIND_QUORUM`` agreeing):
+
+- a query with words that name no value ("aqua joystick": the type is in "joystick", which no value or
+  synonym knows): the kind of its ten best fused results, understood with source "results" at the field's
+  own priority, so game controllers come before aqua products of any kind;
+- a photo refined by words ("this, but in blue"): the kind of the photo's ten nearest products, source
+  "photo". It is a guess the shopper did not say, so it ranks below every named value (weight 1): blue
+  products of the photo's kind first, then other blue neighbours, then the photo's kind in other colors.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from catalog_search.registry import SearchIndex
 from catalog_search.retrieval.context import Part, Search
 from catalog_search.retrieval.fusion import Fused
 
-PHOTO_VOTERS = 10  # the photo's nearest products that vote for its kind
-PHOTO_QUORUM = 4  # votes the most common value needs
+KIND_VOTERS = 10  # the products that vote for a query's kind
+KIND_QUORUM = 4  # votes the most common kind needs
+GUESSED = ("photo",)  # sources of values no query word named
 
 
 def _values(index: SearchIndex, object_ids: list[str], fields: list[str]) -> dict[str, dict[str, set[str]]]:
@@ -39,30 +45,49 @@ def _values(index: SearchIndex, object_ids: list[str], fields: list[str]) -> dic
     return out
 
 
+def _vote(search: Search, index: SearchIndex, voters: list[str], source: str) -> None:
+    """Understand the kind most of ``voters`` (object ids, best first) share, if enough of them do."""
+    kind = index.understood_fields[0].name
+    own = _values(index, voters[:KIND_VOTERS], [kind])
+    votes = Counter(v for values in own.values() for v in values.get(kind, ()))
+    if votes:
+        value, count = votes.most_common(1)[0]
+        if count >= KIND_QUORUM:  # a voted kind is never a filter: the vote may be wrong
+            search.understood.append(Part(kind, "exact", value, f"({source})", source, hard=False))
+
+
+def _kind_unnamed(search: Search, index: SearchIndex) -> bool:
+    fields = index.understood_fields
+    if not fields or fields[0].name in search.query.drop:
+        return False
+    return all(part.field != fields[0].name for part in search.understood)
+
+
 def photo_kind(search: Search) -> None:
-    """A composed query's photo kind (module docstring), added to ``search.understood``."""
+    """A composed query's kind from the photo's nearest products (module docstring)."""
     if not search.composed or not search.query.understand:
         return
-    named = {part.field for part in search.understood}
     for index in search.query.indexes:
-        fields = index.understood_fields
-        near = search.found.neighbourhood.get(index.label, [])[:PHOTO_VOTERS]
-        if not fields or not near or fields[0].name in named or fields[0].name in search.query.drop:
-            continue
-        votes = Counter(
-            v for own in _values(index, near, [fields[0].name]).values() for v in own.get(fields[0].name, ())
-        )
-        if votes:
-            value, count = votes.most_common(1)[0]
-            if count >= PHOTO_QUORUM:  # a kind guessed from a photo is never a filter: the guess may be wrong
-                search.understood.append(Part(fields[0].name, "exact", value, "(photo)", "photo", hard=False))
-                named.add(fields[0].name)
+        near = search.found.neighbourhood.get(index.label, [])
+        if near and _kind_unnamed(search, index):
+            _vote(search, index, near, "photo")
+
+
+def results_kind(search: Search, ranked: list[Fused]) -> None:
+    """A text query's kind from its best fused results, when some of its words name no value."""
+    if search.composed or not search.unexplained or not search.query.understand:
+        return
+    for index in search.query.indexes:
+        top = [oid for item in ranked for found, oid in [search.found.where[item.document_id]] if found is index]
+        if top and _kind_unnamed(search, index):
+            _vote(search, index, top, "results")
 
 
 def rerank(search: Search, ranked: list[Fused]) -> list[Fused]:
     """``ranked`` ordered by tier, then as fused (module docstring); each item's tier in ``item.tier``."""
+    results_kind(search, ranked)
     wanted = search.boosts()
-    if not wanted and not search.composed:
+    if not wanted:
         return ranked
     found = search.found
     by_index: dict[str, list[str]] = {}
@@ -75,27 +100,22 @@ def rerank(search: Search, ranked: list[Fused]) -> list[Fused]:
         if fields and by_index.get(index.label):
             for oid, own in _values(index, by_index[index.label], fields).items():
                 values[(index.label, oid)] = own
-    neighbours = {label: set(ids) for label, ids in found.neighbourhood.items()}
+    guessed = {part.field for part in search.understood if part.source in GUESSED}
     for item in ranked:
         index, oid = found.where[item.document_id]
-        near = search.composed and oid in neighbours.get(index.label, ())
-        item.tier, item.matched = _tier(index, values.get((index.label, oid), {}), wanted, photo_neighbour=near)
+        item.tier, item.matched = _tier(index, values.get((index.label, oid), {}), wanted, guessed=guessed)
     return sorted(ranked, key=lambda item: -item.tier)  # stable: fused order within a tier
 
 
 def _tier(
-    index: SearchIndex, own: dict[str, set[str]], wanted: dict[str, set[str]], *, photo_neighbour: bool
+    index: SearchIndex, own: dict[str, set[str]], wanted: dict[str, set[str]], *, guessed: set[str]
 ) -> tuple[int, dict[str, Any]]:
     """The tier of an object with values ``own`` (module docstring), and which wanted values it has."""
     fields = [f.name for f in index.understood_fields]
-    n = len(fields)
     tier, matched = 0, {}
     for priority, name in enumerate(fields):
         hit = own.get(name, set()) & wanted.get(name, set())
         if hit:
-            tier += 2 ** (n - 1 - priority)
+            tier += 1 if name in guessed else 2 ** (len(fields) - priority)
             matched[name] = sorted(hit)
-    if photo_neighbour:
-        tier += 2**n
-        matched["photo_neighbour"] = True
     return tier, matched

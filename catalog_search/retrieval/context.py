@@ -80,6 +80,7 @@ class Search:
     # encoder and the query vectors
     understood: list[Part] = field(default_factory=list)
     corrected: dict[str, Any] = field(default_factory=dict)  # {"q": ..., "words": {typed: corrected}}
+    unexplained: list[str] = field(default_factory=list)  # query words that name no value (boost.results_kind)
     terms: list[str] = field(default_factory=list)
     groups: dict[str, int] | None = None  # term -> the query word it stands for (bm25.match)
     vector_text: str | None = None  # the text the query vector encodes: q, with the words expansion added

@@ -50,6 +50,7 @@ def _apply(search: Search, understanding: Understanding) -> None:
     """The understood parts the request keeps, in ``search.understood``; hard ones also as filters of every
     index that declares their field (an index without it cannot match a hard value: it is not searched)."""
     query = search.query
+    search.unexplained = understanding.unexplained
     if understanding.corrections:
         search.corrected = {"q": understanding.corrected_q, "words": understanding.corrections}
     declared = {f.name: f for index in query.indexes for f in index.understood_fields}

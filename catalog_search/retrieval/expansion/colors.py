@@ -68,3 +68,21 @@ def basic_color(word: str) -> str | None:
     one. A basic term is its own ("red" -> red, "gray" -> grey)."""
     word = SPELLINGS.get(word, word)
     return word if word in BASIC else _basic_terms().get(word)
+
+
+def nearest_values(values: list[str]) -> dict[str, str]:
+    """Every one-word survey color name -> the one of ``values`` (a shop's color values) it names: among
+    the values of the same basic color, the nearest in CIELAB. So a shop with teal and navy beside blue
+    gets "aqua" and "turquoise" as teal, "sapphire" as blue; one with only blue gets them all as blue.
+    Values that are no survey color ("Midnight") are left to their own name and synonyms."""
+    known = {value: key for value in values if (key := SPELLINGS.get(value.lower(), value.lower())) in XKCD}
+    by_basic: dict[str, list[tuple[tuple[float, float, float], str]]] = {}
+    for value, key in known.items():
+        by_basic.setdefault(basic_color(key) or "", []).append((_lab(XKCD[key]), value))
+    out = {}
+    for name in _basic_terms():
+        candidates = by_basic.get(basic_color(name) or "", [])
+        if candidates:
+            lab = _lab(XKCD[name])
+            out[name] = min(candidates, key=lambda candidate: math.dist(lab, candidate[0]))[1]
+    return out

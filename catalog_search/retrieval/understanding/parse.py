@@ -46,6 +46,7 @@ class Understanding:
     bounds: list[prices.Bound] = field(default_factory=list)
     corrections: dict[str, str] = field(default_factory=dict)  # typed word -> catalog word
     corrected_q: str | None = None  # q with the corrections, when there are any ("Showing results for ...")
+    unexplained: list[str] = field(default_factory=list)  # words no value names (numbers, shopping words aside)
 
 
 def shopping_words() -> frozenset[str]:
@@ -116,9 +117,13 @@ def parse(q: str, indexes: Sequence[SearchIndex], *, correct: bool = True) -> Un
         unknown = {i for i in unknown if tokens[i] not in fixes.values()}
         recognised = values.recognise(tokens, terms, found, unknown=unknown, wordnet=wordnet)
         text = _replace_words(text, fixes)
+    covered = {i for r in recognised for i in range(r.start, r.end)}
+    shopping = shopping_words()
+    rest = [t for i, t in enumerate(tokens) if i not in covered and t not in shopping and not t.isdigit()]
     return Understanding(
         text.strip() or None,
         values=recognised,
+        unexplained=rest,
         bounds=bounds,
         corrections=fixes,
         corrected_q=_replace_words(q, fixes) if fixes else None,

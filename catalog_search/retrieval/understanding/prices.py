@@ -7,8 +7,8 @@ bounds (``over``, ``above``, ``more than``, ``from``, ``50 or more``, ...) ``>=`
 swapped when written backwards ("between 50 and 20"). A number is digits (thousands separators and two
 decimals allowed: "1,000", "19.99", "19,99") with a currency symbol or word around it optionally
 (``CURRENCY_SYMBOLS``, ``CURRENCY_WORDS``). Not a price: a negative number ("under -5": no bound), one
-that runs into letters ("1e309", "40cm"), more than nine digits, and a bare range after a size word or
-before a unit ("sizes 36-42", "2-4 person"). Numbers in the query that are no phrase stay query words.
+that runs into letters ("1e309", "40cm"), more than nine digits, and a bare range (no currency) after a
+size word or before a unit ("sizes 36-42", "2-4 person"; but "train set $15-$35" is a price). Numbers in the query that are no phrase stay query words.
 """
 
 from __future__ import annotations
@@ -73,6 +73,15 @@ def _decimal(text: str) -> Decimal:
     return Decimal(text.replace(",", "."))
 
 
+def _has_currency(found: re.Match[str], settings: conf.Settings) -> bool:
+    """Whether the range itself ("$15-$35", "15-35 euros") names a currency: a price, whatever is around it."""
+    text = found.group()[len(found.group("before") or "") : len(found.group()) - len(found.group("after") or "")]
+    words = set(re.findall(r"\w+", text.lower()))
+    return any(s in text for s in settings.CURRENCY_SYMBOLS) or bool(
+        words & {w.lower() for w in settings.CURRENCY_WORDS}
+    )
+
+
 def _bare_range_is_size(found: re.Match[str]) -> bool:
     """A "N-N" with no currency and no between/from: a size or a count when a size word or a unit is next."""
     before = (found.group("before") or "").strip().lower()
@@ -91,7 +100,7 @@ def find(text: str) -> tuple[list[Bound], str]:
         start, stop = found.span()
         if found.group("range"):
             low, high = found.group("a") or found.group("c"), found.group("b") or found.group("d")
-            if found.group("c") and _bare_range_is_size(found):
+            if found.group("c") and not _has_currency(found, settings) and _bare_range_is_size(found):
                 continue
             if found.group("c"):  # the words around a bare range were only looked at, not taken
                 start += len(found.group("before") or "")

@@ -7,7 +7,8 @@ catalog's spellings (``Spelling``, written by the indexer) that share enough tri
 index), of the searched models; the one chosen is the nearest by optimal string alignment distance (an
 adjacent transposition counts 1: "bakcpack"), at most 1 for words of 4 to 7 letters and 2 for longer ones
 (a little stricter than Elasticsearch's ``fuzziness: AUTO``, which allows 1 from 3 letters: short catalog
-words collide), then the one more documents have, then the first alphabetically. Words of 1 to 3 letters
+words collide), then one with the same first letter (people rarely mistype the first: "cout" is "court"
+before "out"), then the one more documents have, then the first alphabetically. Words of 1 to 3 letters
 and words with digits are left alone.
 """
 
@@ -49,11 +50,11 @@ def corrections(words: Sequence[str], content_types: Sequence[int]) -> dict[str,
             [wanted, list(content_types), CANDIDATES],
         )
         rows = cursor.fetchall()
-    best: dict[str, tuple[int, int, str]] = {}
+    best: dict[str, tuple[int, bool, int, str]] = {}
     for word, candidate, df in rows:
         distance = OSA.distance(word, candidate, score_cutoff=max_distance(word))
         if 0 < distance <= max_distance(word):
-            ranked = (distance, -int(df), candidate)
+            ranked = (distance, candidate[:1] != word[:1], -int(df), candidate)
             if word not in best or ranked < best[word]:
                 best[word] = ranked
-    return {word: ranked[2] for word, ranked in best.items()}
+    return {word: ranked[-1] for word, ranked in best.items()}

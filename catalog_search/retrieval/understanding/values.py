@@ -2,8 +2,9 @@
 
 Phrases are compared as index terms, so plurals and stems match ("hiking boot", "Totes"). Where a value can
 be named (in this order of trust): the value itself as the catalog has it ("hiking boots"); a synonym the
-``QueryField`` declares ("tote" -> handbag); for a field with ``colors=True``, an English color name whose
-basic color is a value ("crimson" -> red, expansion/colors.py); and for a word no document contains, a
+``QueryField`` declares ("tote" -> handbag); for a field with ``colors=True``, an English color name: the
+value of its basic color nearest to it ("maroon" -> red; "aqua" -> teal where the shop has teal, else
+blue: expansion/colors.py ``nearest_values``); and for a word no document contains, a
 WordNet synonym that is a value ("pocketbook" -> handbag). Only values some indexed object has are named.
 
 Ambiguity, one rule: at each position of the query the longest phrase wins ("red wine glass" is a product
@@ -78,11 +79,10 @@ def _terms(analyzer: Analyzer, text: str) -> list[str]:
     return analyzer.terms(text)
 
 
-@lru_cache(maxsize=1)
-def _color_names(analyzer: Analyzer) -> dict[str, str]:
-    """One-word color name's term -> its basic color ("crimson" -> "red"): the survey names of colors.py."""
-    names = {name: colors.basic_color(name) for name in colors._basic_terms()}
-    return {terms[0]: basic for name, basic in names.items() if basic and len(terms := analyzer.terms(name)) == 1}
+@lru_cache(maxsize=4096)  # the survey's one-word names: a bounded set
+def _color_term(analyzer: Analyzer, name: str) -> str | None:
+    terms = analyzer.terms(name)
+    return terms[0] if len(terms) == 1 else None
 
 
 def field_order(indexes: Sequence[SearchIndex]) -> dict[str, int]:
@@ -127,10 +127,10 @@ def _build(indexes: Sequence[SearchIndex], loaded: Sequence[dict[str, dict[str, 
                     for value in by_terms.get(tuple(_terms(analyzer, target)), []):
                         found.add(_terms(analyzer, word), (priority, query_field.name, value, "synonym"))
             if query_field.colors and analyzer.language == "english":
-                for term, basic in _color_names(analyzer).items():
-                    for value in by_terms.get(tuple(_terms(analyzer, basic)), []):
-                        if (term,) not in found.phrases:  # a value or synonym of its own comes first
-                            found.add((term,), (priority, query_field.name, value, "color"))
+                for name, value in colors.nearest_values(list(present)).items():
+                    term = _color_term(analyzer, name)
+                    if term and (term,) not in found.phrases:  # a value or synonym of its own comes first
+                        found.add((term,), (priority, query_field.name, value, "color"))
     return found
 
 
