@@ -40,8 +40,9 @@ def _values(index: SearchIndex, object_ids: list[str], fields: list[str]) -> dic
     for row in rows:
         own = out.setdefault(str(row[0]), {})
         for name, value in zip(fields, row[1:], strict=True):
-            if value is not None:
-                own.setdefault(name, set()).add(str(value).strip())
+            text = "" if value is None else str(value).strip()
+            if text:  # no value is no kind and no color
+                own.setdefault(name, set()).add(text)
     return out
 
 
