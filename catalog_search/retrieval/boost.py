@@ -21,9 +21,12 @@ clear, and it is then voted on by products (``KIND_VOTERS``, at least ``KIND_QUO
 from __future__ import annotations
 
 from collections import Counter
+from functools import reduce
+from operator import or_
 from typing import Any
 
 from django.db import connection
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
 from django.db.models.expressions import RawSQL
 
 from catalog_search.registry import SearchIndex
@@ -36,17 +39,20 @@ KIND_QUORUM = 4  # votes the most common kind needs
 GUESSED = ("photo",)  # sources of values no query word named
 
 
-def _values(index: SearchIndex, object_ids: list[str], fields: list[str]) -> dict[str, dict[str, set[str]]]:
-    """object id -> field -> its values (relations followed), one query. The ids go as one array parameter
-    (as ``filters.passing_check`` sends them): ``IN (%s, %s, ...)`` for the few hundred fused candidates
-    cost more to build and send than the lookup itself (about 2 ms of 6 at 100k products), and kept the
-    planner off the covering index (the demo's ``shop_product_search_cover``: an index-only scan)."""
+def _id_array(index: SearchIndex, object_ids: list[str]) -> RawSQL:
+    """``object_ids`` as one array parameter for ``pk__in`` (as ``filters.passing_check`` sends them): ``IN
+    (%s, %s, ...)`` for a few hundred candidates cost more to build and send than the lookup itself, and
+    kept the planner off a covering index."""
     pk = index.model._meta.pk
-    ids = RawSQL(  # noqa: S611 - the element type is the model's, the ids are a bound parameter
+    return RawSQL(  # noqa: S611 - the element type is the model's, the ids are a bound parameter
         f"SELECT unnest(%s::{pk.rel_db_type(connection)}[])", (text_array(str(pk.to_python(o)) for o in object_ids),)
     )
+
+
+def _values(index: SearchIndex, object_ids: list[str], fields: list[str]) -> dict[str, dict[str, set[str]]]:
+    """object id -> field -> its values (relations followed), one query: the voters of ``_vote``."""
     out: dict[str, dict[str, set[str]]] = {}
-    rows = index.model._base_manager.filter(pk__in=ids).order_by().values_list("pk", *fields)
+    rows = index.model._base_manager.filter(pk__in=_id_array(index, object_ids)).order_by().values_list("pk", *fields)
     for row in rows:
         own = out.setdefault(str(row[0]), {})
         for name, value in zip(fields, row[1:], strict=True):
@@ -94,6 +100,30 @@ def results_kind(search: Search, ranked: list[Fused]) -> None:
             _vote(search, index, top, "results")
 
 
+def _matching(index: SearchIndex, object_ids: list[str], wanted: dict[str, set[str]]) -> dict[str, set[str]]:
+    """object id -> the ``wanted`` fields whose understood value it has, for the candidates that have one:
+    one statement that tests the values in the database and returns only those rows (for "crimson tote",
+    the red products and the handbags among some 400 candidates; reading every candidate's values cost
+    more in the client than the lookup, docs/benchmarks.md). A path through relations is a subquery, so a
+    to-many relation does not repeat a row."""
+    manager = index.model._base_manager
+    tests: dict[str, Any] = {}
+    for n, (name, values) in enumerate(wanted.items()):
+        if "__" in name:
+            tests[f"m{n}"] = Exists(manager.filter(pk=OuterRef("pk"), **{f"{name}__in": sorted(values)}))
+        else:
+            tests[f"m{n}"] = ExpressionWrapper(Q(**{f"{name}__in": sorted(values)}), output_field=BooleanField())
+    rows = (
+        manager.filter(pk__in=_id_array(index, object_ids))
+        .annotate(**tests)
+        .filter(reduce(or_, (Q(**{key: True}) for key in tests)))
+        .order_by()
+        .values_list("pk", *tests)
+    )
+    names = list(wanted)
+    return {str(row[0]): {name for name, has in zip(names, row[1:], strict=True) if has} for row in rows}
+
+
 def rerank(search: Search, ranked: list[Fused]) -> list[Fused]:
     """``ranked`` ordered by tier, then as fused (module docstring); each item's tier in ``item.tier``."""
     results_kind(search, ranked)
@@ -102,51 +132,31 @@ def rerank(search: Search, ranked: list[Fused]) -> list[Fused]:
         return ranked
     found = search.found
     guessed = {part.field for part in search.understood if part.source in GUESSED}
-    # Each candidate's index label and object id, and each index's fields and tier weights, once
-    # (``SearchIndex.label`` and ``understood_fields`` are computed anew on every access).
-    labels: dict[int, str] = {}
-    names: dict[str, list[str]] = {}
-    weights: dict[str, list[tuple[int, str, set[str]]]] = {}
-    located: list[tuple[str, str]] = []
-    by_index: dict[str, list[str]] = {}
+    by_index: dict[int, list[str]] = {}
     for item in ranked:
         index, oid = found.where[item.document_id]
-        label = labels.get(id(index))
-        if label is None:
-            label = labels[id(index)] = index.label
-            names[label] = [f.name for f in index.understood_fields]
-            weights[label] = _weights(names[label], wanted, guessed)
-        located.append((label, oid))
-        by_index.setdefault(label, []).append(oid)
-    values: dict[tuple[str, str], dict[str, set[str]]] = {}
+        by_index.setdefault(id(index), []).append(oid)
+    weights: dict[int, dict[str, int]] = {}
+    have: dict[tuple[int, str], set[str]] = {}
     for index in search.query.indexes:
-        fields = [name for name in names.get(index.label, ()) if name in wanted]
-        if fields:
-            for oid, own in _values(index, by_index[index.label], fields).items():
-                values[(index.label, oid)] = own
-    for item, (label, oid) in zip(ranked, located, strict=True):
-        item.tier, item.matched = _tier(weights[label], values.get((label, oid), {}))
+        weights[id(index)] = _weights([f.name for f in index.understood_fields], wanted, guessed)
+        own = {name: wanted[name] for name in weights[id(index)]}
+        if own and by_index.get(id(index)):
+            for oid, fields in _matching(index, by_index[id(index)], own).items():
+                have[(id(index), oid)] = fields
+    for item in ranked:
+        index, oid = found.where[item.document_id]
+        fields = have.get((id(index), oid), set())
+        item.tier = sum(weights[id(index)][name] for name in fields)
+        item.matched = {name: sorted(wanted[name]) for name in weights[id(index)] if name in fields}
     return sorted(ranked, key=lambda item: -item.tier)  # stable: fused order within a tier
 
 
-def _weights(fields: list[str], wanted: dict[str, set[str]], guessed: set[str]) -> list[tuple[int, str, set[str]]]:
-    """(tier weight, field, wanted values) of the wanted fields among an index's query ``fields`` (in priority
-    order; a guessed value weighs 1, below every named one): worked out once per index, not per candidate."""
-    return [
-        (1 if name in guessed else 2 ** (len(fields) - priority), name, wanted[name])
+def _weights(fields: list[str], wanted: dict[str, set[str]], guessed: set[str]) -> dict[str, int]:
+    """Tier weight of each wanted field among an index's query ``fields`` (in priority order): a named value
+    ``2 ** (n - priority)``, a guessed one 1, below every named one."""
+    return {
+        name: 1 if name in guessed else 2 ** (len(fields) - priority)
         for priority, name in enumerate(fields)
         if name in wanted
-    ]
-
-
-def _tier(weights: list[tuple[int, str, set[str]]], own: dict[str, set[str]]) -> tuple[int, dict[str, Any]]:
-    """The tier of an object with values ``own`` (module docstring), and which wanted values it has;
-    ``weights`` from ``_weights``."""
-    tier, matched = 0, {}
-    for weight, name, want in weights:
-        have = own.get(name)
-        hit = have & want if have else None
-        if hit:
-            tier += weight
-            matched[name] = sorted(hit)
-    return tier, matched
+    }
