@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connection
@@ -65,6 +66,19 @@ def required_terms(n: int, rule: int | str | None = None) -> int:
     missing, number, percent = parse_rule(conf.settings().MINIMUM_SHOULD_MATCH if rule is None else rule)
     count = math.floor(n * number / 100) if percent else number
     return max(1, min(n, n - count if missing else count))
+
+
+def known_terms(terms: Sequence[str], content_types: Sequence[int]) -> set[str]:
+    """Those of ``terms`` that some document of ``content_types`` contains."""
+    if not terms or not content_types:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT term FROM catalog_search_termstat "
+            "WHERE term = ANY(%s) AND content_type_id = ANY(%s) AND df > 0",
+            [sorted(set(terms)), list(content_types)],
+        )
+        return {term for (term,) in cursor.fetchall()}
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-from django.db import connection
 
 from catalog_search import conf
 from catalog_search.analysis import Analyzer, get_analyzer
 from catalog_search.encoding.encoders import Encoder
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.registry import SearchIndex
-from catalog_search.retrieval import query_cache
+from catalog_search.retrieval import bm25, query_cache
 from catalog_search.retrieval.expansion import colors, thesaurus
 from catalog_search.retrieval.expansion.vocabulary import loaded_vocabulary
 
@@ -77,19 +76,6 @@ def term_groups(terms: list[str], groups: dict[str, list[str]]) -> dict[str, int
         for term in added:
             numbers.setdefault(term, number)
     return numbers
-
-
-def _indexed_terms(terms: list[str], content_types: list[int]) -> set[str]:
-    """Those of ``terms`` that some document of ``content_types`` contains."""
-    if not terms or not content_types:
-        return set()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT DISTINCT term FROM catalog_search_termstat "
-            "WHERE term = ANY(%s) AND content_type_id = ANY(%s) AND df > 0",
-            [terms, content_types],
-        )
-        return {term for (term,) in cursor.fetchall()}
 
 
 def _color_terms(words: list[str], analyzer) -> dict[str, list[tuple[str, str]]]:
@@ -165,7 +151,7 @@ def expand(
     words = analyzer.tokens(q)
     word_terms = {w: t[0] for w in words if (t := analyzer.terms(w))}
     content_types = [index.content_type.pk for index in indexes]
-    known = _indexed_terms(sorted(set(word_terms.values())), content_types)
+    known = bm25.known_terms(sorted(set(word_terms.values())), content_types)
     unknown = [w for w in dict.fromkeys(words) if w in word_terms and word_terms[w] not in known and w not in skip]
     if not unknown:
         return Expansion()
@@ -206,7 +192,7 @@ def expand(
         ]
         candidates[word] = ranked
     # A vocabulary word whose term has since left the index would add nothing: skip it.
-    live = _indexed_terms(sorted({c[1] for ranked in candidates.values() for c in ranked}), content_types)
+    live = bm25.known_terms(sorted({c[1] for ranked in candidates.values() for c in ranked}), content_types)
     for word, ranked in candidates.items():
         chosen: list[tuple[str, str, float, str]] = []
         for candidate in ranked:  # best first; a term once (a color's term may also be an encoder neighbour)

@@ -17,11 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import connection
-
 from catalog_search import conf
 from catalog_search.analysis import get_analyzer
 from catalog_search.registry import SearchIndex
+from catalog_search.retrieval.bm25 import known_terms
 from catalog_search.retrieval.expansion import colors, thesaurus
 from catalog_search.retrieval.understanding import prices, typos, values
 
@@ -52,19 +51,6 @@ class Understanding:
 def shopping_words() -> frozenset[str]:
     configured = conf.settings().SHOPPING_WORDS
     return SHOPPING_WORDS if configured is None else frozenset(w.lower() for w in configured)
-
-
-def known_terms(terms: Sequence[str], content_types: Sequence[int]) -> set[str]:
-    """Those of ``terms`` that some document of ``content_types`` contains."""
-    if not terms or not content_types:
-        return set()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT DISTINCT term FROM catalog_search_termstat "
-            "WHERE term = ANY(%s) AND content_type_id = ANY(%s) AND df > 0",
-            [sorted(set(terms)), list(content_types)],
-        )
-        return {term for (term,) in cursor.fetchall()}
 
 
 class _Guarded:
