@@ -21,8 +21,6 @@ clear, and it is then voted on by products (``KIND_VOTERS``, at least ``KIND_QUO
 from __future__ import annotations
 
 from collections import Counter
-from functools import reduce
-from operator import or_
 from typing import Any
 
 from django.db import connection
@@ -102,10 +100,8 @@ def results_kind(search: Search, ranked: list[Fused]) -> None:
 
 def _matching(index: SearchIndex, object_ids: list[str], wanted: dict[str, set[str]]) -> dict[str, set[str]]:
     """object id -> the ``wanted`` fields whose understood value it has, for the candidates that have one:
-    one statement that tests the values in the database and returns only those rows (for "crimson tote",
-    the red products and the handbags among some 400 candidates; reading every candidate's values cost
-    more in the client than the lookup, docs/benchmarks.md). A path through relations is a subquery, so a
-    to-many relation does not repeat a row."""
+    one statement that tests the values in the database (a flag per field, not the values: less to send
+    and convert). A path through relations is a subquery, so a to-many relation does not repeat a row."""
     manager = index.model._base_manager
     tests: dict[str, Any] = {}
     for n, (name, values) in enumerate(wanted.items()):
@@ -113,15 +109,12 @@ def _matching(index: SearchIndex, object_ids: list[str], wanted: dict[str, set[s
             tests[f"m{n}"] = Exists(manager.filter(pk=OuterRef("pk"), **{f"{name}__in": sorted(values)}))
         else:
             tests[f"m{n}"] = ExpressionWrapper(Q(**{f"{name}__in": sorted(values)}), output_field=BooleanField())
-    rows = (
-        manager.filter(pk__in=_id_array(index, object_ids))
-        .annotate(**tests)
-        .filter(reduce(or_, (Q(**{key: True}) for key in tests)))
-        .order_by()
-        .values_list("pk", *tests)
-    )
+    # No "has any of them" condition in the WHERE: with one, the planner may start from the value's index
+    # (every red product) instead of the candidates' primary keys (measured: up to 300 ms at 100k).
+    rows = manager.filter(pk__in=_id_array(index, object_ids)).annotate(**tests).order_by().values_list("pk", *tests)
     names = list(wanted)
-    return {str(row[0]): {name for name, has in zip(names, row[1:], strict=True) if has} for row in rows}
+    out = {str(row[0]): {name for name, has in zip(names, row[1:], strict=True) if has} for row in rows}
+    return {oid: fields for oid, fields in out.items() if fields}
 
 
 def rerank(search: Search, ranked: list[Fused]) -> list[Fused]:
