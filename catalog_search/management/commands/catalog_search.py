@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import time
 from typing import Any
 
@@ -108,6 +109,9 @@ class Command(BaseCommand):
                     enqueue(index.label, ids[start : start + batch_size])
             self.stdout.write(f"Queued {total} objects for the workers.")
             if not options["no_wait"]:
+                # Ctrl-C stops the wait even when this process was started with SIGINT ignored (Python then
+                # installs no handler of its own; seen in the test suite's subprocesses).
+                previous = signal.signal(signal.SIGINT, signal.default_int_handler)
                 try:
                     self._wait(work, total)
                 except KeyboardInterrupt:  # the work stays queued; say so instead of a traceback
@@ -116,6 +120,8 @@ class Command(BaseCommand):
                         "`manage.py catalog_search status` shows the progress."
                     )
                     raise SystemExit(130) from None
+                finally:
+                    signal.signal(signal.SIGINT, previous)
 
     def _run_here(self, work: list[tuple[SearchIndex, list[str]]], batch_size: int, total: int) -> None:
         failed: dict[str, str] = {}
