@@ -22,9 +22,14 @@ lines; a process holds the irregular forms of the ``.exc`` files (about 3,500) a
 from __future__ import annotations
 
 import importlib.util
+import logging
 import mmap
 from functools import cache
 from pathlib import Path
+
+from catalog_search import conf
+
+logger = logging.getLogger(__name__)
 
 # Per part of speech: its files (wndb(5WN)), the pointer symbols followed "up" (to a more general synset;
 # from there up again or down to siblings) and "down" (to a more specific one; not further), the parts of
@@ -227,3 +232,16 @@ def get(setting: str | Path | None) -> WordNet | None:
     if not setting:
         return None
     return _open(str(wordnet_dir(setting)))
+
+
+def configured() -> WordNet | None:
+    """The thesaurus of ``EXPANSION_THESAURUS`` (English only): None when off, or missing (logged; also a
+    system check warning). Query expansion and query understanding both read it."""
+    setting = conf.settings().EXPANSION_THESAURUS
+    if not setting or conf.settings().LANGUAGE != "english":
+        return None
+    try:
+        return get(setting)
+    except ThesaurusUnavailable as exc:
+        logger.warning("catalog_search: %s", exc)
+        return None

@@ -92,18 +92,6 @@ def _color_terms(words: list[str], analyzer) -> dict[str, list[tuple[str, str]]]
     return out
 
 
-def _wordnet() -> thesaurus.WordNet | None:
-    """The thesaurus of ``EXPANSION_THESAURUS`` (English only), None when off or missing."""
-    setting = conf.settings().EXPANSION_THESAURUS
-    if not setting or conf.settings().LANGUAGE != "english":
-        return None
-    try:
-        return thesaurus.get(setting)
-    except thesaurus.ThesaurusUnavailable as exc:  # also a system check warning (checks.py)
-        logger.warning("catalog_search: %s", exc)
-        return None
-
-
 def _units(words: list[str], unknown: list[str], wordnet: thesaurus.WordNet | None) -> dict[str, str]:
     """What to expand -> its WordNet key: each unknown word, except that two adjacent unknown words WordNet
     has as one lemma are one unit ("four poster" -> four-poster, "flip flops"), so that its words are not
@@ -164,7 +152,7 @@ def expand(
     per_word = conf.settings().EXPANSION_TERMS
     found = Expansion()
     candidates: dict[str, list[tuple[str, str, float, str]]] = {}  # (word, term, cosine, source)
-    wordnet = _wordnet()
+    wordnet = thesaurus.configured()
     try:
         units = _units(words, unknown, wordnet)
         related = _thesaurus_terms(units, analyzer, vocabulary.positions, wordnet)

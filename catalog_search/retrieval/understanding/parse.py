@@ -68,14 +68,8 @@ class _Guarded:
 
 
 def _wordnet() -> _Guarded | None:
-    setting = conf.settings().EXPANSION_THESAURUS
-    if not setting or conf.settings().LANGUAGE != "english":
-        return None
-    try:
-        return _Guarded(thesaurus.get(setting))
-    except thesaurus.ThesaurusUnavailable as exc:
-        logger.warning("catalog_search: %s", exc)
-        return None
+    wordnet = thesaurus.configured()
+    return None if wordnet is None else _Guarded(wordnet)
 
 
 def parse(q: str, indexes: Sequence[SearchIndex], *, correct: bool = True) -> Understanding:
