@@ -28,7 +28,7 @@ milliseconds understanding adds (B - A of each pair), overall and per shape; and
 understanding steps alone: ``understanding.parse.parse`` (with its statements: ``known_terms``, the typo
 look-up ``typos.corrections``, ``values.matcher``), ``understand._apply`` (the hard filters) and
 ``boost.rerank`` (with ``results_kind``, the kind voted by the best results when a word names no value,
-the vote's ORM query ``boost._values``, and the re-rank's, ``boost._matching``).
+the vote's statement ``boost._values``, and the re-rank's, ``boost._matching``).
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ def _targets() -> dict[str, tuple[object, str]]:
         "_apply (hard filters)": (understand, "_apply"),
         "rerank": (boost, "rerank"),
         "  results_kind (the kind voted by the best results)": (boost, "results_kind"),
-        "  boost._values (the vote's ORM query)": (boost, "_values"),
+        "  boost._values (the vote's statement)": (boost, "_values"),
         "  boost._matching (the re-rank's: candidates with an understood value)": (boost, "_matching"),
     }
 

@@ -23,11 +23,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from django.db import connection
+from django.core.exceptions import ValidationError
+from django.db import connection, models
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
 from django.db.models.expressions import RawSQL
 
-from catalog_search.registry import SearchIndex
+from catalog_search.registry import SearchIndex, resolve_field
 from catalog_search.retrieval.context import Part, Search
 from catalog_search.retrieval.fusion import Fused
 from catalog_search.sql import text_array
@@ -37,21 +38,44 @@ KIND_QUORUM = 4  # votes the most common kind needs
 GUESSED = ("photo",)  # sources of values no query word named
 
 
-def _id_array(index: SearchIndex, object_ids: list[str]) -> RawSQL:
-    """``object_ids`` as one array parameter for ``pk__in`` (as ``filters.passing_check`` sends them): ``IN
-    (%s, %s, ...)`` for a few hundred candidates cost more to build and send than the lookup itself, and
-    kept the planner off a covering index."""
-    pk = index.model._meta.pk
-    return RawSQL(  # noqa: S611 - the element type is the model's, the ids are a bound parameter
-        f"SELECT unnest(%s::{pk.rel_db_type(connection)}[])", (text_array(str(pk.to_python(o)) for o in object_ids),)
-    )
+class _Statement:
+    """One ORM statement compiled once per index and shape, later calls binding new arrays: building and
+    compiling the queryset cost several times what PostgreSQL does with it (docs/benchmarks.md, *Query
+    understanding cost at 100k*). Each array parameter is a marker in the compiled parameters."""
+
+    def __init__(self, sql: str, params: list, markers: list[object]) -> None:
+        self.sql, self.params, self.markers = sql, params, markers
+
+    def rows(self, *arrays: str) -> list[tuple]:
+        bound = dict(zip(map(id, self.markers), arrays, strict=True))
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, [bound.get(id(p), p) for p in self.params])
+            return cursor.fetchall()
+
+
+_compiled: dict[tuple, _Statement] = {}
+
+
+def _array(marker: object, db_type: str) -> RawSQL:
+    """A marker for one array parameter of ``db_type``, as ``IN (SELECT unnest(...))``: one
+    parameter whatever the number of elements (``IN (%s, %s, ...)`` for a few hundred ids cost more to
+    build and send than the lookup itself, and kept the planner off a covering index)."""
+    return RawSQL(f"SELECT unnest(%s::{db_type}[])", (marker,))  # noqa: S611 - bound parameter
+
+
+def _values_statement(index: SearchIndex, fields: tuple[str, ...]) -> _Statement:
+    key = ("values", index.label, fields)
+    if key not in _compiled:
+        marker, pk = object(), index.model._meta.pk
+        rows = index.model._base_manager.filter(pk__in=_array(marker, pk.rel_db_type(connection)))
+        _compiled[key] = _Statement(*rows.order_by().values_list("pk", *fields).query.sql_with_params(), [marker])
+    return _compiled[key]
 
 
 def _values(index: SearchIndex, object_ids: list[str], fields: list[str]) -> dict[str, dict[str, set[str]]]:
     """object id -> field -> its values (relations followed), one query: the voters of ``_vote``."""
     out: dict[str, dict[str, set[str]]] = {}
-    rows = index.model._base_manager.filter(pk__in=_id_array(index, object_ids)).order_by().values_list("pk", *fields)
-    for row in rows:
+    for row in _values_statement(index, tuple(fields)).rows(text_array(object_ids)):
         own = out.setdefault(str(row[0]), {})
         for name, value in zip(fields, row[1:], strict=True):
             text = "" if value is None else str(value).strip()
@@ -98,23 +122,51 @@ def results_kind(search: Search, ranked: list[Fused]) -> None:
             _vote(search, index, top, "results")
 
 
+def _matching_statement(index: SearchIndex, names: tuple[str, ...]) -> _Statement:
+    """A flag per field of ``names``: whether the object has one of the values bound for it. A path through
+    relations is a subquery, so a to-many relation does not repeat a row."""
+    key = ("matching", index.label, names)
+    if key not in _compiled:
+        manager, pk = index.model._base_manager, index.model._meta.pk
+        markers = [object() for _ in range(len(names) + 1)]
+        tests: dict[str, Any] = {}
+        for n, name in enumerate(names):
+            values = _array(markers[n + 1], resolve_field(index.model, name).db_type(connection))
+            if "__" in name:
+                tests[f"m{n}"] = Exists(manager.filter(pk=OuterRef("pk"), **{f"{name}__in": values}))
+            else:
+                tests[f"m{n}"] = ExpressionWrapper(Q(**{f"{name}__in": values}), output_field=BooleanField())
+        rows = manager.filter(pk__in=_array(markers[0], pk.rel_db_type(connection)))
+        sql, params = rows.annotate(**tests).order_by().values_list("pk", *tests).query.sql_with_params()
+        # Only the candidates with a value come back (most have none), tested outside a fence (OFFSET 0): in
+        # the same WHERE, the planner could start from a value's index (every red product) instead of the
+        # candidates' keys (measured: up to 300 ms at 100k).
+        having = " OR ".join(f'c."{name}"' for name in tests)
+        _compiled[key] = _Statement(f"SELECT * FROM ({sql} OFFSET 0) AS c WHERE {having}", params, markers)
+    return _compiled[key]
+
+
+def _typed(field: models.Field, values: set[str]) -> str:
+    """``values`` as an array literal of ``field``'s type, leaving out what the field cannot hold (a synonym
+    naming a value of another type)."""
+    kept = []
+    for value in sorted(values):
+        try:
+            field.to_python(value)
+        except ValidationError:
+            continue
+        kept.append(value)
+    return text_array(kept)
+
+
 def _matching(index: SearchIndex, object_ids: list[str], wanted: dict[str, set[str]]) -> dict[str, set[str]]:
     """object id -> the ``wanted`` fields whose understood value it has, for the candidates that have one:
     one statement that tests the values in the database (a flag per field, not the values: less to send
-    and convert). A path through relations is a subquery, so a to-many relation does not repeat a row."""
-    manager = index.model._base_manager
-    tests: dict[str, Any] = {}
-    for n, (name, values) in enumerate(wanted.items()):
-        if "__" in name:
-            tests[f"m{n}"] = Exists(manager.filter(pk=OuterRef("pk"), **{f"{name}__in": sorted(values)}))
-        else:
-            tests[f"m{n}"] = ExpressionWrapper(Q(**{f"{name}__in": sorted(values)}), output_field=BooleanField())
-    # No "has any of them" condition in the WHERE: with one, the planner may start from the value's index
-    # (every red product) instead of the candidates' primary keys (measured: up to 300 ms at 100k).
-    rows = manager.filter(pk__in=_id_array(index, object_ids)).annotate(**tests).order_by().values_list("pk", *tests)
-    names = list(wanted)
-    out = {str(row[0]): {name for name, has in zip(names, row[1:], strict=True) if has} for row in rows}
-    return {oid: fields for oid, fields in out.items() if fields}
+    and convert)."""
+    names = tuple(sorted(wanted))
+    arrays = [_typed(resolve_field(index.model, name), wanted[name]) for name in names]
+    rows = _matching_statement(index, names).rows(text_array(object_ids), *arrays)
+    return {str(row[0]): {name for name, has in zip(names, row[1:], strict=True) if has} for row in rows}
 
 
 def rerank(search: Search, ranked: list[Fused]) -> list[Fused]:
