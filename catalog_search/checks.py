@@ -3,7 +3,8 @@
 - catalog_search.E001: the ``vector`` extension is missing (database check: ``check --database default``,
   also run by ``migrate``).
 - catalog_search.E002: ``CATALOG_SEARCH['MODEL']`` cannot be loaded (checked without reading weights).
-- catalog_search.E003: a SearchIndex names a field its model does not have, or of the wrong kind.
+- catalog_search.E003: a SearchIndex names a field its model does not have, or of the wrong kind (also a
+  sort field through a to-many relation).
 - catalog_search.E004: ``CATALOG_SEARCH['RUNTIME']`` is unknown, or "onnx" without ONNX Runtime or without
   an export (whether the export matches the weights is checked when the encoder loads: it needs a hash).
 - catalog_search.E005: ``CATALOG_SEARCH['FACETS_OVER']`` is neither "matches" nor "results".
@@ -16,6 +17,7 @@
   number from 0 to 1.
 - catalog_search.E010: a setting that takes a number has a value that is not one (``conf.settings()`` would
   refuse it on the first search).
+- catalog_search.E011: ``CATALOG_SEARCH['DISJUNCTIVE_FACETS']`` is not True or False.
 - catalog_search.W005: ``runserver`` with persistent connections (``CONN_MAX_AGE`` not 0): the development
   server starts a thread per request and each keeps its connection until garbage collection, so
   PostgreSQL runs out of connections under a few hundred searches.
@@ -37,7 +39,7 @@ from django.db import DatabaseError, connections, models
 
 from catalog_search import conf
 from catalog_search.encoding.sources import describe_model_setting, model_path
-from catalog_search.registry import RangeFacet, filter_kind, get_indexes, resolve_field
+from catalog_search.registry import RangeFacet, filter_kind, get_indexes, multivalued, resolve_field
 from catalog_search.relations import parse_relation_path, parse_text_path
 
 
@@ -271,6 +273,20 @@ def check_parallel_setting(app_configs=None, **kwargs) -> list[checks.CheckMessa
 
 
 @checks.register()
+def check_disjunctive_setting(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    value = conf.raw("DISJUNCTIVE_FACETS")
+    if isinstance(value, bool):
+        return []
+    return [
+        checks.Error(
+            f"CATALOG_SEARCH['DISJUNCTIVE_FACETS'] is {value!r}.",
+            hint="Use True (the default: a facet is counted without its own filter) or False.",
+            id="catalog_search.E011",
+        )
+    ]
+
+
+@checks.register()
 def check_fusion_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     from catalog_search.retrieval.query import FUSIONS
 
@@ -387,10 +403,20 @@ def _index_errors(index) -> list[checks.CheckMessage]:
             ):
                 error(f"RangeFacet {facet.name!r} must be a numeric field.")
     _check_query_fields(index, error)
+    for path in index.sort_fields:
+        _check_sort_field(index, path, field, error)
     for path in index.display_fields:
         if not hasattr(index.model, path.split("__")[0]):
             error(f"display field {path!r} is not an attribute of {index.model._meta.label}.")
     return errors
+
+
+def _check_sort_field(index, path: str, field, error) -> None:
+    """A sort field: a field of the model (relations followed) with one value per object (E003)."""
+    if not isinstance(path, str) or not path or path.startswith("-") or path == "relevance":
+        error(f"sort field {path!r} must be a field name (no '-': descending is the query's choice).")
+    elif field(path, "sort field") is not None and multivalued(index.model, path):
+        error(f"sort field {path!r} crosses a to-many relation: an object has no single value to sort by.")
 
 
 def _check_query_fields(index, error) -> None:

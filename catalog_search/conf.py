@@ -57,6 +57,10 @@ class Settings:
     # Facet counts over "matches" (every keyword match plus the vector candidates) or "results" (the fused
     # candidates: what the query can page through; cheaper on large catalogs). docs/configuration.md.
     FACETS_OVER: str = "matches"
+    # Multi-select facets (Algolia's disjunctive faceting, Elasticsearch's post_filter): a facet the request
+    # filters on is counted with every other filter but not its own, so ticking "red" keeps the other colors
+    # and their counts. False: every facet counted under every filter.
+    DISJUNCTIVE_FACETS: bool = True
     # RRF_K stays the usual 60 (Cormack et al.): a smaller k trusts each signal's first ranks more, which only
     # pays when both signals are good. Tune it per catalog with `catalog_search evaluate --tune`; the demo
     # shop sets 5 (docs/relevance.md). DEFAULT_ALPHA and COMPOSED_TEXT_WEIGHT were tuned on the demo too.

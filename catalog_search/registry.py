@@ -11,6 +11,7 @@ Declarations are small objects on the model side, checked by Django system check
         filter_fields = ["category", "brand", "price", "in_stock"]
         facet_fields = ["category", "brand", RangeFacet("price", [0, 25, 50, 100, 250])]
         display_fields = ["title", "category", "brand", "price", "in_stock"]
+        sort_fields = ["price", "created"]  # sort=price, sort=-created
 
         def get_queryset(self):
             return Product.objects.filter(published=True)
@@ -122,6 +123,21 @@ def resolve_field(model: type[models.Model], path: str) -> models.Field:
     return f
 
 
+def multivalued(model: type[models.Model], path: str) -> bool:
+    """Whether ``path`` crosses a to-many relation (one object can then have several values)."""
+    for part in path.split("__"):
+        try:
+            field = model._meta.get_field(part)
+        except FieldDoesNotExist:
+            return False
+        if field.many_to_many or field.one_to_many:
+            return True
+        if not field.is_relation or field.related_model is None:
+            return False
+        model = field.related_model
+    return False
+
+
 def filter_kind(model_field: models.Field) -> str:
     """ "boolean", "range" (numbers and dates: exact plus gte/lte/gt/lt) or "exact" (repeat for OR)."""
     if isinstance(model_field, models.BooleanField):
@@ -151,6 +167,9 @@ class SearchIndex:
     # filter field that price phrases ("under 50", "20-40 dollars") constrain.
     query_fields: Sequence[str | QueryField] = ()
     price_field: str | None = None
+    # Fields results may be sorted by (``sort=price``, ``sort=-price``) instead of relevance: single-valued
+    # model fields or forward relation paths ("brand__name").
+    sort_fields: Sequence[str] = ()
 
     def get_queryset(self) -> models.QuerySet:
         """Objects that belong in the index (override to index only published items, ...)."""

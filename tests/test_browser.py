@@ -282,7 +282,9 @@ def test_search_page_in_chromium(catalog, chromium, live_server, settings):
     assert all("tote" in c["title"].lower() for c in filtered[:6])
     assert page.is_checked('input[name="category"][value="bags"]')
     assert "category=bags" in page.url
-    assert page.locator('[data-facet="category"] li').count() == 1
+    # Multi-select facets: the other categories stay listed (counted without the category filter).
+    assert page.locator('[data-facet="category"] li').count() > 1
+    assert page.locator('[data-facet="category"] input:checked').count() == 1
 
     # "Why?" shows each signal's score and rank.
     why = page.locator("#grid .card").first.locator("details.why")
@@ -397,6 +399,20 @@ def test_search_page_without_javascript(catalog, chromium, live_server, settings
     ]
     assert page.input_value("#q") == "red tote under 60"
 
+    # The sort menu and ticking two colors work without the script too (its "Sort" / "Apply" buttons).
+    page.goto(live_server.url + "/?q=tote")
+    page.select_option("#sort", "-price")
+    page.click("#sort-menu button")
+    page.wait_for_url("**sort=-price**")
+    prices = [float(c["price"].lstrip("$")) for c in cards(page)]
+    assert len(prices) == 24 and prices == sorted(prices, reverse=True)
+    page.check('input[name="color"][value="red"]')
+    page.check('input[name="color"][value="blue"]')
+    page.click("#filters button[type=submit]")
+    page.wait_for_url("**color=blue**")
+    assert set(card_colors(page)) == {"red", "blue"} and "sort=-price" in page.url
+    assert page.locator('[data-facet="color"] li').count() == 6
+
     page.goto(live_server.url + "/?q=tote")
     page.click("#pager a[rel=next]")
     page.wait_for_url("**page=2**")
@@ -409,6 +425,57 @@ def test_search_page_without_javascript(catalog, chromium, live_server, settings
     page.wait_for_load_state()
     assert "refined by “in red”" in page.inner_text("#results-heading")
     assert len(cards(page)) == 24
+    context.close()
+
+
+def card_colors(page) -> list[str]:
+    return page.eval_on_selector_all("#grid .card .card-color", "spans => spans.map(s => s.textContent)")
+
+
+def facet_counts(page, name: str) -> dict[str, int]:
+    return page.eval_on_selector_all(
+        f'[data-facet="{name}"] li',
+        """items => Object.fromEntries(items.map(li => [
+            li.querySelector('input').value, Number(li.querySelector('.facet-count').textContent)]))""",
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sort_menu_and_multi_select_colors_in_chromium(catalog, chromium, live_server, settings):
+    """The sort menu reorders by price through the API; ticking two colors shows both, and the other
+    colors keep their counts (counted without the color filter)."""
+    settings.ROOT_URLCONF = __name__
+    context = chromium.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(live_server.url + "/")
+    page.fill("#q", "tote")
+    wait_for_search(page, lambda: page.press("#q", "Enter"))
+    assert page.input_value("#sort") == "relevance" and page.is_visible("#sort-menu")
+    assert page.inner_text("#total") == "48 results"  # the tiny catalog: every product is a vector candidate
+    relevance = [c["title"] for c in cards(page)]
+    response = wait_for_search(page, lambda: page.select_option("#sort", "price"))
+    assert "sort=price" in response.url and "sort=price" in page.url
+    prices = [float(c["price"].lstrip("$")) for c in cards(page)]
+    assert len(prices) == 24 and prices == sorted(prices) and [c["title"] for c in cards(page)] != relevance
+    assert prices[0] == min(float(p.price) for p in catalog)
+    colors = facet_counts(page, "color")
+    assert len(colors) == 6
+    wait_for_search(page, lambda: page.check('input[name="color"][value="red"]'))
+    wait_for_search(page, lambda: page.check('input[name="color"][value="blue"]'))
+    assert set(card_colors(page)) == {"red", "blue"}
+    assert facet_counts(page, "color") == colors  # every color listed, with the same counts
+    assert page.locator('[data-facet="color"] input:checked').count() == 2
+    prices = [float(c["price"].lstrip("$")) for c in cards(page)]
+    assert prices == sorted(prices) and page.input_value("#sort") == "price"
+    assert page.inner_text("#total") == f"{colors['red'] + colors['blue']} results"
+    assert "color=red" in page.url and "color=blue" in page.url
+    # Back: the single color, still sorted by price.
+    wait_for_search(page, page.go_back)
+    assert set(card_colors(page)) == {"red"} and page.input_value("#sort") == "price"
+    assert errors == [], errors
     context.close()
 
 

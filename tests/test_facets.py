@@ -65,7 +65,9 @@ def test_keyword_facets_match_orm_count(catalog):
     for field in ("category", "brand", "color"):
         got = Counter({f["value"]: f["count"] for f in results.facets[field]})
         assert got == _value_counts(expected, field), field
-    assert results.facets["price"] == _buckets(expected)
+    # The price facet is counted without its own bound (disjunctive facets): every bucket a shopper can pick.
+    assert results.facets["price"] == _buckets(Product.objects.filter(_orm_terms("leather"), in_stock=True))
+    assert results.total.as_dict() == {"value": expected.count(), "relation": "eq"}
 
 
 def test_hybrid_facets_cover_keyword_matches_and_vector_candidates(catalog):
@@ -245,3 +247,108 @@ def test_a_to_many_facet_counts_each_matched_object_once_per_value(encoder, face
     assert Counter({f["value"]: f["count"] for f in results.facets["tags__name"]}) == tag_counts
     assert sum(tag_counts.values()) > matched.count() // 2
     assert Counter({f["value"]: f["count"] for f in results.facets["section"]}) == _value_counts(matched, "section")
+
+
+def _counts(results, field: str) -> Counter:
+    return Counter({f["value"]: f["count"] for f in results.facets[field]})
+
+
+# Two facets selected at once (color, category) and a filter that is no facet's (in_stock).
+SELECTED = {"color": ["red", "blue"], "category": ["bags", "shoes"], "in_stock": "true"}
+SELECTED_ORM = {"color__in": ["red", "blue"], "category__in": ["bags", "shoes"], "in_stock": True}
+
+
+def _without(field: str | None) -> dict:
+    return {k: v for k, v in SELECTED_ORM.items() if field is None or not k.startswith(field)}
+
+
+def test_disjunctive_facets_count_each_facet_without_its_own_filter(catalog):
+    """mode=bm25: the matched set is the keyword matches, exactly. Color is counted with the category and
+    stock filters but not its own, category with color and stock, brand and price with every filter."""
+    results = catalog_search.search(q="leather", mode="bm25", filters=SELECTED, k=5)
+    keyword = Product.objects.filter(_orm_terms("leather"))
+    assert _counts(results, "color") == _value_counts(keyword.filter(**_without("color")), "color")
+    assert _counts(results, "category") == _value_counts(keyword.filter(**_without("category")), "category")
+    everything = keyword.filter(**_without(None))
+    assert _counts(results, "brand") == _value_counts(everything, "brand")
+    assert results.facets["price"] == _buckets(everything)
+    assert set(_counts(results, "color")) == set(COLORS) and len(_counts(results, "category")) == 4
+    assert results.total.as_dict() == {"value": everything.count(), "relation": "eq"}
+    assert {(hit.object.color, hit.object.category) for hit in results} <= {
+        (c, k) for c in ("red", "blue") for k in ("bags", "shoes")
+    }
+
+
+def test_disjunctive_facets_can_be_turned_off(catalog, settings):
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "DISJUNCTIVE_FACETS": False}
+    results = catalog_search.search(q="leather", mode="bm25", filters=SELECTED, k=5)
+    everything = Product.objects.filter(_orm_terms("leather"), **_without(None))
+    for field in ("color", "category", "brand"):
+        assert _counts(results, field) == _value_counts(everything, field), field
+
+
+@pytest.mark.parametrize("facets_over", ["matches", "results"])
+def test_disjunctive_hybrid_facets_equal_orm_counts(catalog, facets_over):
+    """With a candidate pool larger than the catalog the vector signal retrieves every filtered product,
+    so each facet's matched set is the catalog under the other facets' filters; in both FACETS_OVER modes."""
+    with override_settings(CATALOG_SEARCH={**_settings(), "CANDIDATES": 500, "FACETS_OVER": facets_over}):
+        results = catalog_search.search(q="wool", filters=SELECTED)
+    for field in ("color", "category"):
+        assert _counts(results, field) == _value_counts(Product.objects.filter(**_without(field)), field), field
+    everything = Product.objects.filter(**_without(None))
+    assert _counts(results, "brand") == _value_counts(everything, "brand")
+    assert results.total.value == everything.count()
+
+
+def test_disjunctive_facets_add_the_vector_candidates_of_each_search_without_its_filter(catalog):
+    """A small pool: each facet's matched set is every keyword match, the query's own 5 vector candidates
+    and the 5 of the same query without each selected facet's filter, under the other facets' filters."""
+    with override_settings(CATALOG_SEARCH={**_settings(), "CANDIDATES": 5}):
+        results = catalog_search.search(q="wool", filters=SELECTED, k=5)
+        pools = [
+            catalog_search.search(q="wool", mode="vector", filters=filters, k=5)
+            for filters in (SELECTED, _drop(SELECTED, "color"), _drop(SELECTED, "category"))
+        ]
+    pool = {hit.id for found in pools for hit in found}
+    matched = Product.objects.filter(Q(_orm_terms("wool")) | Q(pk__in=pool))
+    for field in ("color", "category"):
+        assert _counts(results, field) == _value_counts(matched.filter(**_without(field)), field), field
+    assert _counts(results, "brand") == _value_counts(matched.filter(**_without(None)), "brand")
+    assert results.total.value == matched.filter(**_without(None)).count()
+
+
+def test_disjunctive_facets_of_a_photo_search_keep_the_other_colors(catalog):
+    """A photo search (vector signal only) filtered to red: the color facet still lists every color."""
+    from tests.conftest import png_bytes
+
+    photo = png_bytes((220, 30, 30))
+    with override_settings(CATALOG_SEARCH={**_settings(), "CANDIDATES": 500}):
+        results = catalog_search.search(image=photo, filters={"color": "red", "category": ["bags", "hats"]})
+    expected = Product.objects.filter(category__in=["bags", "hats"])
+    assert _counts(results, "color") == _value_counts(expected, "color")
+    assert _counts(results, "category") == _value_counts(Product.objects.filter(color="red"), "category")
+    assert {hit.object.color for hit in results} == {"red"}
+
+
+def _drop(filters: dict, name: str) -> dict:
+    return {k: v for k, v in filters.items() if k != name}
+
+
+@pytest.mark.parametrize("facets_over", ["matches", "results"])
+def test_disjunctive_facets_with_a_to_many_facet(encoder, facets_over):
+    """Section selected: the section facet (single-valued) lists both sections; the tags (to-many, counted in
+    a query of their own) are counted with the section filter, each article once per tag."""
+    from catalog_search import get_index
+    from tests.testapp.models import Article, Tag
+
+    tags = [Tag.objects.create(name=name) for name in ("new", "sale", "eco")]
+    for i in range(24):
+        article = Article.objects.create(headline=f"wool scarf {i}", body="warm", section=("fashion", "home")[i % 2])
+        article.tags.set(tags[: i % 4])
+    sync.reindex(get_index(Article), encoder)
+    with override_settings(CATALOG_SEARCH={**_settings(), "CANDIDATES": 100, "FACETS_OVER": facets_over}):
+        results = catalog_search.search(q="wool", mode="bm25", models=["testapp.article"], filters={"section": "home"})
+    assert _counts(results, "section") == {"fashion": 12, "home": 12}
+    home = Article.objects.filter(section="home")
+    assert _counts(results, "tags__name") == Counter(home.exclude(tags=None).values_list("tags__name", flat=True))
+    assert results.total.value == 12

@@ -26,6 +26,7 @@ def serialize_results(results: SearchResults) -> dict[str, Any]:
         "query": results.query,
         "results": [serialize_hit(hit) for hit in results.results],
         "facets": results.facets,
+        "total": results.total.as_dict(),
         "took_ms": results.took_ms,
     }
     if results.warnings:

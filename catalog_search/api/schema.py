@@ -69,6 +69,18 @@ def _search_parameters() -> dict[str, dict[str, Any]]:
         "drop": _names_schema(
             "Understood parts left out (a field, the price field, or spelling)", [*_understood(), "spelling"]
         ),
+        "sort": _sort_schema(),
+    }
+
+
+def _sort_schema() -> dict[str, Any]:
+    """relevance, or a declared sort field ascending or (``-``) descending."""
+    fields = sorted({name for index in get_indexes() for name in index.sort_fields})
+    return {
+        "type": "string",
+        "enum": ["relevance", *(f"{sign}{name}" for name in fields for sign in ("", "-"))],
+        "default": "relevance",
+        "description": "Order: relevance, or a declared sort field (prefix - for descending), then by id",
     }
 
 
@@ -212,7 +224,7 @@ def openapi_schema(base_url: str = "/") -> dict[str, Any]:
                 },
                 "SearchResponse": {
                     "type": "object",
-                    "required": ["query", "results", "facets", "took_ms"],
+                    "required": ["query", "results", "facets", "total", "took_ms"],
                     "properties": {
                         "query": {
                             "type": "object",
@@ -221,6 +233,7 @@ def openapi_schema(base_url: str = "/") -> dict[str, Any]:
                                 "q": {"type": "string", "nullable": True},
                                 "mode": {"type": "string"},
                                 "fusion": {"type": "string"},
+                                "sort": {"type": "string"},
                                 "alpha": {"type": "number"},
                                 "filters": {"type": "object", "additionalProperties": {"type": "array", "items": {}}},
                                 "expanded": {
@@ -278,6 +291,15 @@ def openapi_schema(base_url: str = "/") -> dict[str, Any]:
                                     "properties": {"count": {"type": "integer"}},
                                     "additionalProperties": True,
                                 },
+                            },
+                        },
+                        "total": {
+                            "type": "object",
+                            "required": ["value", "relation"],
+                            "description": "Products matched: exactly value (eq), or at least value (gte)",
+                            "properties": {
+                                "value": {"type": "integer", "minimum": 0},
+                                "relation": {"type": "string", "enum": ["eq", "gte"]},
                             },
                         },
                         "took_ms": {"type": "number"},

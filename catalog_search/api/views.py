@@ -23,7 +23,7 @@ from catalog_search.exceptions import ImageTooLarge, InvalidImage, InvalidQuery
 from catalog_search.registry import parse_bool
 from catalog_search.retrieval.engine import search
 
-PARAMETERS = ("q", "k", "offset", "mode", "fusion", "alpha", "explain", "understand", "hard", "drop")
+PARAMETERS = ("q", "k", "offset", "mode", "fusion", "alpha", "explain", "understand", "hard", "drop", "sort")
 MULTIPART_OVERHEAD = 64 * 1024  # form fields and part headers around the image
 
 
@@ -83,6 +83,7 @@ class SearchAPIView(APIView):
             understand=params.get("understand"),
             hard=params.get("hard"),
             drop=params.get("drop"),
+            sort=params.get("sort"),
         )
         return Response(serialize_results(results))
 

@@ -33,6 +33,9 @@ class Candidates:
     neighbour_matches: dict[str, list[str]] = field(default_factory=dict)  # composed: keyword matches' ids
     bm25_scores: dict[int, float] = field(default_factory=dict)  # composed: the keyword matches' BM25 scores
     neighbourhood: dict[str, list[str]] = field(default_factory=dict)  # composed: the photo's neighbours, nearest first
+    # Disjunctive facets: per index label, the candidates of the searches without a selected facet's own
+    # filter that the query's own candidates do not have (disjunctive.py)
+    unselected: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # (document id, object id)
 
     def matched_ids(self, composed: bool) -> dict[str, list[str]]:
         """Object ids in the facets' matched set besides BM25's matches: the vector candidates, and for a
@@ -75,7 +78,7 @@ class Search:
     query: SearchQuery
     settings: conf.Settings
     rrf_k: int
-    depth: int  # each signal's candidates per index: max(CANDIDATES, offset + k)
+    depth: int  # each signal's candidates per index: max(CANDIDATES, offset + k); sorted by a field CANDIDATES
     # understand: what the query says (values, price bounds, corrections), keyword terms, expansion, the
     # encoder and the query vectors
     understood: list[Part] = field(default_factory=list)
@@ -99,7 +102,8 @@ class Search:
     @classmethod
     def start(cls, query: SearchQuery, rrf_k: int | None = None) -> Search:
         settings = conf.settings()
-        depth = max(settings.CANDIDATES, query.offset + query.k)
+        # Sorted by a field, pages are cut from one matched set, the same whatever the page: CANDIDATES.
+        depth = settings.CANDIDATES if query.sort else max(settings.CANDIDATES, query.offset + query.k)
         return cls(query, settings, rrf_k or settings.RRF_K, depth)
 
     @property
@@ -118,6 +122,14 @@ class Search:
     @property
     def facets_over_matches(self) -> bool:
         return self.settings.FACETS_OVER != "results"
+
+    def own(self, index: SearchIndex) -> facets.Own:
+        """Disjunctive facets: the request's own clauses on each of ``index``'s facets that it filters."""
+        if not self.settings.DISJUNCTIVE_FACETS:
+            return {}
+        requested = self.query.requested.get(index.label, [])
+        own = {f.name: [c for c in requested if c.field == f.name] for f in index.facets}
+        return {name: clauses for name, clauses in own.items() if clauses}
 
     def boosts(self) -> dict[str, set[str]]:
         """field -> the values a soft understood part asks for."""
@@ -152,4 +164,5 @@ class Search:
             **({"understood": self.understood_echo(), "understanding": [p.shown() for p in self.understood]}
                if self.query.understand and self.query.q is not None else {}),
             **({"corrected": self.corrected} if self.corrected else {}),
+            **({"sort": query.sort.key} if query.sort else {}),
         }  # fmt: skip

@@ -1,8 +1,9 @@
 """``search()``: query -> understand -> keyword and vector signals -> fuse -> facets -> resolve -> results.
 
 Each stage is a function of one per-search context (context.Search) in a module of its own:
-understand.py, keyword_signal.py, vector_signal.py, then fusion, facets and resolve.py. Facet counts are
-mostly made inside the keyword signal's statement (keyword_signal.py says where); ``_facets`` counts the rest.
+understand.py, keyword_signal.py, vector_signal.py, disjunctive.py, then fusion, facets, sorting.py and
+resolve.py. Facet counts are mostly made inside the keyword signal's statement (keyword_signal.py says
+where); ``_facets`` counts the rest, with the matched set's size (``total``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,22 @@ from typing import Any
 from django.db import DatabaseError
 
 from catalog_search.exceptions import IndexUnavailable
-from catalog_search.retrieval import boost, facets, fusion, keyword_signal, parallel, vector_signal
+from catalog_search.retrieval import (
+    bm25,
+    boost,
+    disjunctive,
+    facets,
+    fusion,
+    keyword_signal,
+    parallel,
+    sorting,
+    vector_signal,
+)
 from catalog_search.retrieval.context import Search
 from catalog_search.retrieval.filters import plan
 from catalog_search.retrieval.query import build_query
 from catalog_search.retrieval.resolve import resolve
-from catalog_search.retrieval.results import SearchResults
+from catalog_search.retrieval.results import SearchResults, Total
 from catalog_search.retrieval.understand import embed, understand
 
 logger = logging.getLogger(__name__)
@@ -41,6 +52,7 @@ def search(
     understand: bool | None = None,
     hard: Any = None,
     drop: Any = None,
+    sort: str | None = None,
 ) -> SearchResults:
     """Search the registered models.
 
@@ -56,6 +68,10 @@ def search(
     indexes' query field values, price phrases and typos in ``q`` (docs/relevance.md): values boost, except
     fields named in ``hard`` (or "all") which filter; ``drop`` leaves understood fields (or "spelling": the
     corrections) out.
+
+    ``sort`` is "relevance" (the default), a field the indexes declare in ``sort_fields`` ("price"), or
+    "-price" for descending: the matched set (what the facets count) in that order, then by primary key.
+    ``results.total`` says how many products matched (docs/api.md).
     """
     started = time.perf_counter()
     query = build_query(
@@ -72,6 +88,7 @@ def search(
         understand=understand,
         hard=hard,
         drop=drop,
+        sort=sort,
     )
     try:
         with parallel.search_running():
@@ -89,15 +106,20 @@ def _run(search: Search, started: float) -> SearchResults:
         pending = keyword_signal.start(search, index, scope)
         vector_signal.retrieve(search, index, scope)
         keyword_signal.finish(search, index, scope, pending)
+        disjunctive.retrieve(search, index)
     boost.photo_kind(search)
     ranked = boost.rerank(search, _fuse(search))
-    hits = resolve(search, ranked)
+    matches, ids = _matched(search, ranked)
+    tally = _facets(search, matches, ids)
+    page = sorting.order(search, ranked, matches=matches, ids=ids) if search.query.sort else ranked
+    hits = resolve(search, page)
     return SearchResults(
         query=search.echo(),
         results=hits,
-        facets=_facets(search, ranked),
+        facets=tally.facets,
         took_ms=round((time.perf_counter() - started) * 1000, 2),
         warnings=search.warnings,
+        total=_total(search, ranked, tally),
     )
 
 
@@ -119,20 +141,43 @@ def _fuse(search: Search) -> list[fusion.Fused]:
     return fusion.rrf(signals, search.rrf_k)
 
 
-def _facets(search: Search, ranked: list[fusion.Fused]) -> dict[str, list[dict[str, Any]]]:
-    """Facet counts over the matched set (most were counted by the keyword statements), or with
-    FACETS_OVER "results" over the fused candidates: every result the query can page through."""
-    query, found = search.query, search.found
+def _matched(search: Search, ranked: list[fusion.Fused]) -> tuple[dict[str, bm25.Match] | None, dict[str, list[str]]]:
+    """The facets' matched set per index label: the keyword matches (None: not part of it) and object ids
+    (vector candidates, ...). With FACETS_OVER "results" the fused candidates: every result the query can
+    page through. Disjunctive facets add the candidates of the searches without a selected facet's filter."""
+    found = search.found
     if search.facets_over_matches:
-        return facets.count(
-            query.indexes,
-            query.index_filters,
-            matches=search.matches if "bm25" in search.signals and not search.composed else None,
-            vector_ids=found.matched_ids(search.composed) if "vector" in search.signals else {},
-            done=search.counted,
-        )
-    results: dict[str, list[str]] = {}
-    for item in ranked:
-        index, oid = found.where[item.document_id]
-        results.setdefault(index.label, []).append(oid)
-    return facets.count(query.indexes, query.index_filters, matches=None, vector_ids=results)
+        matches = search.matches if "bm25" in search.signals and not search.composed else None
+        ids = dict(found.matched_ids(search.composed)) if "vector" in search.signals else {}
+    else:
+        matches, ids = None, {}
+        for item in ranked:
+            index, oid = found.where[item.document_id]
+            ids.setdefault(index.label, []).append(oid)
+    for label, extra in found.unselected.items():
+        ids[label] = ids.get(label, []) + [oid for _, oid in extra]
+    return matches, ids
+
+
+def _facets(search: Search, matches: dict[str, bm25.Match] | None, ids: dict[str, list[str]]) -> facets.Tally:
+    """Facet counts over the matched set (most were counted by the keyword statements), and its size."""
+    query = search.query
+    return facets.tally(
+        query.indexes,
+        query.index_filters,
+        matches=matches,
+        vector_ids=ids,
+        done=search.counted if search.facets_over_matches else None,
+        own={index.label: search.own(index) for index in query.indexes},
+    )
+
+
+def _total(search: Search, ranked: list[fusion.Fused], tally: facets.Tally) -> Total:
+    """The matched set's size: exact where it was counted. A model without a single-valued facet adds its
+    fused candidates, and with FACETS_OVER "results" (the set is the fused candidates) a signal that
+    returned a full list may have had more: then at least that many."""
+    found = search.found
+    value = tally.total + sum(1 for item in ranked if found.where[item.document_id][0].label in tally.uncounted)
+    full = len(found.bm25) >= search.depth or len(found.vector) >= search.depth
+    bounded = bool(tally.uncounted) or (not search.facets_over_matches and full)
+    return Total(value, "gte" if bounded else "eq")

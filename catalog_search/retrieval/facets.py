@@ -24,13 +24,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import EmptyResultSet, FieldDoesNotExist
-from django.db import connection, models
-from django.db.models import BooleanField, F, Func
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, Func, OuterRef, Q
 
-from catalog_search.registry import FacetField, RangeFacet, SearchIndex, jsonable
+from catalog_search.registry import FacetField, RangeFacet, SearchIndex, jsonable, multivalued
 from catalog_search.retrieval import bm25
-from catalog_search.retrieval.filters import Restriction, filtered_queryset
+from catalog_search.retrieval.filters import Restriction, clause_q, filtered_queryset
 from catalog_search.retrieval.query import Filter
 from catalog_search.sql import named, text_array
 
@@ -38,6 +38,12 @@ Facet = FacetField | RangeFacet
 # CATALOG_SEARCH["FACETS_OVER"]: "matches" counts the matched set above; "results" only the fused candidates
 # (every result the query can page through), a few hundred objects whatever the catalog size.
 SCOPES = ("matches", "results")
+# The matched set's size rides along with the facet counts as one more "facet" (the empty grouping set):
+# the rows of each part of the matched set are counted where its facets are, and the parts add up alike.
+TOTAL = FacetField("(total)")
+# Disjunctive facets (DISJUNCTIVE_FACETS): per facet name, the request's own filter clauses on its field. A
+# facet is counted with every other clause applied but not its own: OR within a field, AND across fields.
+Own = dict[str, list[Filter]]
 
 
 class _InMatched(Func):
@@ -60,19 +66,7 @@ def _matched_clause(
     return " UNION ALL ".join(f"({p})" for p in parts), params
 
 
-def _multivalued(model: type[models.Model], path: str) -> bool:
-    """Whether ``path`` crosses a to-many relation (one object can then have several values)."""
-    for part in path.split("__"):
-        try:
-            field = model._meta.get_field(part)
-        except FieldDoesNotExist:
-            return False
-        if field.many_to_many or field.one_to_many:
-            return True
-        if not field.is_relation or field.related_model is None:
-            return False
-        model = field.related_model
-    return False
+_multivalued = multivalued  # one object can have several values at ``path``
 
 
 def _facet_groups(index: SearchIndex) -> list[list[Facet]]:
@@ -92,6 +86,36 @@ class _Keywords:
     limit: int
 
 
+def _condition(index: SearchIndex, clauses: list[Filter]) -> Any:
+    """Whether a row passes ``clauses`` (one facet's own), as a column: a subquery for a to-many path, so a
+    product with several values still gives one row."""
+    if _multivalued(index.model, clauses[0].field):
+        return Exists(filtered_queryset(index, clauses).filter(pk=OuterRef("pk")))
+    condition = Q()
+    for clause in clauses:
+        condition &= clause_q(clause)
+    return ExpressionWrapper(condition, output_field=BooleanField())
+
+
+def _split(filters: list[Filter], own: Own) -> list[Filter]:
+    """``filters`` without the own clauses of the selected facets (identity: an understood clause equal to
+    the shopper's stays)."""
+    dropped = [c for clauses in own.values() for c in clauses]
+    return [c for c in filters if not any(c is d for d in dropped)]
+
+
+def _source(values_sql: str, columns: list[str], flags: int) -> str:
+    """The rows of ``values_sql`` as ``v``. With selected facets, the flags s0, s1, ... say which own filters
+    a row passes, and only rows failing at most one are kept: a row failing two counts for no facet."""
+    if not flags:
+        return f"({values_sql}) AS v({', '.join(columns)})"
+    names = [f"s{j}" for j in range(flags)]
+    passed = ", ".join(f"COALESCE(v.{s}, false) AS {s}" for s in names)
+    failing = " + ".join(f"(NOT COALESCE(v.{s}, false))::int" for s in names)
+    kept = ", ".join(f"v.{c}" for c in columns)
+    return f"(SELECT {kept}, {passed} FROM ({values_sql}) AS v({', '.join(columns + names)}) WHERE {failing} <= 1) AS v"
+
+
 def _count_group(
     index: SearchIndex,
     filters: list[Filter],
@@ -100,11 +124,14 @@ def _count_group(
     matched_sql: str | None,
     matched_params: dict,
     keywords: _Keywords | None = None,
-) -> tuple[list[list[tuple[Any, int]]], list[bm25.Hit]]:
-    """Rows (value or bucket, count) per facet of ``group``: one scan of the filtered shop table joined
-    with the matched set (computed once), grouped by every facet at once with GROUPING SETS. With
-    ``keywords``, the matched set is their scored documents, and the best scored documents among the
-    rows read are returned too."""
+    own: Own | None = None,
+) -> tuple[list[list[tuple[Any, int]]], list[bm25.Hit], int]:
+    """Rows (value or bucket, count) per facet of ``group``, and the matched objects passing every filter: one
+    scan of the filtered shop table joined with the matched set (computed once), grouped by every facet at
+    once with GROUPING SETS. With ``keywords``, the matched set is their scored documents, and the best scored
+    documents among the rows read are returned too. With ``own``, each facet is counted without its own
+    clauses (the rows failing one are read too, flagged)."""
+    own = own or {}
     # The matched ids, in the primary key's own type, as one array: PostgreSQL fetches exactly those rows
     # through the primary key index in table order (a bitmap scan) instead of scanning every row a broad
     # filter keeps, or probing the index once per matched object (docs/benchmarks.md).
@@ -112,31 +139,40 @@ def _count_group(
     # An id twice in the array still fetches its row once. Scored documents are distinct, so their ids are
     # not deduplicated first (a sort saved); the postings' ids (one per matching term) are.
     distinct = "" if keywords else "DISTINCT"
-    queryset = filtered_queryset(index, filters).filter(_InMatched(F("pk"), pk_type=pk_type, distinct=distinct))
-    queryset = queryset.order_by()
-    values = queryset.values_list(*(["pk"] if keywords else []), *(f.name for f in group))
+    queryset = filtered_queryset(index, _split(filters, own))
+    queryset = queryset.filter(_InMatched(F("pk"), pk_type=pk_type, distinct=distinct)).order_by()
+    flags = {f"catalog_search_s{j}": _condition(index, clauses) for j, clauses in enumerate(own.values())}
+    values = queryset.annotate(**flags).values_list(*(["pk"] if keywords else []), *(f.name for f in group), *flags)
     try:
         values_sql, values_params = named(*values.query.sql_with_params(), prefix="v")
     except EmptyResultSet:  # a filter nothing can match
-        return [[] for _ in group], []
-    counts, count_params = _grouping_sets(group)
+        return [[] for _ in group], [], 0
+    counts, count_params = _grouping_sets(group, list(own))
     params = {**matched_params, **values_params, **count_params}
-    columns = ", ".join(f"c{i}" for i in range(len(group)))
+    columns = [f"c{i}" for i in range(len(group))]
     if keywords is None:
+        source = _source(values_sql, columns, len(flags))
         query = f"WITH matched AS MATERIALIZED (SELECT m.oid FROM ({matched_sql}) AS m(oid)) " + counts.replace(
-            "<source>", f"({values_sql}) AS v({columns})"
+            "<source>", source
         )
     else:
-        query = _with_keywords(keywords.sql, counts, values_sql, columns=columns, size=len(group), pk_type=pk_type)
+        source = _source(values_sql, ["k", *columns], len(flags))
+        query = _with_keywords(keywords.sql, counts, source, size=len(group), pk_type=pk_type, flags=len(flags))
         params.update(keywords.params, keywords_limit=keywords.limit)
     with connection.cursor() as cursor:
         cursor.execute(query, params)
         return _read(cursor.fetchall(), len(group), with_keywords=keywords is not None)
 
 
-def _grouping_sets(group: list[Facet]) -> tuple[str, dict]:
+def _passing(flags: list[str], skip: str | None = None) -> str:
+    """SQL: the row passes the own filters of every selected facet but ``skip``."""
+    return " AND ".join(f"s{j}" for j, name in enumerate(flags) if name != skip) or "true"
+
+
+def _grouping_sets(group: list[Facet], selected: list[str]) -> tuple[str, dict]:
     """SQL counting each facet of ``group`` (a value per row, or a bucket for a RangeFacet) over the rows of
-    ``<source>`` (columns c0, c1, ...), all in one pass with GROUPING SETS; with its params."""
+    ``<source>`` (columns c0, c1, ...; flags s0, s1, ... for the ``selected`` facets' own filters), all in one
+    pass with GROUPING SETS, and the rows passing every filter (the empty set); with its params."""
     keys, params = [], {}
     for i, facet in enumerate(group):
         if isinstance(facet, RangeFacet):
@@ -144,33 +180,47 @@ def _grouping_sets(group: list[Facet]) -> tuple[str, dict]:
             keys.append(f"width_bucket(v.c{i}::float8, %(bounds{i})s::float8[]) AS g{i}")
         else:
             keys.append(f"v.c{i} AS g{i}")
-    names = ", ".join(f"g{i}" for i in range(len(group)))
-    sets = ", ".join(f"(g{i})" for i in range(len(group)))
-    sql = f"SELECT {names}, GROUPING({names}), count(*) FROM (SELECT {', '.join(keys)} FROM <source>) AS s "
-    return sql + f"GROUP BY GROUPING SETS ({sets})", params
+    keys += [f"v.s{j}" for j in range(len(selected))]
+    size = len(group)
+    names = ", ".join(f"g{i}" for i in range(size))
+    sets = ", ".join(f"(g{i})" for i in range(size))
+    counted = "count(*)"
+    if selected:  # each grouping set counts the rows passing the other facets' own filters
+        whens = " ".join(
+            f"WHEN {(1 << size) - 1 - (1 << (size - 1 - i))} THEN count(*) FILTER (WHERE {_passing(selected, f.name)})"
+            for i, f in enumerate(group)
+        )
+        counted = f"CASE GROUPING({names}) {whens} ELSE count(*) FILTER (WHERE {_passing(selected)}) END"
+    sql = f"SELECT {names}, GROUPING({names}), {counted} FROM (SELECT {', '.join(keys)} FROM <source>) AS s "
+    return sql + f"GROUP BY GROUPING SETS ({sets}, ())", params
 
 
-def _with_keywords(scored_sql: str, counts: str, values_sql: str, *, columns: str, size: int, pk_type: str) -> str:
+def _with_keywords(scored_sql: str, counts: str, source: str, *, size: int, pk_type: str, flags: int) -> str:
     """The facet counts over the keyword matches and, in the same statement, the best of those matches among
-    the shop rows read (those passing the filters), ranked as bm25.TOP_TAIL ranks them. Part 1 of the union is
+    the shop rows read that pass every filter, ranked as bm25.TOP_TAIL ranks them. Part 1 of the union is
     the facet rows, part 2 the matches; the NULLs take the other part's column types."""
     facet_rows = counts.replace("<source>", "r AS v")
+    passing = " AND ".join(f"r.s{j}" for j in range(flags)) or "true"
     return (
         f"WITH scored AS MATERIALIZED ({scored_sql}), "
         "matched AS MATERIALIZED (SELECT object_id AS oid FROM scored), "
-        f"r AS MATERIALIZED (SELECT * FROM ({values_sql}) AS v(k, {columns})) "
+        f"r AS MATERIALIZED (SELECT * FROM {source}) "
         f"SELECT 1, *, NULL::bigint, NULL::text, NULL::float8 FROM ({facet_rows}) AS f UNION ALL "
         f"(SELECT 2, {', '.join('NULL' for _ in range(size))}, NULL::int, NULL::bigint, "
         "sc.document_id, sc.object_id, sc.score "
-        f"FROM scored sc JOIN r ON r.k = CAST(sc.object_id AS {pk_type}) "
+        f"FROM scored sc JOIN r ON r.k = CAST(sc.object_id AS {pk_type}) WHERE {passing} "
         "ORDER BY round(sc.score * 1e9) DESC, sc.document_id LIMIT %(keywords_limit)s)"
     )
 
 
-def _read(result: list[tuple], size: int, *, with_keywords: bool) -> tuple[list[list[tuple[Any, int]]], list[bm25.Hit]]:
-    """Rows (value or bucket, count) per facet of a group of ``size``, and the keyword matches if any."""
+def _read(
+    result: list[tuple], size: int, *, with_keywords: bool
+) -> tuple[list[list[tuple[Any, int]]], list[bm25.Hit], int]:
+    """Rows (value or bucket, count) per facet of a group of ``size``, the keyword matches if any, and the
+    rows passing every filter (the empty grouping set)."""
     rows: list[list[tuple[Any, int]]] = [[] for _ in range(size)]
     hits: list[bm25.Hit] = []
+    total = 0
     for row in result:
         if with_keywords:
             part, *row = row
@@ -180,12 +230,15 @@ def _read(result: list[tuple], size: int, *, with_keywords: bool) -> tuple[list[
                 continue
             row = row[:-3]
         *keys_row, grouping, n = row
+        if grouping == (1 << size) - 1:  # the empty grouping set: every column grouped out
+            total = n
+            continue
         # GROUPING(...) has a 1 bit for every column not grouped in this row; exactly one is grouped.
         i = next(i for i in range(size) if not grouping & (1 << (size - 1 - i)))
-        if keys_row[i] is not None:
+        if keys_row[i] is not None and n:  # a value only rows failing other facets' filters have: no count
             rows[i].append((keys_row[i], n))
     hits.sort(key=lambda h: (-round(h.score, 9), h.document_id))
-    return rows, hits
+    return rows, hits, total
 
 
 Counted = list[tuple[Facet, list[tuple[Any, int]]]]
@@ -198,6 +251,10 @@ def counted_with_keywords(index: SearchIndex) -> bool:
     return bool(groups) and not _multivalued_group(index, groups[0])
 
 
+def _with_total(group: list[Facet], rows: list[list[tuple[Any, int]]], total: int) -> Counted:
+    return [*zip(group, rows, strict=True), (TOTAL, [(None, total)])]
+
+
 def keyword_matches_and_counts(
     index: SearchIndex,
     filters: list[Filter],
@@ -205,20 +262,22 @@ def keyword_matches_and_counts(
     *,
     restriction: Restriction | None,
     limit: int,
+    own: Own | None = None,
 ) -> tuple[list[bm25.Hit], Counted] | None:
     """The ``limit`` best BM25 matches (``match``) passing ``filters`` (and ``restriction``, of the
-    postings), and the single-valued facet counts of ``index`` over
-    every such match, in one statement. ``candidate_counts`` completes the counts once the vector
-    candidates are known (so this statement can run while the vector search does). None when the
-    index has no facet a shared scan can count (then ``bm25.search`` alone is cheaper)."""
+    postings), and the single-valued facet counts of ``index`` over every such match (with ``own``, each
+    facet's over the matches passing the other facets' own filters), in one statement; TOTAL: the matches
+    passing every filter. ``candidate_counts`` completes the counts once the vector candidates are known (so
+    this statement can run while the vector search does). None when the index has no facet a shared scan
+    can count (then ``bm25.search`` alone is cheaper)."""
     if not match.terms or not counted_with_keywords(index):
         return None
     groups = _facet_groups(index)
     sql, params = bm25.scored_sql(match, restriction)
-    rows, hits = _count_group(
-        index, filters, groups[0], matched_sql=None, matched_params={}, keywords=_Keywords(sql, params, limit)
+    rows, hits, total = _count_group(
+        index, filters, groups[0], matched_sql=None, matched_params={}, keywords=_Keywords(sql, params, limit), own=own
     )
-    return hits, list(zip(groups[0], rows, strict=True))
+    return hits, _with_total(groups[0], rows, total)
 
 
 def candidate_counts(
@@ -228,10 +287,13 @@ def candidate_counts(
     *,
     restriction: Restriction | None,
     candidates: list[tuple[int, str]],
+    own: Own | None = None,
+    more: bool = False,
 ) -> Counted:
     """What ``keyword_matches_and_counts`` left to count: the vector ``candidates`` (document id, object
     id) that are not keyword matches, added to its single-valued counts (the two sets are disjoint, so
-    their counts add up), and the to-many facets over the whole matched set."""
+    their counts add up), and the to-many facets over the whole matched set. ``more``: candidates added to
+    those counted already (disjunctive facets'), every facet counted over them alone."""
     groups = _facet_groups(index)
     counted: Counted = []
     if candidates:
@@ -239,18 +301,31 @@ def candidate_counts(
         keyword_sql, keyword_params = bm25.matching_documents_sql(match, restriction, documents)
         others = f"SELECT unnest(%(pool)s::text[]) EXCEPT SELECT m.object_id FROM ({keyword_sql}) AS m"
         params = {**keyword_params, "pool": text_array(o for _, o in candidates)}
-        rows, _ = _count_group(index, filters, groups[0], matched_sql=others, matched_params=params)
-        counted.extend(zip(groups[0], rows, strict=True))
-    if len(groups) > 1:  # to-many facets: their own statements over the whole matched set
+        for n, group in enumerate(groups if more else groups[:1]):
+            rows, _, total = _count_group(index, filters, group, matched_sql=others, matched_params=params, own=own)
+            counted.extend(_with_total(group, rows, total) if n == 0 else zip(group, rows, strict=True))
+    if len(groups) > 1 and not more:  # to-many facets: their own statements over the whole matched set
         matched_sql, matched_params = _matched_clause(match, [o for _, o in candidates], restriction)
         for group in groups[1:]:
-            group_rows, _ = _count_group(index, filters, group, matched_sql=matched_sql, matched_params=matched_params)
+            group_rows, _, _ = _count_group(
+                index, filters, group, matched_sql=matched_sql, matched_params=matched_params, own=own
+            )
             counted.extend(zip(group, group_rows, strict=True))
     return counted
 
 
 def _multivalued_group(index: SearchIndex, group: list[Facet]) -> bool:
     return any(_multivalued(index.model, f.name) for f in group)
+
+
+@dataclass
+class Tally:
+    """Facet counts over every searched model, and the size of their matched set: of the models whose set
+    was counted (``uncounted``: the labels of those without a single-valued facet)."""
+
+    facets: dict[str, list[dict[str, Any]]]
+    total: int
+    uncounted: set[str]
 
 
 def count(
@@ -260,34 +335,72 @@ def count(
     matches: dict[str, bm25.Match] | None,
     vector_ids: dict[str, list[str]],
     done: dict[str, Counted] | None = None,
+    own: dict[str, Own] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Facet counts; ``matches`` are the keyword matches per index label (None when BM25 is off), ``vector_ids`` the vector
-    candidates' object ids per index label; ``done``: the counts of indexes already counted (by
-    ``keyword_matches_and_counts``), per index label."""
+    """Facet counts; see ``tally``."""
+    return tally(indexes, index_filters, matches=matches, vector_ids=vector_ids, done=done, own=own).facets
+
+
+def _counted(
+    index: SearchIndex, filters: list[Filter], match: bm25.Match | None, ids: list[str], own: Own | None
+) -> Counted:
+    """Every facet of ``index`` over its matched set: ``match``'s keyword matches and ``ids``."""
+    matched_sql, matched_params = _matched_clause(match, ids)
+    counted: Counted = []
+    for n, group in enumerate(_facet_groups(index)):
+        rows, _, total = _count_group(
+            index, filters, group, matched_sql=matched_sql, matched_params=matched_params, own=own
+        )
+        single = n == 0 and not _multivalued_group(index, group)
+        counted.extend(_with_total(group, rows, total) if single else zip(group, rows, strict=True))
+    return counted
+
+
+def tally(
+    indexes: list[SearchIndex],
+    index_filters: dict[str, list[Filter]],
+    *,
+    matches: dict[str, bm25.Match] | None,
+    vector_ids: dict[str, list[str]],
+    done: dict[str, Counted] | None = None,
+    own: dict[str, Own] | None = None,
+) -> Tally:
+    """Facet counts and the matched set's size; ``matches`` are the keyword matches per index label (None
+    when BM25 is off), ``vector_ids`` the vector candidates' object ids per index label; ``done``: the counts
+    of indexes already counted (by ``keyword_matches_and_counts``), per index label; ``own``: per index label,
+    the selected facets' own filters (each facet counted without its own)."""
     values: dict[str, Counter] = {}
     buckets: dict[str, tuple[list[float], Counter]] = {}
     order: list[str] = []
+    total, uncounted = 0, set()
     for index in indexes:
         counted = (done or {}).get(index.label)
         if counted is None:
-            matched_sql, matched_params = _matched_clause(
-                (matches or {}).get(index.label), vector_ids.get(index.label, [])
-            )
-            counted = []
-            for group in _facet_groups(index):
-                group_rows, _ = _count_group(
-                    index, index_filters[index.label], group, matched_sql=matched_sql, matched_params=matched_params
-                )
-                counted.extend(zip(group, group_rows, strict=True))
+            match = (matches or {}).get(index.label)
+            ids = vector_ids.get(index.label, [])
+            counted = _counted(index, index_filters[index.label], match, ids, (own or {}).get(index.label))
         for facet in index.facets:
             if facet.name not in order:
                 order.append(facet.name)
+        if not any(facet is TOTAL for facet, _ in counted):
+            uncounted.add(index.label)
         for facet, rows in counted:
-            if isinstance(facet, RangeFacet):
+            if facet is TOTAL:
+                total += rows[0][1]
+            elif isinstance(facet, RangeFacet):
                 _bounds, counter = buckets.setdefault(facet.name, (list(facet.bounds), Counter()))
                 counter.update({int(b): n for b, n in rows})
             else:
                 values.setdefault(facet.name, Counter()).update({jsonable(v): n for v, n in rows})
+    return Tally(_shaped(indexes, order, values, buckets), total, uncounted)
+
+
+def _shaped(
+    indexes: list[SearchIndex],
+    order: list[str],
+    values: dict[str, Counter],
+    buckets: dict[str, tuple[list[float], Counter]],
+) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     sizes = {f.name: f.size for index in indexes for f in index.facets if isinstance(f, FacetField)}
     for name in order:
@@ -302,6 +415,46 @@ def count(
                 for i in range(1, len(bounds) + 1)
             ]
         else:
-            ranked = sorted(values[name].items(), key=lambda item: (-item[1], str(item[0])))
+            ranked = sorted(values.get(name, Counter()).items(), key=lambda item: (-item[1], str(item[0])))
             out[name] = [{"value": v, "count": n} for v, n in ranked[: sizes.get(name, 20)]]
     return out
+
+
+def sorted_matches(
+    index: SearchIndex,
+    filters: list[Filter],
+    *,
+    field: str,
+    descending: bool,
+    match: bm25.Match | None,
+    ids: list[str],
+    limit: int,
+) -> list[tuple[int, str, Any]]:
+    """The first ``limit`` objects of the matched set (``match``'s keyword matches and ``ids``) passing
+    ``filters``, by ``field`` (NULLs last either way; a model without the field has only NULLs), then by
+    primary key, so pages of one sort never repeat or skip an object: (document id, object id, value)."""
+    matched_sql, matched_params = _matched_clause(match, ids)
+    pk_type = index.model._meta.pk.rel_db_type(connection)
+    queryset = filtered_queryset(index, filters)
+    queryset = queryset.filter(_InMatched(F("pk"), pk_type=pk_type, distinct="DISTINCT")).order_by()
+    has = field in index.sort_fields
+    try:
+        values_sql, values_params = named(
+            *queryset.values_list("pk", *([field] if has else [])).query.sql_with_params(), prefix="v"
+        )
+    except EmptyResultSet:
+        return []
+    columns = "k, value" if has else "k"
+    order = f"v.value {'DESC' if descending else 'ASC'} NULLS LAST, v.k" if has else "v.k"
+    value = "v.value" if has else "NULL"
+    query = (
+        f"WITH matched AS MATERIALIZED (SELECT m.oid FROM ({matched_sql}) AS m(oid)) "
+        f"SELECT d.id, d.object_id, s.value, s.n FROM (SELECT v.k, {value} AS value, "
+        f"row_number() OVER (ORDER BY {order}) AS n FROM ({values_sql}) AS v({columns}) "
+        f"ORDER BY {order} LIMIT %(sort_limit)s) AS s "
+        "JOIN catalog_search_document d ON d.content_type_id = %(sort_ct)s AND d.object_id = s.k::text ORDER BY s.n"
+    )
+    params = {**matched_params, **values_params, "sort_limit": limit, "sort_ct": index.content_type.pk}
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return [(doc_id, oid, val) for doc_id, oid, val, _ in cursor.fetchall()]

@@ -21,6 +21,7 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
+from django.db.models import Q
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
@@ -73,13 +74,17 @@ class IdList:
 Restriction = Subquery | IdList
 
 
+def clause_q(clause: Filter) -> Q:
+    """One filter clause as a ``Q``: exact values OR-ed (``__in``), or one range bound."""
+    if clause.lookup == "exact":
+        return Q(**{f"{clause.field}__in": clause.values})
+    return Q(**{f"{clause.field}__{clause.lookup}": clause.values[0]})
+
+
 def filtered_queryset(index: SearchIndex, filters: list[Filter]) -> models.QuerySet:
     queryset = index.get_queryset()
-    for clause in filters:
-        if clause.lookup == "exact":
-            queryset = queryset.filter(**{f"{clause.field}__in": clause.values})
-        else:
-            queryset = queryset.filter(**{f"{clause.field}__{clause.lookup}": clause.values[0]})
+    for clause in filters:  # one filter() each: on a to-many path, each clause may match another related row
+        queryset = queryset.filter(clause_q(clause))
     return queryset
 
 

@@ -31,12 +31,15 @@ def _statement(
     limit: int,
     with_counts: bool,
     passing: Passing | None,
+    own: facets.Own | None = None,
 ) -> Statement:
     """The ``limit`` best matches among the objects of ``restriction`` (the postings restricted to it; else
     ``plan``'s), and ``with_counts`` the facet counts over every match in the same statement. Without
     counts, BM25 alone, which checks a large filter on its best matches (``passing``)."""
     if with_counts:
-        both = facets.keyword_matches_and_counts(index, plan.filters, match, restriction=restriction, limit=limit)
+        both = facets.keyword_matches_and_counts(
+            index, plan.filters, match, restriction=restriction, limit=limit, own=own
+        )
         if both is not None:
             return both
     hits = bm25.search(
@@ -50,7 +53,19 @@ def _statement(
 
 
 def _with_counts(search: Search, index: SearchIndex) -> bool:
-    return search.facets_over_matches and facets.counted_with_keywords(index)
+    # A photo refined by words with a facet selected: the keyword matches without its own filter are among
+    # other neighbours of the photo, counted once known (engine._facets).
+    own = search.composed and search.own(index)
+    return search.facets_over_matches and facets.counted_with_keywords(index) and not own
+
+
+def _scope(search: Search, index: SearchIndex, plan: FilterPlan) -> tuple[Restriction | None, Passing | None]:
+    """The postings' restriction and the candidates' check. Disjunctive facets count the matches failing
+    their own filter too, so those are scored as well (the statement's candidates still pass every filter)."""
+    passing = plan.passing if plan.large else None
+    if _with_counts(search, index) and search.own(index):
+        return None, plan.passing
+    return plan.small, passing
 
 
 def start(search: Search, index: SearchIndex, plan: FilterPlan) -> parallel.Deferred[Statement] | None:
@@ -61,15 +76,17 @@ def start(search: Search, index: SearchIndex, plan: FilterPlan) -> parallel.Defe
     search.matches[index.label] = bm25.match(index.content_type.pk, search.terms, search.groups)
     if search.composed:
         return None
+    restriction, passing = _scope(search, index, plan)
     job = partial(
         _statement,
         index,
         plan,
         search.matches[index.label],
-        restriction=plan.small,
+        restriction=restriction,
         limit=search.depth,
         with_counts=_with_counts(search, index),
-        passing=plan.passing if plan.large else None,
+        passing=passing,
+        own=search.own(index),
     )
     return parallel.Deferred(job, allowed=search.query_vector is not None)
 
@@ -85,11 +102,11 @@ def finish(search: Search, index: SearchIndex, plan: FilterPlan, pending: parall
     match = search.matches[index.label]
     nearness: dict[str, float] = {}
     if pending is not None:
-        restriction, passing, counts_restriction = plan.small, (plan.passing if plan.large else None), None
+        (restriction, passing), counts_restriction = _scope(search, index, plan), None
         # Counted while the keyword statement may still be running on its own connection. Which candidates
         # are keyword matches does not depend on restricting the postings to the filter: the counted rows
         # pass it anyway.
-        extra = _counts(index, plan, match, restriction=None, vector=vector) if with_counts else []
+        extra = _counts(search, index, plan, match, restriction=None, vector=vector) if with_counts else []
         hits, counts = pending.result()
     else:  # composed: the keyword signal searches the photo's neighbourhood
         nearness = _neighbourhood(search, index, plan)
@@ -99,16 +116,27 @@ def finish(search: Search, index: SearchIndex, plan: FilterPlan, pending: parall
         hits, counts = _statement(
             index, plan, match, restriction=restriction, limit=search.depth, with_counts=with_counts, passing=None
         )
-        extra = _counts(index, plan, match, restriction=counts_restriction, vector=vector) if with_counts else []
+        extra = (
+            _counts(search, index, plan, match, restriction=counts_restriction, vector=vector) if with_counts else []
+        )
     while match.required > 1 and len(hits) < search.query.k:
         # Fewer documents have MINIMUM_SHOULD_MATCH of the terms than a page shows: one term fewer is enough,
         # down to any term (as Algolia drops query words while too few results remain). By page size, not
         # offset, so every page of a query is cut from the same ranking.
         match = replace(match, required=match.required - 1)
         hits, counts = _statement(
-            index, plan, match, restriction=restriction, limit=search.depth, with_counts=with_counts, passing=passing
+            index,
+            plan,
+            match,
+            restriction=restriction,
+            limit=search.depth,
+            with_counts=with_counts,
+            passing=passing,
+            own=search.own(index),
         )
-        extra = _counts(index, plan, match, restriction=counts_restriction, vector=vector) if with_counts else []
+        extra = (
+            _counts(search, index, plan, match, restriction=counts_restriction, vector=vector) if with_counts else []
+        )
     search.matches[index.label] = match
     if counts is not None:
         search.counted[index.label] = counts + extra
@@ -116,6 +144,7 @@ def finish(search: Search, index: SearchIndex, plan: FilterPlan, pending: parall
 
 
 def _counts(
+    search: Search,
     index: SearchIndex,
     plan: FilterPlan,
     match: bm25.Match,
@@ -124,7 +153,8 @@ def _counts(
     vector: list[tuple[int, str]],
 ) -> facets.Counted:
     """The facet counts the keyword statement left: the vector candidates no term matched (facets.py)."""
-    return facets.candidate_counts(index, plan.filters, match, restriction=restriction, candidates=vector)
+    own = search.own(index)
+    return facets.candidate_counts(index, plan.filters, match, restriction=restriction, candidates=vector, own=own)
 
 
 def _neighbourhood(search: Search, index: SearchIndex, plan: FilterPlan) -> dict[str, float]:

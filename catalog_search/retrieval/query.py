@@ -28,6 +28,18 @@ class Filter:
         return self.field if self.lookup == "exact" else f"{self.field}__{self.lookup}"
 
 
+@dataclass(frozen=True)
+class Sort:
+    """A sort on a declared sort field (``SearchIndex.sort_fields``); None on the query is relevance."""
+
+    field: str
+    descending: bool
+
+    @property
+    def key(self) -> str:
+        return f"-{self.field}" if self.descending else self.field
+
+
 @dataclass
 class SearchQuery:
     q: str | None
@@ -45,6 +57,10 @@ class SearchQuery:
     drop: frozenset[str] = frozenset()  # understood parts left out: field names, the price field, "spelling"
     # Per index: the filters it understands. An index missing a filtered field is not searched.
     index_filters: dict[str, list[Filter]] = field(default_factory=dict)
+    # Per index: the request's own clauses (the same objects as in index_filters; understood ones join those
+    # later): what disjunctive facets leave out of their own counts.
+    requested: dict[str, list[Filter]] = field(default_factory=dict)
+    sort: Sort | None = None  # None: by relevance
 
     def filters_as_dict(self) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {}
@@ -145,6 +161,27 @@ def _names(name: str, value: Any, allowed: list[str]) -> frozenset[str]:
     return names
 
 
+def sortable(indexes: list[SearchIndex]) -> list[str]:
+    """The fields a query over ``indexes`` may sort by: those any of them declares."""
+    return sorted({name for index in indexes for name in index.sort_fields})
+
+
+def _sort(value: Any, indexes: list[SearchIndex]) -> Sort | None:
+    """``relevance`` (None), a declared sort field (ascending) or ``-field`` (descending)."""
+    if value is None or value == "" or value == "relevance":
+        return None
+    allowed = sortable(indexes)
+    hint = f"Sort by: relevance, {', '.join(f'{n}, -{n}' for n in allowed)}." if allowed else "Only relevance."
+    if not isinstance(value, str):
+        raise InvalidQuery(f"'sort' must be a string. {hint}", code="invalid_sort")
+    name = value.strip()
+    descending = name.startswith("-")
+    name = name[1:] if descending else name
+    if name not in allowed:
+        raise InvalidQuery(f"Cannot sort by {value[:60]!r}. {hint}", code="invalid_sort")
+    return Sort(name, descending)
+
+
 def _flag(name: str, value: Any, default: bool) -> bool:
     if value is None or value == "":
         return default
@@ -169,6 +206,7 @@ def build_query(
     understand: Any = None,
     hard: Any = None,
     drop: Any = None,
+    sort: Any = None,
 ) -> SearchQuery:
     """Validate every parameter; ``image`` may be bytes, a file object or a PIL image."""
     if q is not None and not isinstance(q, str):
@@ -202,6 +240,8 @@ def build_query(
         explain=bool(explain),
         indexes=[i for i in indexes if i.label in per_index],
         index_filters=per_index,
+        requested={label: list(clauses) for label, clauses in per_index.items()},
+        sort=_sort(sort, indexes),
         understand=_flag("understand", understand, conf.settings().QUERY_UNDERSTANDING),
         hard=_names("hard", hard, [*names, "all"]),
         drop=_names("drop", drop, [*names, "spelling"]),

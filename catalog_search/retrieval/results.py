@@ -24,6 +24,18 @@ class SearchHit:
     explain: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class Total:
+    """How many products the query matched (Elasticsearch's ``hits.total``): ``value`` exactly when
+    ``relation`` is "eq", at least ``value`` when it is "gte" (docs/api.md, *Totals and pages*)."""
+
+    value: int
+    relation: str = "eq"  # "eq" or "gte"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "relation": self.relation}
+
+
 @dataclass
 class SearchResults:
     query: dict[str, Any]
@@ -31,6 +43,7 @@ class SearchResults:
     facets: dict[str, list[dict[str, Any]]]
     took_ms: float
     warnings: list[str] = field(default_factory=list)
+    total: Total = field(default_factory=lambda: Total(0))
 
     def __iter__(self):
         return iter(self.results)

@@ -34,3 +34,6 @@ class ProductIndex(catalog_search.SearchIndex):
         QueryField("category"),
     ]
     price_field = "price"
+    # sort=price, sort=-price, sort=title (the demo's products carry no date; a shop's "newest" is
+    # sort=-created on its own date field).
+    sort_fields = ["price", "title"]

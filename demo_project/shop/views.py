@@ -40,7 +40,14 @@ FIELD_LABELS = {"product_type": "Type"}  # other understood fields are shown tit
 BOUND_SIGNS = {"gte": "≥", "lte": "≤", "gt": ">", "lt": "<"}
 APPLIED = {"boost": "ranks matching products first", "filter": "shows only matching products"}
 PRICE_KEYS = ("price__gte", "price__lte", "price__lt")
-NOT_FILTERS = {"q", "page", "csrfmiddlewaretoken", "image", "drop"}
+NOT_FILTERS = {"q", "page", "csrfmiddlewaretoken", "image", "drop", "sort"}
+# The sort menu: the engine's sort values (the index's sort_fields) and their labels.
+SORTS = (
+    ("relevance", "Relevance"),
+    ("price", "Price: low to high"),
+    ("-price", "Price: high to low"),
+    ("title", "Name: A–Z"),
+)
 TRACKING = ("utm_", "fbclid", "gclid", "msclkid")  # links from ads and newsletters carry these: ignore them
 UNAVAILABLE = "Search is temporarily unavailable. Please try again in a moment."
 
@@ -74,7 +81,9 @@ def _text_search(request: HttpRequest) -> HttpResponse:
         offset = (page - 1) * PER_PAGE
         # One extra result tells whether there is a next page.
         drop = _dropped(params) or None
-        results = catalog_search.search(q=q, filters=filters, k=PER_PAGE + 1, offset=offset, explain=True, drop=drop)
+        results = catalog_search.search(
+            q=q, filters=filters, k=PER_PAGE + 1, offset=offset, explain=True, drop=drop, sort=_sort(params)
+        )
     except InvalidQuery as exc:
         return _error(request, exc.message, exc.status, request.GET, q=q)
     except ServiceUnavailable as exc:
@@ -99,7 +108,13 @@ def _photo_search(request: HttpRequest) -> HttpResponse:
         filters = _filters(request.POST)
         drop = _dropped(request.POST) or None
         results = catalog_search.search(
-            q=refine or None, image=upload, filters=filters, k=PER_PAGE, explain=True, drop=drop
+            q=refine or None,
+            image=upload,
+            filters=filters,
+            k=PER_PAGE,
+            explain=True,
+            drop=drop,
+            sort=_sort(request.POST),
         )
     except InvalidQuery as exc:
         return _error(request, exc.message, exc.status, request.POST, photo=True, refine=refine)
@@ -131,7 +146,27 @@ def _results_context(params: QueryDict, results: SearchResults, *, q: str, offse
         "carry": _filter_pairs(params),
         "has_filters": bool(_filters(params)),
         "clear_url": _url(QueryDict(mutable=True), q=q) if q else "/",
+        "total": _total_label(results),
+        "sort_options": _sort_options(params),
+        "sort": _sort(params) or "",
     }
+
+
+def _sort(params: QueryDict) -> str | None:
+    """The sort menu's choice (relevance when absent); an unknown one is the engine's 400."""
+    return params.get("sort", "").strip() or None
+
+
+def _sort_options(params: QueryDict) -> list[dict[str, Any]]:
+    current = _sort(params) or "relevance"
+    return [{"value": value, "label": label, "selected": value == current} for value, label in SORTS]
+
+
+def _total_label(results: SearchResults) -> str:
+    """``1,234 results``; at least that many: ``1,000+ results``."""
+    total = results.total
+    plus = "+" if total.relation == "gte" else ""
+    return f"{total.value:,}{plus} result{'' if total.value == 1 and not plus else 's'}"
 
 
 def _also_searched(expanded: dict[str, list[str]]) -> str:
@@ -245,6 +280,8 @@ def _render(request: HttpRequest, context: dict[str, Any], status: int = 200) ->
     context.setdefault("clear_url", "/")
     context.setdefault("per_page", PER_PAGE)
     context.setdefault("max_mb", conf.settings().MAX_IMAGE_BYTES // (1024 * 1024))
+    # A POST's form may be unreadable here (the error page of a broken upload): its sort is in the context.
+    context.setdefault("sort_options", _sort_options(request.GET if request.method != "POST" else QueryDict()))
     return render(request, "shop/search.html", context, status=status)
 
 

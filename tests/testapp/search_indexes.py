@@ -10,6 +10,7 @@ class ArticleIndex(catalog_search.SearchIndex):
     filter_fields = ["section", "rating", "published_on"]
     facet_fields = ["section", "tags__name"]  # tags: a to-many path, counted in a query of its own
     display_fields = ["headline", "section", "rating"]
+    sort_fields = ["rating"]  # products (shop.product) declare none: sorted after every article
 
     def get_queryset(self):
         return Article.objects.filter(published=True)

@@ -4,6 +4,7 @@
  *   (photo + optional text refinement + the sidebar's filters), the file kept in memory for re-filtering
  * - text: searched through GET /api/search/ without a reload; the URL follows (history API)
  * - filters, price buckets and pagination re-run the current search; loading and error states
+ * - the sort menu (a field of the filters form) re-runs the search in its order; the total shows above
  * - what the engine understood shows as chips; removing one (or "Search for … instead" after a typo
  *   correction) re-runs the search with that part in `drop`, the words unchanged
  * Results are built from <template> elements of the page with textContent only (no HTML injection).
@@ -52,6 +53,9 @@
     pager: byId("pager"),
     cardTemplate: byId("card-template"),
     facetTemplate: byId("facet-template"),
+    sortMenu: byId("sort-menu"),
+    sort: byId("sort"),
+    total: byId("total"),
   };
 
   let mode = "text"; // "text" or "photo": what filters and pagination re-run
@@ -65,6 +69,7 @@
   function filterParams() {
     const params = new URLSearchParams();
     for (const [key, value] of new FormData(els.filters)) {
+      if (key === "sort" && value === "relevance") continue; // the default: kept out of URLs
       if (key !== "q" && typeof value === "string" && value.trim()) params.append(key, value.trim());
     }
     return params;
@@ -102,6 +107,7 @@
       if (input.type === "checkbox") input.checked = false;
       else if (input.name !== "q") input.value = "";
     }
+    resetSort();
   }
 
   // ---- searching ---------------------------------------------------------------------------------
@@ -209,7 +215,7 @@
     setHeading("Find anything in the shop");
     els.status.textContent = "";
     const lines = [els.error, els.warnings, els.expanded, els.corrected, els.understood, els.empty, els.pager];
-    for (const el of [...lines, els.filtersPanel]) el.hidden = true;
+    for (const el of [...lines, els.filtersPanel, els.sortMenu, els.total]) el.hidden = true;
     els.grid.replaceChildren();
     els.hint.hidden = false;
   }
@@ -243,6 +249,7 @@
     const emptyTitle = els.empty.querySelector("h2");
     if (emptyTitle) emptyTitle.textContent = mode === "photo" ? "No products match this photo" : `No products match “${currentQuery()}”`;
     renderFacets(data.facets || {}, params);
+    renderSort(data.query || {}, data.total);
     renderPager(page, results.length > PER_PAGE && offset + PER_PAGE <= MAX_OFFSET, params);
   }
 
@@ -507,6 +514,26 @@
     );
     els.pager.hidden = page <= 1 && !hasNext;
   }
+
+  // ---- sort menu and total ----------------------------------------------------------------------
+
+  function resetSort() {
+    if (els.sort) els.sort.value = "relevance";
+  }
+
+  /** The menu shows the order searched; the total: "1,234 results", at least that many "1,000+ results". */
+  function renderSort(query, total) {
+    els.sortMenu.hidden = false;
+    els.sort.value = query.sort || "relevance";
+    els.total.hidden = !total;
+    if (!total) return;
+    const plus = total.relation === "gte" ? "+" : "";
+    const noun = total.value === 1 && !plus ? "result" : "results";
+    els.total.textContent = `${total.value.toLocaleString("en-US")}${plus} ${noun}`;
+  }
+
+  // Outside the filters form in the page (it sits above the results), so its change is heard here.
+  els.sort.addEventListener("change", () => rerun(1));
 
   // ---- photo input -------------------------------------------------------------------------------
 
