@@ -44,13 +44,15 @@ from catalog_search.registry import SearchIndex, indexes_for, jsonable
 from catalog_search.retrieval.bm25 import known_terms
 from catalog_search.retrieval.query import _int
 from catalog_search.retrieval.understanding.parse import parse
+from catalog_search.sql import int_array, text_array
 from catalog_search.values import loaded
 
 logger = logging.getLogger(__name__)
 
 MAX_K = 20  # completions per request
 MAX_PRODUCTS = 20
-SAMPLE = 400  # documents read to count co-occurrences (and to pick products): the cost bound per keystroke
+SAMPLE = 300  # documents read to count co-occurrences: the cost bound per keystroke (docs/benchmarks.md)
+POOL = 100  # documents the products are ranked among
 WORD_CANDIDATES = 200  # catalog words per prefix, most frequent first, before counting
 MAX_HEAD_WORDS = 8  # a long "query" is not being typed: only its last words are completed
 
@@ -144,8 +146,8 @@ def suggest(q: str | None, *, k: Any = 8, products: Any = None, models: list[str
         raise InvalidQuery(str(exc)) from None
     try:
         typed = split(text, indexes) if text else None
-        completions = _completions(typed, indexes, k) if typed else []
-        found = _products(completions[0], indexes, wanted) if completions and wanted else []
+        completions, samples = _completions(typed, indexes, k) if typed else ([], {})
+        found = _products(completions[0], indexes, wanted, samples) if completions and wanted else []
     except DatabaseError as exc:
         logger.exception("catalog_search: database error during suggest")
         raise IndexUnavailable(f"The search index is unavailable: {type(exc).__name__}") from exc
@@ -300,12 +302,14 @@ SOURCES: tuple[Callable[[SearchIndex, Typed], list[Completion]], ...] = (field_v
 # Counting and ranking ---------------------------------------------------------------------------------
 
 
-def _completions(typed: Typed, indexes: Sequence[SearchIndex], k: int) -> list[Completion]:
-    """Every source's candidates over ``indexes``, counted, the same text merged (counts added), best ``k``."""
+def _completions(typed: Typed, indexes: Sequence[SearchIndex], k: int) -> tuple[list[Completion], dict[str, _Sample]]:
+    """Every source's candidates over ``indexes``, counted, the same text merged (counts added), best ``k``;
+    and the head's sample of each index (the products are picked from it)."""
     merged: dict[str, Completion] = {}
+    samples: dict[str, _Sample] = {}
     for index in indexes:
         candidates = [c for source in SOURCES for c in source(index, typed)]
-        _count(index, typed, candidates)
+        samples[index.label] = _count(index, typed, candidates)
         for candidate in candidates:
             if not candidate.count:
                 continue
@@ -317,20 +321,21 @@ def _completions(typed: Typed, indexes: Sequence[SearchIndex], k: int) -> list[C
                 same.estimated = same.estimated or candidate.estimated
     order = {source: i for i, source in enumerate(("value", "word"))}
     ranked = sorted(merged.values(), key=lambda c: (-(c.count or 0), order.get(c.source, 9), c.text))
-    return ranked[:k]
+    return ranked[:k], samples
 
 
-def _count(index: SearchIndex, typed: Typed, candidates: list[Completion]) -> None:
+def _count(index: SearchIndex, typed: Typed, candidates: list[Completion]) -> _Sample:
     """The products each uncounted candidate would find, from the head's sample (module docstring)."""
     pending = [c for c in candidates if c.count is None]
     if not pending:
-        return
+        return NO_SAMPLE
     wanted = sorted(typed.head_terms.union(*(c.terms for c in pending)))
     sample = _sample(index, typed.head_terms, wanted)
     for candidate in pending:
         hits = sum(1 for present in sample.present if candidate.terms <= present)
         candidate.count = round(hits * sample.scale)
         candidate.estimated = sample.estimated and hits > 0
+    return sample
 
 
 @dataclass(frozen=True)
@@ -342,11 +347,18 @@ class _Sample:
     scale: float  # documents of the rarest term / documents of it read
     estimated: bool
 
+    def having(self, terms: frozenset[str]) -> list[int]:
+        """The sampled documents whose text has all of ``terms``."""
+        return [i for i, present in zip(self.ids, self.present, strict=True) if terms <= present]
+
+
+NO_SAMPLE = _Sample([], [], 0.0, False)
+
 
 def _sample(index: SearchIndex, required: frozenset[str], wanted: Sequence[str]) -> _Sample:
     """The first ``SAMPLE`` documents (by id) of the rarest of ``required``, those that have them all."""
     if not required:
-        return _Sample([], [], 0.0, False)
+        return NO_SAMPLE
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -363,11 +375,11 @@ def _sample(index: SearchIndex, required: frozenset[str], wanted: Sequence[str])
             WHERE d.terms @> %(required)s::text[] AND u.t = ANY(%(wanted)s::text[])
             GROUP BY d.id ORDER BY d.id
             """,
-            {"ct": index.content_type.pk, "required": sorted(required), "wanted": list(wanted), "n": SAMPLE},
+            {"ct": index.content_type.pk, "required": sorted(required), "wanted": text_array(wanted), "n": SAMPLE},
         )
         rows = cursor.fetchall()
     if not rows:
-        return _Sample([], [], 0.0, False)
+        return NO_SAMPLE
     df = rows[0][0]
     return _Sample([r[1] for r in rows], [frozenset(r[2]) for r in rows], df / min(df, SAMPLE), df > SAMPLE)
 
@@ -375,36 +387,54 @@ def _sample(index: SearchIndex, required: frozenset[str], wanted: Sequence[str])
 # Products ---------------------------------------------------------------------------------------------
 
 
-def _products(top: Completion, indexes: Sequence[SearchIndex], wanted: int) -> list[ProductSuggestion]:
-    """Up to ``wanted`` products whose text has every word of ``top``, best first over ``indexes``."""
+def _products(
+    top: Completion, indexes: Sequence[SearchIndex], wanted: int, samples: dict[str, _Sample]
+) -> list[ProductSuggestion]:
+    """Up to ``wanted`` products whose text has every word of ``top``, best first over ``indexes``: ranked
+    among the head's sampled documents that have them when there are some (no second sample to read)."""
     found: list[ProductSuggestion] = []
     for index in indexes:
-        found += _index_products(index, top.terms, wanted)
+        sample = samples.get(index.label, NO_SAMPLE)
+        pool = sample.having(top.terms)[:POOL] or None  # none there (a value's own count): a pool of its own
+        found += _index_products(index, top.terms, wanted, pool)
     found.sort(key=lambda p: -p.score)
     return found[:wanted]
 
 
-def _index_products(index: SearchIndex, terms: frozenset[str], wanted: int) -> list[ProductSuggestion]:
+# The pool: the first POOL documents (by id) of the rarest of the terms.
+_POOL_SQL = """
+    SELECT document_id FROM catalog_search_posting
+    WHERE content_type_id = %(ct)s AND term = (
+        SELECT term FROM catalog_search_termstat
+        WHERE content_type_id = %(ct)s AND term = ANY(%(terms)s::text[]) ORDER BY df, term LIMIT 1)
+    ORDER BY document_id LIMIT %(n)s
+"""
+
+
+def _index_products(
+    index: SearchIndex, terms: frozenset[str], wanted: int, pool: list[int] | None
+) -> list[ProductSuggestion]:
+    """The best ``wanted`` of ``pool`` (documents), or of the first documents of the rarest of ``terms``."""
     if not terms:
         return []
     settings = conf.settings()
+    pooled = "SELECT unnest(%(pool)s::bigint[]) AS document_id" if pool else _POOL_SQL
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            WITH s AS MATERIALIZED (
-                SELECT document_id FROM catalog_search_posting
-                WHERE content_type_id = %(ct)s AND term = (
-                    SELECT term FROM catalog_search_termstat
-                    WHERE content_type_id = %(ct)s AND term = ANY(%(terms)s::text[]) ORDER BY df, term LIMIT 1)
-                ORDER BY document_id LIMIT %(n)s
-            ), c AS (
+            f"""
+            WITH s AS MATERIALIZED ({pooled}), c AS (
                 SELECT total_length / GREATEST(doc_count, 1) AS avgdl FROM catalog_search_corpusstat
                 WHERE content_type_id = %(ct)s
             )
             SELECT p.object_id, sum(p.tf / (p.tf + %(k1)s::float8 * (1 - %(b)s::float8
                                                + %(b)s::float8 * p.length / c.avgdl))) AS score
-            FROM s JOIN catalog_search_posting p ON p.document_id = s.document_id CROSS JOIN c
-            WHERE p.term = ANY(%(terms)s::text[]) AND p.content_type_id = %(ct)s
+            FROM s CROSS JOIN unnest(%(terms)s::text[]) AS q(term) CROSS JOIN c
+            -- Each (document, term) a probe of the postings' primary key, an index-only read (OFFSET 0: not
+            -- flattened into a join, which the planner would make a hash join over all the terms' postings).
+            CROSS JOIN LATERAL (
+                SELECT document_id, object_id, tf, length FROM catalog_search_posting
+                WHERE term = q.term AND document_id = s.document_id AND content_type_id = %(ct)s OFFSET 0
+            ) p
             GROUP BY p.document_id, p.object_id HAVING count(*) = %(all)s
             ORDER BY score DESC, p.document_id LIMIT %(k)s
             """,
@@ -412,8 +442,9 @@ def _index_products(index: SearchIndex, terms: frozenset[str], wanted: int) -> l
                 "ct": index.content_type.pk,
                 "terms": sorted(terms),
                 "all": len(terms),
-                "n": SAMPLE,
-                "k": wanted * 2,  # a few stand in for objects deleted since they were indexed
+                "n": POOL,
+                "pool": int_array(pool or ()),
+                "k": wanted + 2,  # a few stand in for objects deleted since they were indexed
                 "k1": settings.BM25_K1,
                 "b": settings.BM25_B,
             },
