@@ -33,12 +33,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from django.db import DatabaseError, connection, models
 
 from catalog_search import conf
-from catalog_search.analysis import get_analyzer
+from catalog_search.analysis import Analyzer, get_analyzer
 from catalog_search.exceptions import IndexUnavailable, InvalidQuery
 from catalog_search.registry import SearchIndex, indexes_for, jsonable
 from catalog_search.retrieval.bm25 import known_terms
@@ -51,8 +52,8 @@ logger = logging.getLogger(__name__)
 
 MAX_K = 20  # completions per request
 MAX_PRODUCTS = 20
-SAMPLE = 300  # documents read to count co-occurrences: the cost bound per keystroke (docs/benchmarks.md)
-POOL = 100  # documents the products are ranked among
+SAMPLE = 200  # documents read to count co-occurrences: the cost bound per keystroke (docs/benchmarks.md)
+POOL = 50  # documents the products are ranked among
 WORD_CANDIDATES = 200  # catalog words per prefix, most frequent first, before counting
 MAX_HEAD_WORDS = 8  # a long "query" is not being typed: only its last words are completed
 
@@ -168,6 +169,16 @@ def _checked(q: Any) -> str | None:
     return text or None
 
 
+def _term(word: str) -> str:
+    """The index term of one folded word, "" for a stopword (Snowball in Python costs ~0.1 ms a word: cached)."""
+    return _cached_term(get_analyzer(), word)
+
+
+@lru_cache(maxsize=65536)
+def _cached_term(analyzer: Analyzer, word: str) -> str:
+    return analyzer.stem([word])[0] if analyzer.tokens(word) else ""
+
+
 def split(q: str, indexes: Sequence[SearchIndex]) -> Typed | None:
     """The head (corrected as search corrects it) and the prefix of ``q``; None when it has no word."""
     words = get_analyzer().words(q)
@@ -178,8 +189,7 @@ def split(q: str, indexes: Sequence[SearchIndex]) -> Typed | None:
     if head and conf.settings().QUERY_UNDERSTANDING:
         fixes = parse(" ".join(head), indexes).corrections
         head = [fixes.get(w, w) for w in head]
-    analyzer = get_analyzer()
-    terms = analyzer.stem(analyzer.tokens(" ".join(head)))
+    terms = [t for t in map(_term, head) if t]
     # A head word no product has cannot narrow the count: it is left out of it (search would find the rest).
     known = known_terms(terms, [index.content_type.pk for index in indexes]) if terms else set()
     return Typed(tuple(head), frozenset(known), prefix, fixes)
@@ -248,7 +258,7 @@ def _value_words(index: SearchIndex) -> list[_Value]:
         for value, count in copy.counts.get(query_field.name, {}).items():
             words = tuple(analyzer.words(value))
             if words:
-                terms = tuple(analyzer.stem([w])[0] if analyzer.tokens(w) else "" for w in words)
+                terms = tuple(map(_term, words))
                 built.append(_Value(query_field.name, value, words, terms, count))
     with _lock:
         _values[index.content_type.pk] = (copy.version, built)
@@ -258,8 +268,7 @@ def _value_words(index: SearchIndex) -> list[_Value]:
 def field_values(index: SearchIndex, typed: Typed) -> list[Completion]:
     """The values the typed words begin, the earliest start in the head first: "hiking bo" -> "hiking
     boots"; "red kes" -> "red kestrel" (the head's words before the value stay)."""
-    analyzer = get_analyzer()
-    head_terms = [analyzer.stem([w])[0] if analyzer.tokens(w) else "" for w in typed.head]
+    head_terms = [_term(w) for w in typed.head]
     out = []
     for value in _value_words(index):
         start = _value_start(value, head_terms, typed.prefix)
@@ -267,7 +276,7 @@ def field_values(index: SearchIndex, typed: Typed) -> list[Completion]:
             continue
         before = typed.head[:start]
         text = " ".join([*before, value.value.lower()])
-        narrowing = typed.head_terms.intersection(analyzer.stem(analyzer.tokens(" ".join(before))))
+        narrowing = typed.head_terms.intersection(map(_term, before))
         exact = not narrowing  # nothing typed before the value narrows it: its products
         terms = narrowing | {t for t in value.terms if t}
         out.append(
