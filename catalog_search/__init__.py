@@ -5,6 +5,7 @@ Public API::
     import catalog_search
     catalog_search.register(ProductIndex)          # usually in your app's search_indexes.py
     results = catalog_search.search(q="red tote", filters={"price__lte": 50})
+    typing = catalog_search.suggest("red to", k=8)   # completions and products while typing
     catalog_search.reindex(Product.objects.filter(brand=acme))  # queue objects for the worker
 """
 
@@ -55,6 +56,7 @@ __all__ = [
     "register",
     "reindex",
     "search",
+    "suggest",
     "unregister",
 ]
 
@@ -64,6 +66,13 @@ def search(*args: Any, **kwargs: Any) -> Any:
     from catalog_search.retrieval.engine import search as _search
 
     return _search(*args, **kwargs)
+
+
+def suggest(*args: Any, **kwargs: Any) -> Any:
+    """Completions and products for a query being typed; see ``catalog_search.retrieval.suggest.suggest``."""
+    from catalog_search.retrieval.suggest import suggest as _suggest
+
+    return _suggest(*args, **kwargs)
 
 
 def reindex(*args: Any, **kwargs: Any) -> int:

@@ -120,6 +120,10 @@ class Analyzer:
         words = _TOKEN.findall(self._fold(text))
         return [w for w in words if len(w) <= MAX_TOKEN_LENGTH and w not in self.stopwords and w.strip("_")]
 
+    def words(self, text: str) -> list[str]:
+        """Folded words, stopwords kept: the words of a query as the shopper typed them (suggestions)."""
+        return [w for w in _TOKEN.findall(self._fold(text)) if len(w) <= MAX_TOKEN_LENGTH and w.strip("_")]
+
     def terms(self, text: str) -> list[str]:
         """Index terms of ``text`` in order, duplicates kept (term frequencies matter)."""
         return self.stem(self.tokens(text))

@@ -126,6 +126,9 @@ class Settings:
     # HTTP API throttling (DRF rate strings like "120/minute"; None disables). Per client IP or user.
     THROTTLE_TEXT: str | None = "120/minute"
     THROTTLE_IMAGE: str | None = "30/minute"
+    # Suggestions while typing (GET /api/suggest/): a request per keystroke or two, hence a rate of its own.
+    THROTTLE_SUGGEST: str | None = "600/minute"
+    SUGGEST_PRODUCTS: int = 4  # products a suggestion response lists by default (its `products` parameter)
     # How the app is served, for the connection budget check (catalog_search.W006): {"web_processes": N,
     # "threads": T, "worker_processes": W}; None: not checked.
     DEPLOYMENT: dict | None = None

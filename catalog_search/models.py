@@ -217,9 +217,9 @@ class FieldValue(models.Model):
 
 class Spelling(models.Model):
     """The surface words of the indexed texts ("sneakers") with their index terms ("sneaker"): typo
-    correction looks up the catalog word nearest to a word no document contains (a trigram index), and
-    reads how many documents have its term from ``TermStat``, so a word whose term has left the index is
-    never offered. Written with the documents (indexing/documents.py), never deleted one by one."""
+    correction looks up the catalog word nearest to a word no document contains (a trigram index),
+    suggestions the words a prefix begins (a btree ``text_pattern_ops`` index), and both read how many
+    documents have its term from ``TermStat``, so a word whose term has left the index is never offered. Written with the documents (indexing/documents.py), never deleted one by one."""
 
     pk = models.CompositePrimaryKey("content_type", "word")
     content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
@@ -227,4 +227,13 @@ class Spelling(models.Model):
     term = models.TextField()
 
     class Meta:
-        indexes = [GinIndex(fields=["word"], opclasses=["gin_trgm_ops"], name="catalog_search_spelling_trgm")]
+        indexes = [
+            GinIndex(fields=["word"], opclasses=["gin_trgm_ops"], name="catalog_search_spelling_trgm"),
+            # Suggestions' prefix look-up (word LIKE 'sne%'): a btree answers LIKE prefixes only under the C
+            # collation or with text_pattern_ops, whatever the database's collation.
+            models.Index(
+                fields=["content_type", "word"],
+                opclasses=["int4_ops", "text_pattern_ops"],
+                name="catalog_search_spelling_prefix",
+            ),
+        ]

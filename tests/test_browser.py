@@ -564,3 +564,63 @@ def test_understood_chips_in_chromium(catalog, chromium, live_server, settings):
     assert page.evaluate("window.pwned") is None
     assert errors == [], errors
     context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_suggestions_dropdown_in_chromium(catalog, chromium, live_server, settings):
+    """Typing opens a combobox of completions and products (one debounced request), the arrows move through
+    it, Enter searches the active completion, Escape closes it, a click on a product opens that product."""
+    settings.ROOT_URLCONF = __name__
+    page = chromium.new_context(viewport=VIEWPORT).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/suggest/" in r.url else None)
+    page.goto(live_server.url + "/")
+    box = page.locator("#q")
+    assert box.get_attribute("role") == "combobox" and box.get_attribute("aria-expanded") == "false"
+    assert box.get_attribute("aria-controls") == "suggestions"
+
+    with page.expect_response(lambda r: "/api/suggest/" in r.url):
+        box.press_sequentially("sne", delay=20)  # faster than the debounce: one request
+    page.wait_for_selector("#suggestions:not([hidden])")
+    assert len(asked) == 1 and "q=sne" in asked[0], asked
+    assert box.get_attribute("aria-expanded") == "true"
+    completions = page.locator("#suggestions .suggest-completion .suggest-text").all_text_contents()
+    assert completions[0] == "sneakers", completions
+    products = page.locator("#suggestions .suggest-product .suggest-title").all_text_contents()
+    assert products and all("sneakers" in t.lower() for t in products), products
+    assert page.locator("#suggestions [role=option]").count() == len(completions) + len(products)
+
+    box.press("ArrowDown")
+    first = page.locator("#suggestions [role=option]").first
+    assert box.get_attribute("aria-activedescendant") == first.get_attribute("id")
+    assert first.get_attribute("aria-selected") == "true"
+    box.press("ArrowDown")
+    box.press("ArrowUp")
+    assert box.get_attribute("aria-activedescendant") == first.get_attribute("id")
+    wait_for_search(page, lambda: box.press("Enter"))
+    assert box.input_value() == "sneakers"
+    assert page.is_hidden("#suggestions") and box.get_attribute("aria-expanded") == "false"
+    assert all("sneakers" in c["title"].lower() for c in cards(page)[:6])
+
+    box.fill("")
+    with page.expect_response(lambda r: "/api/suggest/" in r.url):
+        box.press_sequentially("red s")
+    page.wait_for_selector("#suggestions:not([hidden])")
+    texts = page.locator("#suggestions .suggest-completion .suggest-text").all_text_contents()
+    assert texts and all(t.startswith("red s") for t in texts), texts
+    box.press("Escape")
+    assert page.is_hidden("#suggestions") and box.input_value() == "red s"
+    assert box.get_attribute("aria-activedescendant") is None
+
+    box.fill("")
+    with page.expect_response(lambda r: "/api/suggest/" in r.url) as info:
+        box.press_sequentially("backp")
+    product = info.value.json()["products"][0]
+    page.wait_for_selector("#suggestions .suggest-product")
+    with page.expect_navigation():
+        page.locator("#suggestions .suggest-product").first.click()
+    assert page.url.endswith(product["image_url"])  # the demo has no product page: the product's picture
+    assert errors == [], errors

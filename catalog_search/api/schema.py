@@ -95,6 +95,76 @@ def _names_schema(description: str, names: list[str]) -> dict[str, Any]:
     return {"type": "string", "pattern": rf"^(\s*({one})\s*)?(,\s*({one})\s*)*$", "description": description}
 
 
+def _suggest_parameters() -> list[dict[str, Any]]:
+    q = {"type": "string", "maxLength": conf.settings().MAX_QUERY_LENGTH, "pattern": r"^[^\u0000]*$"}
+    return [
+        {"name": "q", "in": "query", "required": False, "schema": q, "description": "The words typed so far"},
+        {
+            "name": "k",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 20, "default": 8},
+        },
+        {
+            "name": "products",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 0, "maximum": 20, "default": conf.settings().SUGGEST_PRODUCTS},
+        },
+    ]
+
+
+SUGGEST_RESPONSE = {
+    "type": "object",
+    "required": ["query", "completions", "products", "took_ms"],
+    "properties": {
+        "query": {
+            "type": "object",
+            "required": ["q", "prefix"],
+            "properties": {
+                "q": {"type": "string", "nullable": True},
+                "prefix": {"type": "string", "nullable": True},
+                "corrected": {
+                    "type": "object",
+                    "properties": {"words": {"type": "object", "additionalProperties": {"type": "string"}}},
+                },
+            },
+        },
+        "completions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["text", "source", "count", "estimated", "field", "value"],
+                "properties": {
+                    "text": {"type": "string"},
+                    "source": {"type": "string", "enum": ["word", "value", "query"]},
+                    "count": {"type": "integer"},
+                    "estimated": {"type": "boolean"},
+                    "field": {"type": "string", "nullable": True},
+                    "value": {"type": "string", "nullable": True},
+                },
+            },
+        },
+        "products": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "type", "title", "price", "image_url", "url"],
+                "properties": {
+                    "id": {"oneOf": [{"type": "integer"}, {"type": "string"}]},
+                    "type": {"type": "string"},
+                    "title": {"type": "string"},
+                    "price": {},
+                    "image_url": {"type": "string", "nullable": True},
+                    "url": {"type": "string", "nullable": True},
+                },
+            },
+        },
+        "took_ms": {"type": "number"},
+    },
+}
+
+
 def _errors(*statuses: int) -> dict[str, Any]:
     described = {
         400: "Bad parameter, filter or image",
@@ -173,6 +243,20 @@ def openapi_schema(base_url: str = "/") -> dict[str, Any]:
                         },
                     },
                     "responses": {**_ok(), **_errors(400, 413, 415, 429, 503)},
+                }
+            },
+            "/api/suggest/": {
+                "get": {
+                    "operationId": "suggest",
+                    "summary": "Completions and products for the words being typed (the last one a prefix)",
+                    "parameters": _suggest_parameters(),
+                    "responses": {
+                        "200": {
+                            "description": "Completions ranked by the products they find, and a few products",
+                            "content": {"application/json": {"schema": SUGGEST_RESPONSE}},
+                        },
+                        **_errors(400, 429, 503),
+                    },
                 }
             },
             "/api/schema/": {

@@ -27,3 +27,8 @@ class TextSearchThrottle(_Throttle):
 class ImageSearchThrottle(_Throttle):
     scope = "catalog_search_image"
     setting = "THROTTLE_IMAGE"
+
+
+class SuggestThrottle(_Throttle):
+    scope = "catalog_search_suggest"
+    setting = "THROTTLE_SUGGEST"

@@ -2,11 +2,12 @@
 
 from django.urls import path
 
-from catalog_search.api.views import ImageSearchView, SchemaView, TextSearchView
+from catalog_search.api.views import ImageSearchView, SchemaView, SuggestView, TextSearchView
 
 app_name = "catalog_search_api"
 urlpatterns = [
     path("search/", TextSearchView.as_view(), name="search"),
     path("search/image/", ImageSearchView.as_view(), name="search-image"),
+    path("suggest/", SuggestView.as_view(), name="suggest"),
     path("schema/", SchemaView.as_view(), name="schema"),
 ]

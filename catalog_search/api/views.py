@@ -1,4 +1,4 @@
-"""``GET /api/search/``, ``POST /api/search/image/`` and ``GET /api/schema/``."""
+"""``GET /api/search/``, ``POST /api/search/image/``, ``GET /api/suggest/`` and ``GET /api/schema/``."""
 
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ from catalog_search import conf
 from catalog_search.api.errors import exception_handler
 from catalog_search.api.responses import serialize_results
 from catalog_search.api.schema import openapi_schema
-from catalog_search.api.throttling import ImageSearchThrottle, TextSearchThrottle
+from catalog_search.api.throttling import ImageSearchThrottle, SuggestThrottle, TextSearchThrottle
 from catalog_search.api.uploads import LimitedMemoryUploadHandler
 from catalog_search.exceptions import ImageTooLarge, InvalidImage, InvalidQuery
 from catalog_search.registry import parse_bool
 from catalog_search.retrieval.engine import search
+from catalog_search.retrieval.suggest import suggest
 
 PARAMETERS = ("q", "k", "offset", "mode", "fusion", "alpha", "explain", "understand", "hard", "drop", "sort")
 MULTIPART_OVERHEAD = 64 * 1024  # form fields and part headers around the image
@@ -123,6 +124,24 @@ class ImageSearchView(SearchAPIView):
             raise InvalidQuery("Send the photo as the multipart file field 'image'.", code="missing_image")
         params, filters = self.split(request.data)
         return self.run(params, filters, image=upload)
+
+
+class SuggestView(SearchAPIView):
+    """Completions and products for the words being typed (``q``, its last word a prefix)."""
+
+    throttle_classes = [SuggestThrottle]
+    parameters = ("q", "k", "products")
+
+    def get(self, request: Request) -> Response:
+        params = {}
+        for key, values in request.query_params.lists():
+            if key in self.parameters:
+                if len(values) != 1:
+                    raise InvalidQuery(f"'{key}' must be given once.")
+                params[key] = values[0]
+        # Other parameters (a page's own, a cache-buster) are ignored: suggestions take no filters.
+        found = suggest(params.get("q"), k=params.get("k"), products=params.get("products"))
+        return Response(found.as_dict())
 
 
 class SchemaView(APIView):
