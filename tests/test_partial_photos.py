@@ -127,7 +127,9 @@ def test_an_empty_fallback_lane_costs_one_probe(make_product, product_index, enc
     for i in range(30):
         make_product(f"red tote {i}")  # each with a photo
     sync.reindex(product_index, encoder)
-    settings = {"MODEL": encoder.name, "EXACT_SEARCH_MAX_ROWS": 5}  # 30 bags: the large-filter path
+    # 30 bags: the large-filter path. One vector search: a selected facet's own search without its filter
+    # (DISJUNCTIVE_FACETS) would probe the lane once more.
+    settings = {"MODEL": encoder.name, "EXACT_SEARCH_MAX_ROWS": 5, "DISJUNCTIVE_FACETS": False}
     with override_settings(CATALOG_SEARCH=settings), CaptureQueriesContext(connection) as queries:
         hits = catalog_search.search(q="red tote", mode="vector", filters={"category": "bags"}, k=5)
     assert len(hits) == 5
