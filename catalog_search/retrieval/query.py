@@ -63,10 +63,15 @@ class SearchQuery:
     sort: Sort | None = None  # None: by relevance
 
     def filters_as_dict(self) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {}
-        for f in self.filters:
-            out.setdefault(f.key, []).extend(jsonable(v) for v in f.values)
-        return out
+        return filters_echo(self.filters)
+
+
+def filters_echo(filters: list[Filter]) -> dict[str, list[Any]]:
+    """The parsed filters as the response's ``query.filters``: ``{"category": ["bags"], "price__lte": [50]}``."""
+    out: dict[str, list[Any]] = {}
+    for f in filters:
+        out.setdefault(f.key, []).extend(jsonable(v) for v in f.values)
+    return out
 
 
 def _int(name: str, value: Any, *, low: int, high: int, default: int) -> int:
