@@ -46,6 +46,7 @@ SORTS = (
     ("relevance", "Relevance"),
     ("price", "Price: low to high"),
     ("-price", "Price: high to low"),
+    ("-added_at", "Newest"),
     ("title", "Name: A–Z"),
 )
 TRACKING = ("utm_", "fbclid", "gclid", "msclkid")  # links from ads and newsletters carry these: ignore them
