@@ -132,6 +132,15 @@ class Analyzer:
         """The index terms of ``words`` (tokens): one each."""
         return self._stemmer().stemWords(words) if self.language else list(words)
 
+    def spans(self, text: str) -> list[tuple[int, int, list[str]]]:
+        """``(start, end, terms)`` for each word of ``text``: its offsets in ``text`` itself (highlighting
+        marks the shop's own characters, not the folded copy) and the index terms it yields (none for a
+        stopword; folding can split one word, "½" -> 1, 2). A character that becomes a word character only
+        when folded ("™" -> tm) joins its word in the index but not here, the one case where they differ."""
+        words = [(m.start(), m.end(), self.tokens(m.group())) for m in _TOKEN.finditer(text)]
+        terms = iter(self.stem([w for _, _, tokens in words for w in tokens]))
+        return [(start, end, [next(terms) for _ in tokens]) for start, end, tokens in words]
+
 
 @lru_cache(maxsize=8)
 def _analyzer(language: str | None, stopwords: tuple[str, ...] | None) -> Analyzer:

@@ -24,7 +24,20 @@ from catalog_search.registry import parse_bool
 from catalog_search.retrieval.engine import search
 from catalog_search.retrieval.suggest import suggest
 
-PARAMETERS = ("q", "k", "offset", "mode", "fusion", "alpha", "explain", "understand", "hard", "drop", "sort")
+PARAMETERS = (
+    "q",
+    "k",
+    "offset",
+    "mode",
+    "fusion",
+    "alpha",
+    "explain",
+    "understand",
+    "hard",
+    "drop",
+    "sort",
+    "highlight",
+)
 MULTIPART_OVERHEAD = 64 * 1024  # form fields and part headers around the image
 
 
@@ -85,6 +98,7 @@ class SearchAPIView(APIView):
             hard=params.get("hard"),
             drop=params.get("drop"),
             sort=params.get("sort"),
+            highlight=params.get("highlight"),
         )
         return Response(serialize_results(results))
 
