@@ -7,7 +7,8 @@
  * - the sort menu (a field of the filters form) re-runs the search in its order; the total shows above
  * - what the engine understood shows as chips; removing one (or "Search for … instead" after a typo
  *   correction) re-runs the search with that part in `drop`, the words unchanged
- * Results are built from <template> elements of the page with textContent only (no HTML injection).
+ * Results are built from <template> elements of the page with textContent only (no HTML injection), but
+ * for the title's highlight (highlight=1): HTML the API escaped, its only tags the <mark>s of query words.
  */
 (() => {
   "use strict";
@@ -127,6 +128,7 @@
     api.set("k", String(PER_PAGE + 1)); // one extra tells whether there is a next page
     api.set("offset", String((page - 1) * PER_PAGE));
     api.set("explain", "1");
+    api.set("highlight", "1");
     const data = await request(API_TEXT + "?" + api.toString(), { method: "GET" });
     if (!data) return;
     mode = "text";
@@ -149,6 +151,7 @@
     body.append("k", String(PER_PAGE + 1));
     body.append("offset", String((page - 1) * PER_PAGE));
     body.append("explain", "1");
+    body.append("highlight", "1");
     if (push && !(history.state && history.state.photo)) history.pushState({ photo: true }, "", "/");
     const data = await request(API_IMAGE, { method: "POST", body });
     if (!data) return;
@@ -374,7 +377,11 @@
       none.textContent = "◇";
       img.replaceWith(none);
     }
-    node.querySelector(".card-title").textContent = f.title ?? "";
+    const title = node.querySelector(".card-title");
+    // innerHTML only for the highlight: the server HTML-escaped every character of it outside its <mark> tags
+    // (catalog_search/retrieval/highlight.py); anything else stays textContent.
+    if (hit.highlight && typeof hit.highlight.title === "string") title.innerHTML = hit.highlight.title;
+    else title.textContent = f.title ?? "";
     node.querySelector(".card-brand").textContent = f.brand ?? "";
     node.querySelector(".card-category").textContent = f.category ?? "";
     if (f.product_type) node.querySelector(".card-type").textContent = f.product_type;
