@@ -172,6 +172,7 @@ def test_marks_are_on_the_original_characters_whatever_folding_does():
     assert mark("Crème brûlée", terms("creme")) == "<mark>Crème</mark> brûlée"
     assert mark("Große ＴＯＴＥ Bag", terms("tote")) == "Große <mark>ＴＯＴＥ</mark> Bag"
     assert mark("Straße ﬁne tote", terms("strasse fine")) == "<mark>Straße</mark> <mark>ﬁne</mark> tote"
+    assert mark("½ tote", terms("2")) == "<mark>½</mark> tote"  # folded into 1, 2: the word yields both
     assert mark("O'Neill's \"tote\" <3", terms("tote")) == "O&#x27;Neill&#x27;s &quot;<mark>tote</mark>&quot; &lt;3"
 
 
