@@ -6,6 +6,7 @@ Public API::
     catalog_search.register(ProductIndex)          # usually in your app's search_indexes.py
     results = catalog_search.search(q="red tote", filters={"price__lte": 50})
     typing = catalog_search.suggest("red to", k=8)   # completions and products while typing
+    alike = catalog_search.similar(product, k=12)     # "More like this": the nearest other products
     catalog_search.reindex(Product.objects.filter(brand=acme))  # queue objects for the worker
 """
 
@@ -18,6 +19,8 @@ from catalog_search.exceptions import (
     InvalidFilter,
     InvalidImage,
     InvalidQuery,
+    NotFound,
+    NotIndexed,
     SearchError,
     ServiceUnavailable,
     UnsupportedImage,
@@ -45,6 +48,8 @@ __all__ = [
     "InvalidFilter",
     "InvalidImage",
     "InvalidQuery",
+    "NotFound",
+    "NotIndexed",
     "RangeFacet",
     "SearchError",
     "SearchField",
@@ -56,6 +61,7 @@ __all__ = [
     "register",
     "reindex",
     "search",
+    "similar",
     "suggest",
     "unregister",
 ]
@@ -73,6 +79,13 @@ def suggest(*args: Any, **kwargs: Any) -> Any:
     from catalog_search.retrieval.suggest import suggest as _suggest
 
     return _suggest(*args, **kwargs)
+
+
+def similar(*args: Any, **kwargs: Any) -> Any:
+    """The products nearest one product; see ``catalog_search.retrieval.similar.similar``."""
+    from catalog_search.retrieval.similar import similar as _similar
+
+    return _similar(*args, **kwargs)
 
 
 def reindex(*args: Any, **kwargs: Any) -> int:

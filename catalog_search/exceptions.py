@@ -48,6 +48,20 @@ class UnsupportedImage(InvalidImage):
     status = 415
 
 
+class NotFound(SearchError):
+    """The object asked about does not exist (or its index's queryset leaves it out)."""
+
+    code = "not_found"
+    status = 404
+
+
+class NotIndexed(SearchError):
+    """The object exists but has no vectors in the index yet; the message says why (queued, failed, ...)."""
+
+    code = "not_indexed"
+    status = 409
+
+
 class ServiceUnavailable(SearchError):
     """The index or the encoder cannot answer right now."""
 

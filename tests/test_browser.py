@@ -15,8 +15,10 @@ import json
 import math
 import random
 import re
+import urllib.request
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from django.core.files.base import ContentFile
@@ -478,6 +480,42 @@ def test_sort_menu_and_multi_select_colors_in_chromium(catalog, chromium, live_s
     # Back: the single color, still sorted by price.
     wait_for_search(page, page.go_back)
     assert set(card_colors(page)) == {"red"} and page.input_value("#sort") == "price"
+    assert errors == [], errors
+    context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_more_like_this_in_chromium(catalog, chromium, live_server, settings):
+    """A card's "More like this" lists the product's nearest others as the API does; the sidebar's filters
+    narrow them (the page stays "More like"), and Back returns to the search."""
+    settings.ROOT_URLCONF = __name__
+    context = chromium.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(live_server.url + "/?q=tote")
+    first, pk = cards(page)[0]["title"], page.get_attribute("#grid .card >> nth=0", "data-id")
+    api = f"/api/similar/shop.product/{pk}/"
+
+    def similar(**filters) -> list[str]:  # over HTTP: an ORM call here would open a connection in Playwright's loop
+        with urllib.request.urlopen(f"{live_server.url}{api}?{urlencode({'k': 24, **filters})}") as response:
+            return [hit["fields"]["title"] for hit in json.load(response)["results"]]
+
+    wait_for_search(page, lambda: page.click("#grid .card >> nth=0 >> a.more-like"), api)
+    assert page.inner_text("#results-heading") == f"More like “{first}”"
+    expected = similar()
+    assert [c["title"] for c in cards(page)] == expected and first not in expected and len(expected) == 24
+    assert f"similar={pk}" in page.url and not page.is_visible("#sort-menu")
+    wait_for_search(page, lambda: page.check('input[name="color"][value="blue"]'), api)
+    blue = similar(color="blue")
+    assert [c["title"] for c in cards(page)] == blue and set(card_colors(page)) == {"blue"}
+    assert page.inner_text("#results-heading") == f"More like “{first}”" and "color=blue" in page.url
+    shoot(page, "more-like-this.png")
+    wait_for_search(page, page.go_back, api)
+    assert [c["title"] for c in cards(page)] == expected
+    wait_for_search(page, page.go_back)
+    assert page.inner_text("#results-heading") == "Results for “tote”"
     assert errors == [], errors
     context.close()
 

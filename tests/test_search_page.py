@@ -466,3 +466,34 @@ def test_ticking_two_colors_shows_both_and_keeps_the_other_colors(client, shop):
     text = page(response)
     assert 'type="checkbox" name="color" value="red" checked' in text
     assert 'type="checkbox" name="color" value="blue" checked' in text
+
+
+def test_more_like_this_on_every_card_lists_the_nearest_other_products(client, shop):
+    response = client.get("/", {"q": "tote"})
+    links = re.findall(r'<a class="more-like" href="\?similar=(\d+)"', grid(response))
+    assert len(links) == len(titles(response)) > 0  # one per card
+    tote = shop[0]
+    response = client.get("/", {"similar": tote.pk})
+    assert response.status_code == 200
+    expected = [hit.object.title for hit in catalog_search.similar(tote, k=24)]
+    assert titles(response) == expected and "Red leather tote" not in expected and len(expected) == 4
+    text = page(response)
+    assert "More like “Red leather tote”" in text
+    assert f'<input type="hidden" name="similar" value="{tote.pk}">' in text  # the filters keep it
+    filtered = client.get("/", {"similar": tote.pk, "category": "shoes"})
+    assert sorted(titles(filtered)) == ["Black leather boots", "Red running shoes"]
+    assert facet_counts(filtered, "category") == {"bags": 1, "shoes": 2, "accessories": 1}  # multi-select
+
+
+@pytest.mark.parametrize("value, status", [("999999", 404), ("abc", 404), ("1" * 40, 404)])
+def test_more_like_a_missing_product_is_a_friendly_error(client, shop, value, status):
+    response = client.get("/", {"similar": value})
+    assert response.status_code == status
+    assert "There is no product" in alert(response)
+
+
+def test_more_like_a_product_not_indexed_yet_says_so(client, shop, make_product):
+    fresh = make_product("Brand new lamp", category="home")
+    response = client.get("/", {"similar": fresh.pk})
+    assert response.status_code == 409
+    assert "queued" in alert(response)

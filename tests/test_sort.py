@@ -105,10 +105,12 @@ def test_sorting_several_models_puts_a_model_without_the_field_last(catalog, enc
 
 
 def test_sorting_by_an_undeclared_field_names_the_sortable_fields(catalog):
-    with pytest.raises(InvalidQuery, match=r"Cannot sort by 'color'.*relevance, price, -price, rating") as exc:
+    with pytest.raises(
+        InvalidQuery, match=r"Cannot sort by 'color'.*relevance, added_at, -added_at, price, -price, rating"
+    ) as exc:
         catalog_search.search(q="wool", sort="color")
     assert exc.value.code == "invalid_sort"
-    with pytest.raises(InvalidQuery, match="Sort by: relevance, price, -price, title, -title[.]$"):
+    with pytest.raises(InvalidQuery, match="Sort by: relevance, added_at, -added_at, price, -price, title, -title[.]$"):
         catalog_search.search(q="wool", sort="rating", models=["shop.product"])
     assert catalog_search.search(q="wool", sort="relevance").query.get("sort") is None
 
@@ -136,3 +138,19 @@ def test_a_sort_field_the_model_lacks_or_through_a_to_many_relation_is_a_system_
     text = " | ".join(m.msg for m in messages)
     assert "sort field 'nope'" in text and "'tags__name' crosses a to-many" in text and "'-rating'" in text
     assert "'rating'" not in text.replace("'-rating'", "")
+
+
+def test_newest_first_on_the_demo_shops_date_field(make_product, product_index, encoder, client):
+    """sort=-added_at (the page's "Newest"): a DateTimeField sort, ties by primary key."""
+    import datetime as dt
+
+    base = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    days = [5, 40, 5, 12, 300, 1]
+    products = [make_product(f"Canvas tote {i}", category="bags") for i in range(len(days))]
+    for product, day in zip(products, days, strict=True):
+        Product.objects.filter(pk=product.pk).update(added_at=base + dt.timedelta(days=day))
+    sync.reindex(product_index, encoder)
+    expected = [p.pk for p in Product.objects.order_by("-added_at", "pk")]
+    assert [h.id for h in catalog_search.search(q="tote", sort="-added_at", mode="bm25")] == expected
+    response = client.get("/", {"q": "tote", "sort": "-added_at"})
+    assert '<option value="-added_at" selected>Newest</option>' in response.content.decode()

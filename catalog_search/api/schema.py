@@ -118,6 +118,45 @@ def _suggest_parameters() -> list[dict[str, Any]]:
     ]
 
 
+def _similar_parameters() -> list[dict[str, Any]]:
+    labels = sorted(index.label for index in get_indexes())
+    path = [
+        {"name": "type", "in": "path", "required": True, "schema": {"type": "string", "enum": labels or ["none"]}},
+        {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1, "maxLength": 64}},
+    ]
+    paging = [
+        {"name": name, "in": "query", "required": False, "schema": _search_parameters()[name]}
+        for name in ("k", "offset")
+    ]
+    return path + paging + filter_parameters()
+
+
+SIMILAR_RESPONSE = {
+    "type": "object",
+    "required": ["query", "results", "facets", "total", "took_ms"],
+    "properties": {
+        "query": {
+            "type": "object",
+            "required": ["similar_to", "filters"],
+            "properties": {
+                "similar_to": {
+                    "type": "object",
+                    "required": ["type", "id"],
+                    "properties": {
+                        "type": {"type": "string"},
+                        "id": {"oneOf": [{"type": "integer"}, {"type": "string"}]},
+                    },
+                },
+                "filters": {"type": "object", "additionalProperties": {"type": "array", "items": {}}},
+            },
+        },
+        "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},
+        "facets": {"$ref": "#/components/schemas/Facets"},
+        "total": {"$ref": "#/components/schemas/Total"},
+        "took_ms": {"type": "number"},
+    },
+}
+
 SUGGEST_RESPONSE = {
     "type": "object",
     "required": ["query", "completions", "products", "took_ms"],
@@ -173,6 +212,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
     described = {
         400: "Bad parameter, filter or image",
         413: "Upload too large",
+        404: "No such model or object",
+        409: "The object is not indexed yet (the message says why)",
         415: "Not a supported image",
         429: "Throttled (see Retry-After)",
         503: "Index or encoder unavailable",
@@ -263,6 +304,20 @@ def openapi_schema(base_url: str = "/") -> dict[str, Any]:
                     },
                 }
             },
+            "/api/similar/{type}/{id}/": {
+                "get": {
+                    "operationId": "similar",
+                    "summary": "The products nearest one product (by its image vector, else its text vector)",
+                    "parameters": _similar_parameters(),
+                    "responses": {
+                        "200": {
+                            "description": "The nearest products passing the filters, nearest first; never itself",
+                            "content": {"application/json": {"schema": SIMILAR_RESPONSE}},
+                        },
+                        **_errors(400, 404, 409, 429, 503),
+                    },
+                }
+            },
             "/api/schema/": {
                 "get": {
                     "operationId": "schema",
@@ -287,6 +342,27 @@ def openapi_schema(base_url: str = "/") -> dict[str, Any]:
                             "required": ["code", "message"],
                             "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
                         }
+                    },
+                },
+                "Facets": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["count"],
+                            "properties": {"count": {"type": "integer"}},
+                            "additionalProperties": True,
+                        },
+                    },
+                },
+                "Total": {
+                    "type": "object",
+                    "required": ["value", "relation"],
+                    "description": "Products matched: exactly value (eq), or at least value (gte)",
+                    "properties": {
+                        "value": {"type": "integer", "minimum": 0},
+                        "relation": {"type": "string", "enum": ["eq", "gte"]},
                     },
                 },
                 "Result": {
@@ -374,27 +450,8 @@ def openapi_schema(base_url: str = "/") -> dict[str, Any]:
                             },
                         },
                         "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},
-                        "facets": {
-                            "type": "object",
-                            "additionalProperties": {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "required": ["count"],
-                                    "properties": {"count": {"type": "integer"}},
-                                    "additionalProperties": True,
-                                },
-                            },
-                        },
-                        "total": {
-                            "type": "object",
-                            "required": ["value", "relation"],
-                            "description": "Products matched: exactly value (eq), or at least value (gte)",
-                            "properties": {
-                                "value": {"type": "integer", "minimum": 0},
-                                "relation": {"type": "string", "enum": ["eq", "gte"]},
-                            },
-                        },
+                        "facets": {"$ref": "#/components/schemas/Facets"},
+                        "total": {"$ref": "#/components/schemas/Total"},
                         "took_ms": {"type": "number"},
                         "warnings": {"type": "array", "items": {"type": "string"}},
                     },

@@ -1,4 +1,5 @@
-"""``GET /api/search/``, ``POST /api/search/image/``, ``GET /api/suggest/`` and ``GET /api/schema/``."""
+"""``GET /api/search/``, ``POST /api/search/image/``, ``GET /api/suggest/``, ``GET /api/similar/<type>/<id>/``
+and ``GET /api/schema/``."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from catalog_search.api.uploads import LimitedMemoryUploadHandler
 from catalog_search.exceptions import ImageTooLarge, InvalidImage, InvalidQuery
 from catalog_search.registry import parse_bool
 from catalog_search.retrieval.engine import search
+from catalog_search.retrieval.similar import similar_by_key
 from catalog_search.retrieval.suggest import suggest
 
 PARAMETERS = (
@@ -156,6 +158,21 @@ class SuggestView(SearchAPIView):
         # Other parameters (a page's own, a cache-buster) are ignored: suggestions take no filters.
         found = suggest(params.get("q"), k=params.get("k"), products=params.get("products"))
         return Response(found.as_dict())
+
+
+class SimilarView(SearchAPIView):
+    """The products nearest one product (``<type>`` "shop.product", ``<id>`` its key), with filters."""
+
+    throttle_classes = [TextSearchThrottle]
+    parameters = ("k", "offset")
+
+    def get(self, request: Request, type: str, id: str) -> Response:
+        params, filters = self.split(request.query_params)
+        unknown = set(params) - set(self.parameters)
+        if unknown:
+            raise InvalidQuery(f"'{sorted(unknown)[0]}' is a search parameter; similar takes k, offset and filters.")
+        found = similar_by_key(type, id, k=params.get("k"), offset=params.get("offset"), filters=filters)
+        return Response(serialize_results(found))
 
 
 class SchemaView(APIView):

@@ -128,9 +128,7 @@ class Search:
         """Disjunctive facets: the request's own clauses on each of ``index``'s facets that it filters."""
         if not self.settings.DISJUNCTIVE_FACETS:
             return {}
-        requested = self.query.requested.get(index.label, [])
-        own = {f.name: [c for c in requested if c.field == f.name] for f in index.facets}
-        return {name: clauses for name, clauses in own.items() if clauses}
+        return facets.own_clauses(index, self.query.requested.get(index.label, []))
 
     def boosts(self) -> dict[str, set[str]]:
         """field -> the values a soft understood part asks for."""

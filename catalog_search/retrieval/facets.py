@@ -356,6 +356,13 @@ def _counted(
     return counted
 
 
+def own_clauses(index: SearchIndex, requested: list[Filter]) -> Own:
+    """Disjunctive facets: the request's own clauses on each of ``index``'s facets that it filters (what
+    that facet's counts leave out)."""
+    own = {f.name: [c for c in requested if c.field == f.name] for f in index.facets}
+    return {name: clauses for name, clauses in own.items() if clauses}
+
+
 def tally(
     indexes: list[SearchIndex],
     index_filters: dict[str, list[Filter]],

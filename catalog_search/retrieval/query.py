@@ -64,10 +64,15 @@ class SearchQuery:
     highlight: bool = False  # each result's displayed text fields with the query's terms marked (highlight.py)
 
     def filters_as_dict(self) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {}
-        for f in self.filters:
-            out.setdefault(f.key, []).extend(jsonable(v) for v in f.values)
-        return out
+        return filters_echo(self.filters)
+
+
+def filters_echo(filters: list[Filter]) -> dict[str, list[Any]]:
+    """The parsed filters as the response's ``query.filters``: ``{"category": ["bags"], "price__lte": [50]}``."""
+    out: dict[str, list[Any]] = {}
+    for f in filters:
+        out.setdefault(f.key, []).extend(jsonable(v) for v in f.values)
+    return out
 
 
 def _int(name: str, value: Any, *, low: int, high: int, default: int) -> int:

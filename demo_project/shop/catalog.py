@@ -9,6 +9,7 @@ smaller catalog. Photos are rendered on demand from each spec's ``photo_seed`` (
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import random
 from collections.abc import Iterator
@@ -172,6 +173,9 @@ FEATURES: dict[str, tuple[str, ...]] = {
 }
 # fmt: on
 T = TypeVar("T")
+# Products were listed over the year before this (deterministic per SKU): what "Newest" sorts by.
+LISTED_BEFORE = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+LISTING_YEAR_SECONDS = 365 * 24 * 3600
 SMALL_WORDS = {"a", "an", "and", "by", "for", "in", "of", "on", "the", "with"}
 
 
@@ -200,6 +204,12 @@ class ProductSpec:
         return {"type": self.slug, "art_set": self.art_set, "material": self.material, "sku": self.sku, **self.extra}
 
     @property
+    def added_at(self) -> dt.datetime:
+        """When the product was listed: spread over a year, the same for a SKU on every run."""
+        digest = int.from_bytes(hashlib.sha256(self.sku.encode()).digest()[:8], "big")
+        return LISTED_BEFORE - dt.timedelta(seconds=digest % LISTING_YEAR_SECONDS)
+
+    @property
     def image_name(self) -> str:
         return f"demo-{self.sku}-{self.slug}-{self.color}.jpg"
 
@@ -215,6 +225,7 @@ class ProductSpec:
             "pattern": self.pattern,
             "price": self.price,
             "in_stock": self.in_stock,
+            "added_at": self.added_at,
             "attributes": self.attributes,
         }
 

@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils import timezone
 
 
 class Product(models.Model):
@@ -16,6 +17,7 @@ class Product(models.Model):
     in_stock = models.BooleanField(default=True)
     image = models.ImageField(upload_to="products/", blank=True)
     attributes = models.JSONField(default=dict, blank=True)
+    added_at = models.DateTimeField(default=timezone.now, db_index=True, help_text="when it was listed: “Newest”")
 
     class Meta:
         ordering = ["id"]

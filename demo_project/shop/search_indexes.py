@@ -34,6 +34,5 @@ class ProductIndex(catalog_search.SearchIndex):
         QueryField("category"),
     ]
     price_field = "price"
-    # sort=price, sort=-price, sort=title (the demo's products carry no date; a shop's "newest" is
-    # sort=-created on its own date field).
-    sort_fields = ["price", "title"]
+    # sort=price, sort=-price, sort=title, sort=-added_at ("Newest")
+    sort_fields = ["price", "title", "added_at"]

@@ -27,7 +27,7 @@ from django.views.decorators.http import require_http_methods
 import catalog_search
 from catalog_search import conf
 from catalog_search.api.uploads import LimitedMemoryUploadHandler
-from catalog_search.exceptions import InvalidQuery, ServiceUnavailable
+from catalog_search.exceptions import InvalidQuery, NotFound, NotIndexed, ServiceUnavailable
 from catalog_search.retrieval.results import SearchResults
 from demo_project.shop.models import Product
 
@@ -40,12 +40,13 @@ FIELD_LABELS = {"product_type": "Type"}  # other understood fields are shown tit
 BOUND_SIGNS = {"gte": "≥", "lte": "≤", "gt": ">", "lt": "<"}
 APPLIED = {"boost": "ranks matching products first", "filter": "shows only matching products"}
 PRICE_KEYS = ("price__gte", "price__lte", "price__lt")
-NOT_FILTERS = {"q", "page", "csrfmiddlewaretoken", "image", "drop", "sort"}
+NOT_FILTERS = {"q", "page", "csrfmiddlewaretoken", "image", "drop", "sort", "similar"}
 # The sort menu: the engine's sort values (the index's sort_fields) and their labels.
 SORTS = (
     ("relevance", "Relevance"),
     ("price", "Price: low to high"),
     ("-price", "Price: high to low"),
+    ("-added_at", "Newest"),
     ("title", "Name: A–Z"),
 )
 TRACKING = ("utm_", "fbclid", "gclid", "msclkid")  # links from ads and newsletters carry these: ignore them
@@ -72,6 +73,8 @@ def search_page(request: HttpRequest) -> HttpResponse:
 
 def _text_search(request: HttpRequest) -> HttpResponse:
     params = request.GET
+    if params.get("similar", "").strip():
+        return _similar_search(request)
     q = params.get("q", "").strip()
     if not q:
         return _render(request, {"hint": True, "examples": _examples()})
@@ -103,6 +106,37 @@ def _text_search(request: HttpRequest) -> HttpResponse:
         next_url=_url(params, page=page + 1) if has_next else None,
     )
     return _render(request, context)
+
+
+def _similar_search(request: HttpRequest) -> HttpResponse:
+    """``?similar=<id>``: "More like this" for one product, the sidebar's filters applied."""
+    params = request.GET
+    try:
+        page = _page_number(params.get("page"))
+        product = _product(params.get("similar", ""))
+        offset = (page - 1) * PER_PAGE
+        results = catalog_search.similar(product, k=PER_PAGE + 1, offset=offset, filters=_filters(params))
+    except (InvalidQuery, NotFound, NotIndexed) as exc:
+        return _error(request, exc.message, exc.status, params)
+    except ServiceUnavailable as exc:
+        return _error(request, UNAVAILABLE, 503, params, detail=exc.message)
+    has_next = len(results) > PER_PAGE and offset + PER_PAGE <= conf.settings().MAX_OFFSET
+    context = _results_context(params, results, q="", offset=offset)
+    context.update(
+        similar_to=product,
+        page=page,
+        clear_url=_url(QueryDict(mutable=True), similar=product.pk),
+        prev_url=_url(params, page=page - 1 if page > 2 else None) if page > 1 else None,
+        next_url=_url(params, page=page + 1) if has_next else None,
+    )
+    return _render(request, context)
+
+
+def _product(raw: str) -> Product:
+    product = Product.objects.filter(pk=int(raw)).first() if raw.strip().isdigit() and len(raw) < 19 else None
+    if product is None:
+        raise NotFound(f"There is no product {raw[:40]!r}.")
+    return product
 
 
 @csrf_protect

@@ -7,6 +7,8 @@
  * - the sort menu (a field of the filters form) re-runs the search in its order; the total shows above
  * - what the engine understood shows as chips; removing one (or "Search for … instead" after a typo
  *   correction) re-runs the search with that part in `drop`, the words unchanged
+ * - "More like this" on a card lists the products nearest it (GET /api/similar/…/<id>/), the sidebar's
+ *   filters narrowing them; its URL is the page's own (?similar=<id>), so it also works in a new tab
  * Results are built from <template> elements of the page with textContent only (no HTML injection), but
  * for the title's highlight (highlight=1): HTML the API escaped, its only tags the <mark>s of query words.
  */
@@ -16,6 +18,7 @@
   const script = document.currentScript;
   const API_TEXT = script.dataset.apiText;
   const API_IMAGE = script.dataset.apiImage;
+  const API_SIMILAR = script.dataset.apiSimilar; // ends in /0/: the product id goes there
   const PER_PAGE = Number(script.dataset.perPage) || 24;
   const MAX_BYTES = (Number(script.dataset.maxMb) || 10) * 1024 * 1024;
   const MAX_OFFSET = 1000;
@@ -59,7 +62,8 @@
     total: byId("total"),
   };
 
-  let mode = "text"; // "text" or "photo": what filters and pagination re-run
+  let mode = "text"; // "text", "photo" or "similar": what filters and pagination re-run
+  let similarTo = null; // "More like this": { id, title } of the product
   let photoFile = null; // the chosen photo, kept in memory only
   let previewUrl = null;
   let controller = null; // the request in flight; a new search aborts it
@@ -71,7 +75,8 @@
     const params = new URLSearchParams();
     for (const [key, value] of new FormData(els.filters)) {
       if (key === "sort" && value === "relevance") continue; // the default: kept out of URLs
-      if (key !== "q" && typeof value === "string" && value.trim()) params.append(key, value.trim());
+      if (key === "q" || key === "similar") continue;
+      if (typeof value === "string" && value.trim()) params.append(key, value.trim());
     }
     return params;
   }
@@ -132,6 +137,7 @@
     const data = await request(API_TEXT + "?" + api.toString(), { method: "GET" });
     if (!data) return;
     mode = "text";
+    els.filters.elements.similar.value = "";
     els.q.value = q;
     els.filters.elements.q.value = q;
     render(data, { page, params, title: `Results for “${q}”` });
@@ -156,13 +162,38 @@
     const data = await request(API_IMAGE, { method: "POST", body });
     if (!data) return;
     mode = "photo";
+    els.filters.elements.similar.value = "";
     els.q.value = ""; // the text box is for text searches; the refinement shows in the heading
     els.filters.elements.q.value = refine;
     render(data, { page, params: filters, title: "Photo search", refine });
   }
 
+  /** "More like this": the products nearest product ``id``, under the sidebar's filters. */
+  async function runSimilar(id, page = 1, { push = true, title = null } = {}) {
+    const filters = filterParams();
+    const params = new URLSearchParams({ similar: String(id) });
+    for (const [key, value] of filters) params.append(key, value);
+    if (page > 1) params.set("page", String(page));
+    const pageUrl = "/?" + params.toString();
+    if (push && pageUrl !== location.pathname + location.search) history.pushState({}, "", pageUrl);
+    const api = new URLSearchParams(filters);
+    api.set("k", String(PER_PAGE + 1));
+    api.set("offset", String((page - 1) * PER_PAGE));
+    const data = await request(API_SIMILAR.replace(/0\/$/, `${encodeURIComponent(id)}/`) + "?" + api, { method: "GET" });
+    if (!data) return;
+    mode = "similar";
+    similarTo = { id: String(id), title: title ?? (similarTo && similarTo.id === String(id) ? similarTo.title : null) };
+    els.q.value = "";
+    els.filters.elements.q.value = "";
+    els.filters.elements.drop.value = "";
+    els.filters.elements.similar.value = String(id);
+    const heading = similarTo.title ? `More like “${similarTo.title}”` : "More like this";
+    render(data, { page, params, title: heading });
+  }
+
   function rerun(page = 1) {
     if (mode === "photo" && photoFile) return runPhoto(page);
+    if (mode === "similar" && similarTo) return runSimilar(similarTo.id, page);
     return runText(textParams(currentQuery(), page));
   }
 
@@ -250,7 +281,8 @@
     els.grid.replaceChildren(...hits.map((hit) => card(hit, fusion)));
     els.empty.hidden = hits.length > 0;
     const emptyTitle = els.empty.querySelector("h2");
-    if (emptyTitle) emptyTitle.textContent = mode === "photo" ? "No products match this photo" : `No products match “${currentQuery()}”`;
+    const empties = { photo: "No products match this photo", similar: "No similar products match these filters" };
+    if (emptyTitle) emptyTitle.textContent = empties[mode] || `No products match “${currentQuery()}”`;
     renderFacets(data.facets || {}, params);
     renderSort(data.query || {}, data.total);
     renderPager(page, results.length > PER_PAGE && offset + PER_PAGE <= MAX_OFFSET, params);
@@ -382,6 +414,10 @@
     // (catalog_search/retrieval/highlight.py); anything else stays textContent.
     if (hit.highlight && typeof hit.highlight.title === "string") title.innerHTML = hit.highlight.title;
     else title.textContent = f.title ?? "";
+    const more = node.querySelector(".more-like");
+    more.href = `/?similar=${encodeURIComponent(hit.id)}`;
+    more.dataset.id = String(hit.id);
+    more.dataset.title = f.title ?? "";
     node.querySelector(".card-brand").textContent = f.brand ?? "";
     node.querySelector(".card-category").textContent = f.category ?? "";
     if (f.product_type) node.querySelector(".card-type").textContent = f.product_type;
@@ -507,7 +543,7 @@
       const p = new URLSearchParams(params);
       if (target > 1) p.set("page", String(target));
       else p.delete("page");
-      a.href = mode === "text" ? "/?" + p.toString() : "#main";
+      a.href = mode === "photo" ? "#main" : "/?" + p.toString();
       a.textContent = label;
       return a;
     };
@@ -530,7 +566,7 @@
 
   /** The menu shows the order searched; the total: "1,234 results", at least that many "1,000+ results". */
   function renderSort(query, total) {
-    els.sortMenu.hidden = false;
+    els.sortMenu.hidden = mode === "similar"; // nearest first: no other order
     els.sort.value = query.sort || "relevance";
     els.total.hidden = !total;
     if (!total) return;
@@ -667,6 +703,16 @@
     (els.understood.hidden ? els.main : els.chips.querySelector("a") || els.main).focus({ preventScroll: true });
   });
 
+  els.grid.addEventListener("click", (event) => {
+    const link = event.target.closest("a.more-like");
+    if (!link || event.ctrlKey || event.metaKey || event.shiftKey) return; // a new tab loads the page itself
+    event.preventDefault();
+    resetFilters(); // the product's neighbours, unfiltered: its own category may differ from the filter
+    runSimilar(link.dataset.id, 1, { title: link.dataset.title });
+    els.main.scrollIntoView({ block: "start" });
+    els.main.focus({ preventScroll: true });
+  });
+
   els.hint.addEventListener("click", (event) => {
     const link = event.target.closest(".examples a");
     if (!link) return;
@@ -682,11 +728,32 @@
       return;
     }
     const params = new URLSearchParams(location.search);
+    if (params.get("similar")) {
+      syncFilters(params);
+      runSimilar(params.get("similar"), pageOf(params), { push: false });
+      return;
+    }
     const q = (params.get("q") || "").trim();
     els.q.value = q;
     els.filters.elements.q.value = q;
     runText(params, { push: false });
   });
+
+  /** The sidebar's inputs as in ``params`` (back and forward between similar pages). */
+  function syncFilters(params) {
+    resetFilters();
+    for (const input of els.filters.querySelectorAll("input")) {
+      const values = params.getAll(input.name);
+      if (input.type === "checkbox") input.checked = values.includes(input.value);
+      else if (input.name !== "q" && input.name !== "similar" && values.length) input.value = values[0];
+    }
+  }
+
+  // A page served as "More like this" re-runs as such (filters, pages).
+  if (els.filters.elements.similar.value) {
+    mode = "similar";
+    similarTo = { id: els.filters.elements.similar.value, title: els.heading.dataset.similarTitle || null };
+  }
 
   // A photo the browser kept in the file input (back/forward cache) is ready to search again.
   if (els.photoInput.files && els.photoInput.files[0]) choosePhoto(els.photoInput.files[0]);
