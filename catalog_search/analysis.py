@@ -98,6 +98,8 @@ class Analyzer:
             )
         self.language = language
         self._local = threading.local()  # Snowball stemmers keep per-word state: one per thread
+        # Highlighting analyzes result texts word by word (spans): a catalog repeats its words.
+        self._word_terms = lru_cache(maxsize=50_000)(lambda word: tuple(self.terms(word)))
         if stopwords is None:
             stopwords = BUILTIN_STOPWORDS.get(language or "", ())
         self.stopwords = frozenset(self._fold(w) for w in stopwords)
@@ -131,6 +133,13 @@ class Analyzer:
     def stem(self, words: list[str]) -> list[str]:
         """The index terms of ``words`` (tokens): one each."""
         return self._stemmer().stemWords(words) if self.language else list(words)
+
+    def spans(self, text: str) -> list[tuple[int, int, list[str]]]:
+        """``(start, end, terms)`` for each word of ``text``: its offsets in ``text`` itself (highlighting
+        marks the shop's own characters, not the folded copy) and the index terms it yields (none for a
+        stopword; folding can split one word, "½" -> 1, 2). A character that becomes a word character only
+        when folded ("™" -> tm) joins its word in the index but not here, the one case where they differ."""
+        return [(m.start(), m.end(), list(self._word_terms(m.group()))) for m in _TOKEN.finditer(text)]
 
 
 @lru_cache(maxsize=8)

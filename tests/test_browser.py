@@ -272,6 +272,9 @@ def test_search_page_in_chromium(catalog, chromium, live_server, settings):
     assert page.url.endswith("/?q=tote")
     assert "Results for “tote”" in page.inner_text("#results-heading")
     assert page.locator("#pager a[rel=next]").is_visible()
+    # highlight=1: the query's word is marked in the titles (HTML the API escaped), the rest plain text.
+    marked = page.eval_on_selector("#grid .card .card-title", "t => t.innerHTML")
+    assert re.fullmatch(r"[^<>&]*<mark>[Tt]ote</mark>[^<>&]*", marked), marked
     shoot(page, "search-text.png")
 
     # A category facet: every card is in that category, the checkbox is checked, the URL has the filter.

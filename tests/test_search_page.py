@@ -41,8 +41,13 @@ def grid(response) -> str:
     return re.search(r'<ol class="grid" id="grid".*?</ol>', page(response), re.S).group(0)
 
 
+def card_titles(response) -> list[str]:
+    """The cards' titles as HTML (the query's words in <mark>)."""
+    return re.findall(r'<h3 class="card-title">(.*?)</h3>', grid(response))
+
+
 def titles(response) -> list[str]:
-    return [html.unescape(t) for t in re.findall(r'<h3 class="card-title">(.*?)</h3>', grid(response))]
+    return [html.unescape(re.sub(r"</?mark>", "", t)) for t in card_titles(response)]
 
 
 def card_categories(response) -> list[str]:
@@ -99,6 +104,20 @@ def test_text_search_renders_results_on_the_server(client, shop):
     # What each signal adds, summing to the fused score (RRF: 1 / (k + rank) each).
     fused = re.search(r"Fused \(rrf\): (\d\.\d{4}) = keywords (\d\.\d{4}) \+ vector (\d\.\d{4})</p>", text)
     assert fused and float(fused[2]) + float(fused[3]) == pytest.approx(float(fused[1]), abs=2e-4)
+
+
+def test_titles_show_the_query_words_highlighted_and_escaped(client, shop, make_product, product_index, encoder):
+    make_product("<script>alert(1)</script> & leather totes", category="bags", color="red")
+    sync.reindex(product_index, encoder)
+    response = client.get("/", {"q": "leather tote"})
+    shown = card_titles(response)
+    assert "<mark>Red</mark> <mark>leather</mark> <mark>tote</mark>" not in shown  # "red" is no query word
+    assert "Red <mark>leather</mark> <mark>tote</mark>" in shown and "Green wool scarf" in shown
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; <mark>leather</mark> <mark>totes</mark>" in shown
+    assert "<script>alert" not in page(response)
+    photo_page = client.post("/", {"image": photo(shop[0])})  # no words: nothing marked, still escaped
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; leather totes" in card_titles(photo_page)
+    assert not any("<mark>" in t for t in card_titles(photo_page))
 
 
 def test_filters_from_checkbox_params(client, shop):

@@ -18,6 +18,8 @@ def serialize_hit(hit: SearchHit) -> dict[str, Any]:
     }
     if hit.explain is not None:
         data["explain"] = hit.explain
+    if hit.highlights is not None:
+        data["highlight"] = hit.highlights
     return data
 
 

@@ -70,6 +70,10 @@ def _search_parameters() -> dict[str, dict[str, Any]]:
             "Understood parts left out (a field, the price field, or spelling)", [*_understood(), "spelling"]
         ),
         "sort": _sort_schema(),
+        "highlight": {
+            **EXPLAIN,
+            "description": "1 adds each result's highlight: its displayed text fields as HTML, query terms in <mark>",
+        },
     }
 
 
@@ -380,6 +384,11 @@ def openapi_schema(base_url: str = "/") -> dict[str, Any]:
                         },
                         "fields": {"type": "object", "additionalProperties": True},
                         "explain": {"type": "object", "additionalProperties": True},
+                        "highlight": {
+                            "type": "object",
+                            "description": "With highlight=1: field -> HTML-escaped text, matched words in <mark>",
+                            "additionalProperties": {"type": "string"},
+                        },
                     },
                 },
                 "SearchResponse": {

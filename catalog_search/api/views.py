@@ -26,7 +26,20 @@ from catalog_search.retrieval.engine import search
 from catalog_search.retrieval.similar import similar_by_key
 from catalog_search.retrieval.suggest import suggest
 
-PARAMETERS = ("q", "k", "offset", "mode", "fusion", "alpha", "explain", "understand", "hard", "drop", "sort")
+PARAMETERS = (
+    "q",
+    "k",
+    "offset",
+    "mode",
+    "fusion",
+    "alpha",
+    "explain",
+    "understand",
+    "hard",
+    "drop",
+    "sort",
+    "highlight",
+)
 MULTIPART_OVERHEAD = 64 * 1024  # form fields and part headers around the image
 
 
@@ -87,6 +100,7 @@ class SearchAPIView(APIView):
             hard=params.get("hard"),
             drop=params.get("drop"),
             sort=params.get("sort"),
+            highlight=params.get("highlight"),
         )
         return Response(serialize_results(results))
 

@@ -84,6 +84,7 @@ class Search:
     understood: list[Part] = field(default_factory=list)
     corrected: dict[str, Any] = field(default_factory=dict)  # {"q": ..., "words": {typed: corrected}}
     unexplained: list[str] = field(default_factory=list)  # query words that name no value (boost.results_kind)
+    text: str | None = None  # q as the signals search it: price phrases out, typo corrections in
     terms: list[str] = field(default_factory=list)
     groups: dict[str, int] | None = None  # term -> the query word it stands for (bm25.match)
     vector_text: str | None = None  # the text the query vector encodes: q, with the words expansion added

@@ -53,6 +53,7 @@ def search(
     hard: Any = None,
     drop: Any = None,
     sort: str | None = None,
+    highlight: bool = False,
 ) -> SearchResults:
     """Search the registered models.
 
@@ -72,6 +73,9 @@ def search(
     ``sort`` is "relevance" (the default), a field the indexes declare in ``sort_fields`` ("price"), or
     "-price" for descending: the matched set (what the facets count) in that order, then by primary key.
     ``results.total`` says how many products matched (docs/api.md).
+
+    ``highlight`` fills each hit's ``highlights``: its displayed text fields, HTML-escaped, with the words
+    that match the query's terms (stems, corrections and expansions included) in ``<mark>`` (highlight.py).
     """
     started = time.perf_counter()
     query = build_query(
@@ -89,6 +93,7 @@ def search(
         hard=hard,
         drop=drop,
         sort=sort,
+        highlight=highlight,
     )
     try:
         with parallel.search_running():

@@ -61,6 +61,7 @@ class SearchQuery:
     # later): what disjunctive facets leave out of their own counts.
     requested: dict[str, list[Filter]] = field(default_factory=dict)
     sort: Sort | None = None  # None: by relevance
+    highlight: bool = False  # each result's displayed text fields with the query's terms marked (highlight.py)
 
     def filters_as_dict(self) -> dict[str, list[Any]]:
         return filters_echo(self.filters)
@@ -212,6 +213,7 @@ def build_query(
     hard: Any = None,
     drop: Any = None,
     sort: Any = None,
+    highlight: Any = None,
 ) -> SearchQuery:
     """Validate every parameter; ``image`` may be bytes, a file object or a PIL image."""
     if q is not None and not isinstance(q, str):
@@ -250,6 +252,7 @@ def build_query(
         understand=_flag("understand", understand, conf.settings().QUERY_UNDERSTANDING),
         hard=_names("hard", hard, [*names, "all"]),
         drop=_names("drop", drop, [*names, "spelling"]),
+        highlight=_flag("highlight", highlight, False),
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import models
 
 from catalog_search.registry import SearchIndex
-from catalog_search.retrieval import bm25
+from catalog_search.retrieval import bm25, highlight
 from catalog_search.retrieval.context import Candidates, Search
 from catalog_search.retrieval.fusion import Fused
 from catalog_search.retrieval.results import RETRIEVERS, SearchHit
@@ -50,6 +50,7 @@ def resolve(search: Search, ranked: list[Fused]) -> list[SearchHit]:
         for index in query.indexes:
             ids = [i.document_id for i in page if found.where[i.document_id][0] is index]
             explained.update(bm25.explain_terms(index.content_type.pk, search.terms, ids))
+    terms = highlight.query_terms(search.text, search.terms, search.expanded) if query.highlight else None
     hits: list[SearchHit] = []
     for item in page:
         if len(hits) == query.k:  # the rest of the page was resolved only to stand in for deleted objects
@@ -71,6 +72,7 @@ def resolve(search: Search, ranked: list[Fused]) -> list[SearchHit]:
                 ranks={name: item.ranks.get(name) for name in RETRIEVERS},
                 fields=index.display_values(obj),
                 explain=_explain(search, item, explained) if query.explain else None,
+                highlights=highlight.highlights(index, obj, terms) if terms is not None else None,
             )
         )
     return hits

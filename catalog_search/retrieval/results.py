@@ -22,6 +22,7 @@ class SearchHit:
     ranks: dict[str, int | None]
     fields: dict[str, Any]
     explain: dict[str, Any] | None = None
+    highlights: dict[str, str] | None = None  # with highlight: field -> HTML, the query's terms in <mark>
 
 
 @dataclass(frozen=True)

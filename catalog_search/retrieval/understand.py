@@ -30,6 +30,7 @@ def understand(search: Search) -> None:
         understanding = parse(query.q, query.indexes, correct="spelling" not in query.drop)
         _apply(search, understanding)
         text = understanding.text
+    search.text = text
     if search.uses_keywords and text:
         search.terms = get_analyzer().terms(text)
     search.vector_text = text or query.q  # a query that is only a price phrase still has a text to encode

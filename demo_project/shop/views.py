@@ -85,7 +85,14 @@ def _text_search(request: HttpRequest) -> HttpResponse:
         # One extra result tells whether there is a next page.
         drop = _dropped(params) or None
         results = catalog_search.search(
-            q=q, filters=filters, k=PER_PAGE + 1, offset=offset, explain=True, drop=drop, sort=_sort(params)
+            q=q,
+            filters=filters,
+            k=PER_PAGE + 1,
+            offset=offset,
+            explain=True,
+            drop=drop,
+            sort=_sort(params),
+            highlight=True,
         )
     except InvalidQuery as exc:
         return _error(request, exc.message, exc.status, request.GET, q=q)
@@ -149,6 +156,7 @@ def _photo_search(request: HttpRequest) -> HttpResponse:
             explain=True,
             drop=drop,
             sort=_sort(request.POST),
+            highlight=True,
         )
     except InvalidQuery as exc:
         return _error(request, exc.message, exc.status, request.POST, photo=True, refine=refine)

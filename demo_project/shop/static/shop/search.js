@@ -9,7 +9,8 @@
  *   correction) re-runs the search with that part in `drop`, the words unchanged
  * - "More like this" on a card lists the products nearest it (GET /api/similar/…/<id>/), the sidebar's
  *   filters narrowing them; its URL is the page's own (?similar=<id>), so it also works in a new tab
- * Results are built from <template> elements of the page with textContent only (no HTML injection).
+ * Results are built from <template> elements of the page with textContent only (no HTML injection), but
+ * for the title's highlight (highlight=1): HTML the API escaped, its only tags the <mark>s of query words.
  */
 (() => {
   "use strict";
@@ -132,6 +133,7 @@
     api.set("k", String(PER_PAGE + 1)); // one extra tells whether there is a next page
     api.set("offset", String((page - 1) * PER_PAGE));
     api.set("explain", "1");
+    api.set("highlight", "1");
     const data = await request(API_TEXT + "?" + api.toString(), { method: "GET" });
     if (!data) return;
     mode = "text";
@@ -155,6 +157,7 @@
     body.append("k", String(PER_PAGE + 1));
     body.append("offset", String((page - 1) * PER_PAGE));
     body.append("explain", "1");
+    body.append("highlight", "1");
     if (push && !(history.state && history.state.photo)) history.pushState({ photo: true }, "", "/");
     const data = await request(API_IMAGE, { method: "POST", body });
     if (!data) return;
@@ -406,7 +409,11 @@
       none.textContent = "◇";
       img.replaceWith(none);
     }
-    node.querySelector(".card-title").textContent = f.title ?? "";
+    const title = node.querySelector(".card-title");
+    // innerHTML only for the highlight: the server HTML-escaped every character of it outside its <mark> tags
+    // (catalog_search/retrieval/highlight.py); anything else stays textContent.
+    if (hit.highlight && typeof hit.highlight.title === "string") title.innerHTML = hit.highlight.title;
+    else title.textContent = f.title ?? "";
     const more = node.querySelector(".more-like");
     more.href = `/?similar=${encodeURIComponent(hit.id)}`;
     more.dataset.id = String(hit.id);
