@@ -42,7 +42,6 @@ from catalog_search import conf
 from catalog_search.analysis import Analyzer, get_analyzer
 from catalog_search.exceptions import IndexUnavailable, InvalidQuery
 from catalog_search.registry import SearchIndex, indexes_for, jsonable
-from catalog_search.retrieval.bm25 import known_terms
 from catalog_search.retrieval.query import _int
 from catalog_search.retrieval.understanding.parse import parse
 from catalog_search.sql import int_array, text_array
@@ -146,8 +145,9 @@ def suggest(q: str | None, *, k: Any = 8, products: Any = None, models: list[str
     except LookupError as exc:
         raise InvalidQuery(str(exc)) from None
     try:
-        typed = split(text, indexes) if text else None
-        completions, samples = _completions(typed, indexes, k) if typed else ([], {})
+        found_split = split(text, indexes) if text else None
+        typed = found_split[0] if found_split else None
+        completions, samples = _completions(*found_split, indexes, k) if found_split else ([], {})
         found = _products(completions[0], indexes, wanted, samples) if completions and wanted else []
     except DatabaseError as exc:
         logger.exception("catalog_search: database error during suggest")
@@ -179,40 +179,121 @@ def _cached_term(analyzer: Analyzer, word: str) -> str:
     return analyzer.stem([word])[0] if analyzer.tokens(word) else ""
 
 
-def split(q: str, indexes: Sequence[SearchIndex]) -> Typed | None:
-    """The head (corrected as search corrects it) and the prefix of ``q``; None when it has no word."""
+def split(q: str, indexes: Sequence[SearchIndex]) -> tuple[Typed, dict[str, Read]] | None:
+    """The head (corrected as search corrects it) and the prefix of ``q``, with what ``_read`` read for
+    each index; None when it has no word.
+
+    One statement per index in the common case. ``parse`` (the typo correction) corrects only a word whose
+    term no document has, and its words are the head's (the price phrases it takes out only remove
+    words): when the first read finds every head term, it would correct nothing, so it is not asked. When
+    a head term is missing the head is parsed, then read again (the sample needs the corrected words)."""
     words = get_analyzer().words(q)
     if not words:
         return None
     head, prefix = words[:-1][-MAX_HEAD_WORDS:], words[-1]
+    may_correct = bool(head) and conf.settings().QUERY_UNDERSTANDING
+    first = _read(indexes[0], indexes, head, prefix, sample=not may_correct)
     fixes: dict[str, str] = {}
-    if head and conf.settings().QUERY_UNDERSTANDING:
+    if first.sample is None:  # a head word no product has (and the sample was not read)
         fixes = parse(" ".join(head), indexes).corrections
         head = [fixes.get(w, w) for w in head]
-    terms = [t for t in map(_term, head) if t]
+        first = _read(indexes[0], indexes, head, prefix, sample=True)
+    reads = {indexes[0].label: first}
+    for index in indexes[1:]:
+        reads[index.label] = _read(index, indexes, head, prefix, sample=True)
     # A head word no product has cannot narrow the count: it is left out of it (search would find the rest).
-    known = known_terms(terms, [index.content_type.pk for index in indexes]) if terms else set()
-    return Typed(tuple(head), frozenset(known), prefix, fixes)
+    return Typed(tuple(head), first.known, prefix, fixes), reads
+
+
+# Reading: one statement per index --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Read:
+    """What one statement read for one index: which head terms the searched models have, the catalog words
+    the prefix begins, and the head's sample (None when not read: a head word was still to be corrected)."""
+
+    known: frozenset[str]
+    words: list[tuple[str, str, int]]  # (word, term, document frequency): the WORD_CANDIDATES most frequent
+    sample: _Sample | None
+
+
+# known: the head's terms in any searched model (a term only another model has still narrows the count:
+# no document here has it, as before the statement was one). words: the Spelling rows the prefix begins
+# with their TermStat frequency (the text_pattern_ops index, migration 0008). The sample: the first SAMPLE
+# documents (by id) of the rarest known term, those that have every known term, and which of them have
+# each term a candidate may need (the head's, the words', the typed values'), one row per term: far fewer
+# rows than documents. Not read when %(sample)s is false and a head term is missing (parse comes first).
+_READ_SQL = """
+    WITH known AS (
+        SELECT DISTINCT term FROM catalog_search_termstat
+        WHERE content_type_id = ANY(%(models)s) AND term = ANY(%(head)s::text[]) AND df > 0
+    ), words AS (
+        SELECT s.word, s.term, t.df FROM catalog_search_spelling s JOIN catalog_search_termstat t
+        ON t.content_type_id = s.content_type_id AND t.term = s.term
+        WHERE s.content_type_id = %(ct)s AND s.word LIKE %(pattern)s AND t.df > 0
+        ORDER BY t.df DESC, s.word LIMIT %(words)s
+    ), rarest AS (
+        SELECT term, df FROM catalog_search_termstat
+        WHERE content_type_id = %(ct)s AND term IN (SELECT term FROM known) AND df > 0
+          AND (%(sample)s OR (SELECT count(*) FROM known) = cardinality(%(head)s::text[]))
+        ORDER BY df, term LIMIT 1
+    ), sampled AS MATERIALIZED (
+        SELECT document_id FROM catalog_search_posting
+        WHERE term = (SELECT term FROM rarest) AND content_type_id = %(ct)s ORDER BY document_id LIMIT %(n)s
+    ), wanted AS (
+        SELECT term FROM known UNION SELECT term FROM words UNION SELECT unnest(%(values)s::text[])
+    ), present AS (
+        SELECT u.t AS term, array_agg(d.id) AS ids
+        FROM sampled s JOIN catalog_search_document d ON d.id = s.document_id
+        CROSS JOIN LATERAL unnest(d.terms) AS u(t)
+        WHERE d.terms @> ARRAY(SELECT term FROM known) AND u.t IN (SELECT term FROM wanted)
+        GROUP BY u.t
+    )
+    SELECT 'known'::text, term, NULL::text, NULL::bigint, NULL::bigint[] FROM known
+    UNION ALL SELECT 'word', word, term, df, NULL FROM words
+    UNION ALL SELECT 'sample', term, NULL, (SELECT df FROM rarest), ids FROM present
+"""
+
+
+def _read(
+    index: SearchIndex, indexes: Sequence[SearchIndex], head: Sequence[str], prefix: str, *, sample: bool
+) -> Read:
+    """``_READ_SQL`` for ``index``: the sample is read when ``sample`` is true or every head term is known."""
+    head_terms = sorted({t for t in map(_term, head) if t})
+    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _READ_SQL,
+            {
+                "models": [i.content_type.pk for i in indexes],
+                "ct": index.content_type.pk,
+                "head": text_array(head_terms),
+                "pattern": pattern,
+                "words": WORD_CANDIDATES,
+                "sample": sample,
+                "n": SAMPLE,
+                "values": text_array(_value_terms(index, head, prefix)),
+            },
+        )
+        rows = cursor.fetchall()
+    known = frozenset(term for kind, term, *_ in rows if kind == "known")
+    words = [(word, term, df) for kind, word, term, df, _ in rows if kind == "word"]
+    read_sample = sample or len(known) == len(head_terms)
+    holding = {term: frozenset(ids) for kind, term, _, _, ids in rows if kind == "sample"}
+    df = next((n for kind, _, _, n, _ in rows if kind == "sample"), 0)
+    return Read(known, words, _Sample.of(holding, df) if read_sample else None)
 
 
 # Sources ----------------------------------------------------------------------------------------------
 
 
-def catalog_words(index: SearchIndex, typed: Typed) -> list[Completion]:
+def catalog_words(index: SearchIndex, typed: Typed, read: Read) -> list[Completion]:
     """The head plus each catalog word the prefix begins (one spelling per term), counted by document
     frequency when there is no head."""
-    pattern = typed.prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT s.word, s.term, t.df FROM catalog_search_spelling s JOIN catalog_search_termstat t "
-            "ON t.content_type_id = s.content_type_id AND t.term = s.term "
-            "WHERE s.content_type_id = %s AND s.word LIKE %s AND t.df > 0 ORDER BY t.df DESC, s.word LIMIT %s",
-            [index.content_type.pk, pattern, WORD_CANDIDATES],
-        )
-        rows = cursor.fetchall()
     spellings: dict[str, list[str]] = {}
     frequency: dict[str, int] = {}
-    for word, term, df in rows:
+    for word, term, df in read.words:
         if term not in typed.head_terms:  # "blue b" -> not "blue blue"
             spellings.setdefault(term, []).append(word)
             frequency[term] = df
@@ -265,15 +346,23 @@ def _value_words(index: SearchIndex) -> list[_Value]:
     return built
 
 
-def field_values(index: SearchIndex, typed: Typed) -> list[Completion]:
+def _typed_values(index: SearchIndex, head: Sequence[str], prefix: str) -> list[tuple[int, _Value]]:
+    """The values the typed words begin, each with the head position it starts at."""
+    head_terms = [_term(w) for w in head]
+    found = ((_value_start(value, head_terms, prefix), value) for value in _value_words(index))
+    return [(start, value) for start, value in found if start is not None]
+
+
+def _value_terms(index: SearchIndex, head: Sequence[str], prefix: str) -> list[str]:
+    """The terms of the values the typed words begin: the sample says which documents have them."""
+    return sorted({t for _, value in _typed_values(index, head, prefix) for t in value.terms if t})
+
+
+def field_values(index: SearchIndex, typed: Typed, read: Read) -> list[Completion]:
     """The values the typed words begin, the earliest start in the head first: "hiking bo" -> "hiking
     boots"; "red kes" -> "red kestrel" (the head's words before the value stay)."""
-    head_terms = [_term(w) for w in typed.head]
     out = []
-    for value in _value_words(index):
-        start = _value_start(value, head_terms, typed.prefix)
-        if start is None:
-            continue
+    for start, value in _typed_values(index, typed.head, typed.prefix):
         before = typed.head[:start]
         text = " ".join([*before, value.value.lower()])
         narrowing = typed.head_terms.intersection(map(_term, before))
@@ -304,21 +393,25 @@ def _value_start(value: _Value, head_terms: list[str], prefix: str) -> int | Non
     return None
 
 
-# The sources of completions, in order. Issue #23 (search analytics) adds popular past queries here.
-SOURCES: tuple[Callable[[SearchIndex, Typed], list[Completion]], ...] = (field_values, catalog_words)
+# The sources of completions, in order: functions of the index, the typed words and what the request's
+# statement read for the index. Issue #23 (search analytics) adds popular past queries here.
+SOURCES: tuple[Callable[[SearchIndex, Typed, Read], list[Completion]], ...] = (field_values, catalog_words)
 
 
 # Counting and ranking ---------------------------------------------------------------------------------
 
 
-def _completions(typed: Typed, indexes: Sequence[SearchIndex], k: int) -> tuple[list[Completion], dict[str, _Sample]]:
+def _completions(
+    typed: Typed, reads: dict[str, Read], indexes: Sequence[SearchIndex], k: int
+) -> tuple[list[Completion], dict[str, _Sample]]:
     """Every source's candidates over ``indexes``, counted, the same text merged (counts added), best ``k``;
     and the head's sample of each index (the products are picked from it)."""
     merged: dict[str, Completion] = {}
     samples: dict[str, _Sample] = {}
     for index in indexes:
-        candidates = [c for source in SOURCES for c in source(index, typed)]
-        samples[index.label] = _count(index, typed, candidates)
+        read = reads[index.label]
+        candidates = [c for source in SOURCES for c in source(index, typed, read)]
+        samples[index.label] = _count(typed, read, candidates)
         for candidate in candidates:
             if not candidate.count:
                 continue
@@ -333,15 +426,15 @@ def _completions(typed: Typed, indexes: Sequence[SearchIndex], k: int) -> tuple[
     return ranked[:k], samples
 
 
-def _count(index: SearchIndex, typed: Typed, candidates: list[Completion]) -> _Sample:
-    """The products each uncounted candidate would find, from the head's sample (module docstring)."""
+def _count(typed: Typed, read: Read, candidates: list[Completion]) -> _Sample:
+    """The products each uncounted candidate would find, from the head's sample (module docstring); the
+    sample narrowed to the terms the candidates needed (the products are picked from it)."""
     pending = [c for c in candidates if c.count is None]
-    if not pending:
+    if not pending or read.sample is None or not typed.head_terms:
         return NO_SAMPLE
-    wanted = sorted(typed.head_terms.union(*(c.terms for c in pending)))
-    sample = _sample(index, typed.head_terms, wanted)
+    sample = read.sample.narrowed(typed.head_terms.union(*(c.terms for c in pending)))
     for candidate in pending:
-        hits = sum(1 for present in sample.present if candidate.terms <= present)
+        hits = len(sample.matching(candidate.terms))
         candidate.count = round(hits * sample.scale)
         candidate.estimated = sample.estimated and hits > 0
     return sample
@@ -349,48 +442,40 @@ def _count(index: SearchIndex, typed: Typed, candidates: list[Completion]) -> _S
 
 @dataclass(frozen=True)
 class _Sample:
-    """The sampled documents that have every required term: their ids and which wanted terms each has."""
+    """The sampled documents that have every required term (``ids``) and, for each term read, those of them
+    that have it."""
 
-    ids: list[int]
-    present: list[frozenset[str]]
+    ids: frozenset[int]
+    holding: dict[str, frozenset[int]]
     scale: float  # documents of the rarest term / documents of it read
     estimated: bool
 
-    def having(self, terms: frozenset[str]) -> list[int]:
+    @classmethod
+    def of(cls, holding: dict[str, frozenset[int]], df: int) -> _Sample:
+        """From the statement's rows: each term's documents, and the document frequency of the rarest."""
+        if not holding:
+            return NO_SAMPLE
+        ids = frozenset().union(*holding.values())  # each has the required terms, which are read
+        return cls(ids, holding, df / min(df, SAMPLE), df > SAMPLE)
+
+    def narrowed(self, wanted: frozenset[str]) -> _Sample:
+        """Only the terms of ``wanted``: a term outside it is not known to be in any document (as when the
+        sample read only those terms), so a completion needing it takes its products from a pool of its own."""
+        if not self.ids:
+            return self
+        holding = {t: ids for t, ids in self.holding.items() if t in wanted}
+        return _Sample(self.ids, holding, self.scale, self.estimated)
+
+    def matching(self, terms: frozenset[str]) -> frozenset[int]:
         """The sampled documents whose text has all of ``terms``."""
-        return [i for i, present in zip(self.ids, self.present, strict=True) if terms <= present]
+        return self.ids.intersection(*(self.holding.get(t, frozenset()) for t in terms))
+
+    def having(self, terms: frozenset[str]) -> list[int]:
+        """The sampled documents whose text has all of ``terms``, by id."""
+        return sorted(self.matching(terms))
 
 
-NO_SAMPLE = _Sample([], [], 0.0, False)
-
-
-def _sample(index: SearchIndex, required: frozenset[str], wanted: Sequence[str]) -> _Sample:
-    """The first ``SAMPLE`` documents (by id) of the rarest of ``required``, those that have them all."""
-    if not required:
-        return NO_SAMPLE
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            WITH t0 AS (
-                SELECT term, df FROM catalog_search_termstat
-                WHERE content_type_id = %(ct)s AND term = ANY(%(required)s::text[]) AND df > 0
-                ORDER BY df, term LIMIT 1
-            ), s AS MATERIALIZED (
-                SELECT document_id FROM catalog_search_posting
-                WHERE term = (SELECT term FROM t0) AND content_type_id = %(ct)s ORDER BY document_id LIMIT %(n)s
-            )
-            SELECT (SELECT df FROM t0), d.id, array_agg(u.t)
-            FROM s JOIN catalog_search_document d ON d.id = s.document_id CROSS JOIN LATERAL unnest(d.terms) AS u(t)
-            WHERE d.terms @> %(required)s::text[] AND u.t = ANY(%(wanted)s::text[])
-            GROUP BY d.id ORDER BY d.id
-            """,
-            {"ct": index.content_type.pk, "required": sorted(required), "wanted": text_array(wanted), "n": SAMPLE},
-        )
-        rows = cursor.fetchall()
-    if not rows:
-        return NO_SAMPLE
-    df = rows[0][0]
-    return _Sample([r[1] for r in rows], [frozenset(r[2]) for r in rows], df / min(df, SAMPLE), df > SAMPLE)
+NO_SAMPLE = _Sample(frozenset(), {}, 0.0, False)
 
 
 # Products ---------------------------------------------------------------------------------------------
