@@ -42,6 +42,7 @@ from catalog_search import conf
 from catalog_search.analysis import Analyzer, get_analyzer
 from catalog_search.exceptions import IndexUnavailable, InvalidQuery
 from catalog_search.registry import SearchIndex, indexes_for, jsonable
+from catalog_search.retrieval.bm25 import known_terms
 from catalog_search.retrieval.query import _int
 from catalog_search.retrieval.understanding.parse import parse
 from catalog_search.sql import int_array, text_array
@@ -60,12 +61,13 @@ MAX_HEAD_WORDS = 8  # a long "query" is not being typed: only its last words are
 @dataclass(frozen=True)
 class Typed:
     """``q`` as suggestions read it: the head's words (folded, corrected), their index terms the catalog has,
-    and the last word, the prefix."""
+    the last word, the prefix, and per index (label) the catalog words it begins (``_lookup``)."""
 
     head: tuple[str, ...]
     head_terms: frozenset[str]
     prefix: str
     corrections: dict[str, str] = field(default_factory=dict)
+    words: dict[str, list[tuple[str, str, int]]] = field(default_factory=dict)  # (word, term, df)
 
 
 @dataclass
@@ -145,9 +147,8 @@ def suggest(q: str | None, *, k: Any = 8, products: Any = None, models: list[str
     except LookupError as exc:
         raise InvalidQuery(str(exc)) from None
     try:
-        found_split = split(text, indexes) if text else None
-        typed = found_split[0] if found_split else None
-        completions, samples = _completions(*found_split, indexes, k) if found_split else ([], {})
+        typed = split(text, indexes) if text else None
+        completions, samples = _completions(typed, indexes, k) if typed else ([], {})
         found = _products(completions[0], indexes, wanted, samples) if completions and wanted else []
     except DatabaseError as exc:
         logger.exception("catalog_search: database error during suggest")
@@ -179,121 +180,83 @@ def _cached_term(analyzer: Analyzer, word: str) -> str:
     return analyzer.stem([word])[0] if analyzer.tokens(word) else ""
 
 
-def split(q: str, indexes: Sequence[SearchIndex]) -> tuple[Typed, dict[str, Read]] | None:
-    """The head (corrected as search corrects it) and the prefix of ``q``, with what ``_read`` read for
-    each index; None when it has no word.
+def split(q: str, indexes: Sequence[SearchIndex]) -> Typed | None:
+    """The head (corrected as search corrects it) and the prefix of ``q``, with the catalog words the prefix
+    begins; None when it has no word.
 
-    One statement per index in the common case. ``parse`` (the typo correction) corrects only a word whose
-    term no document has, and its words are the head's (the price phrases it takes out only remove
-    words): when the first read finds every head term, it would correct nothing, so it is not asked. When
-    a head term is missing the head is parsed, then read again (the sample needs the corrected words)."""
+    ``parse`` corrects only a word whose term no document has, among the head's words (the price phrases
+    it takes out only remove words): when every head term is known it would correct nothing, so it is
+    asked only when one is missing (it costs ~0.5 ms and a statement of its own)."""
     words = get_analyzer().words(q)
     if not words:
         return None
     head, prefix = words[:-1][-MAX_HEAD_WORDS:], words[-1]
-    may_correct = bool(head) and conf.settings().QUERY_UNDERSTANDING
-    first = _read(indexes[0], indexes, head, prefix, sample=not may_correct)
+    terms = _terms(head)
+    models = [index.content_type.pk for index in indexes]
+    known, found = _lookup(indexes[0], models, terms, prefix)
     fixes: dict[str, str] = {}
-    if first.sample is None:  # a head word no product has (and the sample was not read)
+    if len(known) < len(terms) and conf.settings().QUERY_UNDERSTANDING:
         fixes = parse(" ".join(head), indexes).corrections
-        head = [fixes.get(w, w) for w in head]
-        first = _read(indexes[0], indexes, head, prefix, sample=True)
-    reads = {indexes[0].label: first}
+        if fixes:
+            head = [fixes.get(w, w) for w in head]
+            terms = _terms(head)
+            known = known_terms(terms, models)
+    by_index = {indexes[0].label: found}
     for index in indexes[1:]:
-        reads[index.label] = _read(index, indexes, head, prefix, sample=True)
+        by_index[index.label] = _lookup(index, models, (), prefix)[1]
     # A head word no product has cannot narrow the count: it is left out of it (search would find the rest).
-    return Typed(tuple(head), first.known, prefix, fixes), reads
+    return Typed(tuple(head), frozenset(known), prefix, fixes, by_index)
 
 
-# Reading: one statement per index --------------------------------------------------------------------
+def _terms(head: Sequence[str]) -> list[str]:
+    """The head's index terms, stopwords left out, each once."""
+    return sorted({t for t in map(_term, head) if t})
 
 
-@dataclass(frozen=True)
-class Read:
-    """What one statement read for one index: which head terms the searched models have, the catalog words
-    the prefix begins, and the head's sample (None when not read: a head word was still to be corrected)."""
+# The Spelling rows the prefix begins (a text_pattern_ops btree index, migration 0008) with their term's
+# TermStat document frequency, most frequent first.
+_WORDS_SQL = """
+    SELECT 'word', s.word, s.term, t.df FROM catalog_search_spelling s JOIN catalog_search_termstat t
+    ON t.content_type_id = s.content_type_id AND t.term = s.term
+    WHERE s.content_type_id = %(ct)s AND s.word LIKE %(pattern)s AND t.df > 0
+    ORDER BY t.df DESC, s.word LIMIT %(n)s
+"""
 
-    known: frozenset[str]
-    words: list[tuple[str, str, int]]  # (word, term, document frequency): the WORD_CANDIDATES most frequent
-    sample: _Sample | None
-
-
-# known: the head's terms in any searched model (a term only another model has still narrows the count:
-# no document here has it, as before the statement was one). words: the Spelling rows the prefix begins
-# with their TermStat frequency (the text_pattern_ops index, migration 0008). The sample: the first SAMPLE
-# documents (by id) of the rarest known term, those that have every known term, and which of them have
-# each term a candidate may need (the head's, the words', the typed values'), one row per term: far fewer
-# rows than documents. Not read when %(sample)s is false and a head term is missing (parse comes first).
-_READ_SQL = """
-    WITH known AS (
-        SELECT DISTINCT term FROM catalog_search_termstat
-        WHERE content_type_id = ANY(%(models)s) AND term = ANY(%(head)s::text[]) AND df > 0
-    ), words AS (
-        SELECT s.word, s.term, t.df FROM catalog_search_spelling s JOIN catalog_search_termstat t
-        ON t.content_type_id = s.content_type_id AND t.term = s.term
-        WHERE s.content_type_id = %(ct)s AND s.word LIKE %(pattern)s AND t.df > 0
-        ORDER BY t.df DESC, s.word LIMIT %(words)s
-    ), rarest AS (
-        SELECT term, df FROM catalog_search_termstat
-        WHERE content_type_id = %(ct)s AND term IN (SELECT term FROM known) AND df > 0
-          AND (%(sample)s OR (SELECT count(*) FROM known) = cardinality(%(head)s::text[]))
-        ORDER BY df, term LIMIT 1
-    ), sampled AS MATERIALIZED (
-        SELECT document_id FROM catalog_search_posting
-        WHERE term = (SELECT term FROM rarest) AND content_type_id = %(ct)s ORDER BY document_id LIMIT %(n)s
-    ), wanted AS (
-        SELECT term FROM known UNION SELECT term FROM words UNION SELECT unnest(%(values)s::text[])
-    ), present AS (
-        SELECT u.t AS term, array_agg(d.id) AS ids
-        FROM sampled s JOIN catalog_search_document d ON d.id = s.document_id
-        CROSS JOIN LATERAL unnest(d.terms) AS u(t)
-        WHERE d.terms @> ARRAY(SELECT term FROM known) AND u.t IN (SELECT term FROM wanted)
-        GROUP BY u.t
-    )
-    SELECT 'known'::text, term, NULL::text, NULL::bigint, NULL::bigint[] FROM known
-    UNION ALL SELECT 'word', word, term, df, NULL FROM words
-    UNION ALL SELECT 'sample', term, NULL, (SELECT df FROM rarest), ids FROM present
+# With a head, the same statement says which of its terms a document of the searched models has: one
+# round trip for what every keystroke needs. Without one, the words alone (the known branch costs ~0.1 ms).
+_LOOKUP_SQL = f"""
+    SELECT 'known', term, NULL::text, NULL::int FROM catalog_search_termstat
+    WHERE term = ANY(%(terms)s::text[]) AND content_type_id = ANY(%(models)s) AND df > 0
+    UNION ALL ({_WORDS_SQL})
 """
 
 
-def _read(
-    index: SearchIndex, indexes: Sequence[SearchIndex], head: Sequence[str], prefix: str, *, sample: bool
-) -> Read:
-    """``_READ_SQL`` for ``index``: the sample is read when ``sample`` is true or every head term is known."""
-    head_terms = sorted({t for t in map(_term, head) if t})
+def _lookup(
+    index: SearchIndex, models: list[int], terms: Sequence[str], prefix: str
+) -> tuple[set[str], list[tuple[str, str, int]]]:
+    """Those of ``terms`` some document of ``models`` has, and the (word, term, df) of the catalog words of
+    ``index`` that ``prefix`` begins, the ``WORD_CANDIDATES`` most frequent."""
     pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    params = {"ct": index.content_type.pk, "pattern": pattern, "n": WORD_CANDIDATES}
     with connection.cursor() as cursor:
-        cursor.execute(
-            _READ_SQL,
-            {
-                "models": [i.content_type.pk for i in indexes],
-                "ct": index.content_type.pk,
-                "head": text_array(head_terms),
-                "pattern": pattern,
-                "words": WORD_CANDIDATES,
-                "sample": sample,
-                "n": SAMPLE,
-                "values": text_array(_value_terms(index, head, prefix)),
-            },
-        )
+        if terms:
+            cursor.execute(_LOOKUP_SQL, {**params, "terms": text_array(terms), "models": models})
+        else:
+            cursor.execute(_WORDS_SQL, params)
         rows = cursor.fetchall()
-    known = frozenset(term for kind, term, *_ in rows if kind == "known")
-    words = [(word, term, df) for kind, word, term, df, _ in rows if kind == "word"]
-    read_sample = sample or len(known) == len(head_terms)
-    holding = {term: frozenset(ids) for kind, term, _, _, ids in rows if kind == "sample"}
-    df = next((n for kind, _, _, n, _ in rows if kind == "sample"), 0)
-    return Read(known, words, _Sample.of(holding, df) if read_sample else None)
+    known = {term for kind, term, _, _ in rows if kind == "known"}
+    return known, [(word, term, df) for kind, word, term, df in rows if kind == "word"]
 
 
 # Sources ----------------------------------------------------------------------------------------------
 
 
-def catalog_words(index: SearchIndex, typed: Typed, read: Read) -> list[Completion]:
+def catalog_words(index: SearchIndex, typed: Typed) -> list[Completion]:
     """The head plus each catalog word the prefix begins (one spelling per term), counted by document
     frequency when there is no head."""
     spellings: dict[str, list[str]] = {}
     frequency: dict[str, int] = {}
-    for word, term, df in read.words:
+    for word, term, df in typed.words.get(index.label, ()):
         if term not in typed.head_terms:  # "blue b" -> not "blue blue"
             spellings.setdefault(term, []).append(word)
             frequency[term] = df
@@ -346,23 +309,15 @@ def _value_words(index: SearchIndex) -> list[_Value]:
     return built
 
 
-def _typed_values(index: SearchIndex, head: Sequence[str], prefix: str) -> list[tuple[int, _Value]]:
-    """The values the typed words begin, each with the head position it starts at."""
-    head_terms = [_term(w) for w in head]
-    found = ((_value_start(value, head_terms, prefix), value) for value in _value_words(index))
-    return [(start, value) for start, value in found if start is not None]
-
-
-def _value_terms(index: SearchIndex, head: Sequence[str], prefix: str) -> list[str]:
-    """The terms of the values the typed words begin: the sample says which documents have them."""
-    return sorted({t for _, value in _typed_values(index, head, prefix) for t in value.terms if t})
-
-
-def field_values(index: SearchIndex, typed: Typed, read: Read) -> list[Completion]:
+def field_values(index: SearchIndex, typed: Typed) -> list[Completion]:
     """The values the typed words begin, the earliest start in the head first: "hiking bo" -> "hiking
     boots"; "red kes" -> "red kestrel" (the head's words before the value stay)."""
+    head_terms = [_term(w) for w in typed.head]
     out = []
-    for start, value in _typed_values(index, typed.head, typed.prefix):
+    for value in _value_words(index):
+        start = _value_start(value, head_terms, typed.prefix)
+        if start is None:
+            continue
         before = typed.head[:start]
         text = " ".join([*before, value.value.lower()])
         narrowing = typed.head_terms.intersection(map(_term, before))
@@ -393,25 +348,21 @@ def _value_start(value: _Value, head_terms: list[str], prefix: str) -> int | Non
     return None
 
 
-# The sources of completions, in order: functions of the index, the typed words and what the request's
-# statement read for the index. Issue #23 (search analytics) adds popular past queries here.
-SOURCES: tuple[Callable[[SearchIndex, Typed, Read], list[Completion]], ...] = (field_values, catalog_words)
+# The sources of completions, in order. Issue #23 (search analytics) adds popular past queries here.
+SOURCES: tuple[Callable[[SearchIndex, Typed], list[Completion]], ...] = (field_values, catalog_words)
 
 
 # Counting and ranking ---------------------------------------------------------------------------------
 
 
-def _completions(
-    typed: Typed, reads: dict[str, Read], indexes: Sequence[SearchIndex], k: int
-) -> tuple[list[Completion], dict[str, _Sample]]:
+def _completions(typed: Typed, indexes: Sequence[SearchIndex], k: int) -> tuple[list[Completion], dict[str, _Sample]]:
     """Every source's candidates over ``indexes``, counted, the same text merged (counts added), best ``k``;
     and the head's sample of each index (the products are picked from it)."""
     merged: dict[str, Completion] = {}
     samples: dict[str, _Sample] = {}
     for index in indexes:
-        read = reads[index.label]
-        candidates = [c for source in SOURCES for c in source(index, typed, read)]
-        samples[index.label] = _count(typed, read, candidates)
+        candidates = [c for source in SOURCES for c in source(index, typed)]
+        samples[index.label] = _count(index, typed, candidates)
         for candidate in candidates:
             if not candidate.count:
                 continue
@@ -426,13 +377,13 @@ def _completions(
     return ranked[:k], samples
 
 
-def _count(typed: Typed, read: Read, candidates: list[Completion]) -> _Sample:
-    """The products each uncounted candidate would find, from the head's sample (module docstring); the
-    sample narrowed to the terms the candidates needed (the products are picked from it)."""
+def _count(index: SearchIndex, typed: Typed, candidates: list[Completion]) -> _Sample:
+    """The products each uncounted candidate would find, from the head's sample (module docstring)."""
     pending = [c for c in candidates if c.count is None]
-    if not pending or read.sample is None or not typed.head_terms:
+    if not pending:
         return NO_SAMPLE
-    sample = read.sample.narrowed(typed.head_terms.union(*(c.terms for c in pending)))
+    wanted = sorted(typed.head_terms.union(*(c.terms for c in pending)))
+    sample = _sample(index, typed.head_terms, wanted)
     for candidate in pending:
         hits = len(sample.matching(candidate.terms))
         candidate.count = round(hits * sample.scale)
@@ -442,40 +393,61 @@ def _count(typed: Typed, read: Read, candidates: list[Completion]) -> _Sample:
 
 @dataclass(frozen=True)
 class _Sample:
-    """The sampled documents that have every required term (``ids``) and, for each term read, those of them
-    that have it."""
+    """The sampled documents that have every required term, by id, and for each wanted term those of them
+    that have it: a candidate's count is an intersection of a few sets, not a test of every document (a
+    one-letter prefix has a hundred candidates, the sample 200 documents)."""
 
-    ids: frozenset[int]
-    holding: dict[str, frozenset[int]]
+    ids: list[int]
+    holding: dict[str, set[int]]
     scale: float  # documents of the rarest term / documents of it read
     estimated: bool
 
-    @classmethod
-    def of(cls, holding: dict[str, frozenset[int]], df: int) -> _Sample:
-        """From the statement's rows: each term's documents, and the document frequency of the rarest."""
-        if not holding:
-            return NO_SAMPLE
-        ids = frozenset().union(*holding.values())  # each has the required terms, which are read
-        return cls(ids, holding, df / min(df, SAMPLE), df > SAMPLE)
-
-    def narrowed(self, wanted: frozenset[str]) -> _Sample:
-        """Only the terms of ``wanted``: a term outside it is not known to be in any document (as when the
-        sample read only those terms), so a completion needing it takes its products from a pool of its own."""
-        if not self.ids:
-            return self
-        holding = {t: ids for t, ids in self.holding.items() if t in wanted}
-        return _Sample(self.ids, holding, self.scale, self.estimated)
-
-    def matching(self, terms: frozenset[str]) -> frozenset[int]:
+    def matching(self, terms: frozenset[str]) -> set[int]:
         """The sampled documents whose text has all of ``terms``."""
-        return self.ids.intersection(*(self.holding.get(t, frozenset()) for t in terms))
+        if not terms:
+            return set(self.ids)
+        return set.intersection(*(self.holding.get(term, set()) for term in terms))
 
     def having(self, terms: frozenset[str]) -> list[int]:
         """The sampled documents whose text has all of ``terms``, by id."""
-        return sorted(self.matching(terms))
+        found = self.matching(terms)
+        return [i for i in self.ids if i in found]
 
 
-NO_SAMPLE = _Sample(frozenset(), {}, 0.0, False)
+NO_SAMPLE = _Sample([], {}, 0.0, False)
+
+
+def _sample(index: SearchIndex, required: frozenset[str], wanted: Sequence[str]) -> _Sample:
+    """The first ``SAMPLE`` documents (by id) of the rarest of ``required``, those that have them all, and
+    which of them have each of ``wanted``."""
+    if not required:
+        return NO_SAMPLE
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH t0 AS (
+                SELECT term, df FROM catalog_search_termstat
+                WHERE content_type_id = %(ct)s AND term = ANY(%(required)s::text[]) AND df > 0
+                ORDER BY df, term LIMIT 1
+            ), s AS MATERIALIZED (
+                SELECT document_id FROM catalog_search_posting
+                WHERE term = (SELECT term FROM t0) AND content_type_id = %(ct)s ORDER BY document_id LIMIT %(n)s
+            )
+            SELECT (SELECT df FROM t0), u.t, array_agg(d.id)
+            FROM s JOIN catalog_search_document d ON d.id = s.document_id CROSS JOIN LATERAL unnest(d.terms) AS u(t)
+            WHERE d.terms @> %(required)s::text[] AND u.t = ANY(%(wanted)s::text[])
+            GROUP BY u.t
+            """,
+            {"ct": index.content_type.pk, "required": sorted(required), "wanted": text_array(wanted), "n": SAMPLE},
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return NO_SAMPLE
+    # One row per wanted term with the documents that have it (fewer rows than documents); every document
+    # has the required terms, which are wanted, so their union is the sample.
+    holding = {term: set(documents) for _, term, documents in rows}
+    df = rows[0][0]
+    return _Sample(sorted(set().union(*holding.values())), holding, df / min(df, SAMPLE), df > SAMPLE)
 
 
 # Products ---------------------------------------------------------------------------------------------
