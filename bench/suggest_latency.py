@@ -29,9 +29,10 @@ the server's ``took_ms``.
 ``--before-tree PATH`` (another checkout, e.g. ``git worktree add --detach /tmp/before main``) measures a
 change of the code side by side with the code before it, on the same database in the same minutes:
 
-- in process, one more B: that checkout's ``suggest(q, k=8)`` in a process of its own (the prefix sent over
-  a pipe, the call timed in that process as A is in this one), which must answer the same as A (everything
-  but ``took_ms``);
+- in process, one more comparison: that checkout's ``suggest(q, k=8)`` and this one's, each in a fresh
+  process of its own (the prefix sent over a pipe, the call timed in that process), so that neither carries
+  this process's heap (the searches of the other comparisons); both must answer the same (everything but
+  ``took_ms``);
 - through HTTP, a second gunicorn serving that checkout, each prefix asked of both servers one right after
   the other, which one first alternating by prefix and round.
 """
@@ -148,7 +149,7 @@ def timed_call(fn) -> tuple[float, object]:
     return (time.perf_counter() - started) * 1000, answer
 
 
-# The other checkout's suggest(), in a process of its own: a prefix per line in, ms and the answer out.
+# A checkout's suggest(), in a process of its own: a prefix per line in, ms and the answer out.
 _BEFORE_WORKER = """
 import json, sys, time
 out, sys.stdout = sys.stdout, sys.stderr  # whatever setup prints stays off the answers' pipe
@@ -166,7 +167,7 @@ for line in sys.stdin:
 """
 
 
-class BeforeProcess:
+class SuggestProcess:
     """``suggest()`` of the checkout ``tree``, asked over a pipe and timed in its own process."""
 
     def __init__(self, tree: Path, env: dict[str, str]):
@@ -193,17 +194,6 @@ class BeforeProcess:
         if self.process.stdin is not None:
             self.process.stdin.close()
         self.process.wait(30)
-
-
-def _timed_answer(q: str) -> tuple[float, dict]:
-    """``suggest(q, k=8)`` timed, and what it answered as the before process reports it (JSON, without
-    ``took_ms``)."""
-    import catalog_search
-
-    ms, found = timed_call(lambda: catalog_search.suggest(q, k=8))
-    answer = found.as_dict()
-    answer.pop("took_ms")
-    return ms, json.loads(json.dumps(answer))
 
 
 def _commit(tree: Path) -> str:
@@ -299,31 +289,31 @@ def main(argv: list[str] | None = None) -> int:
         "search(bm25)": lambda q: timed_call(lambda: catalog_search.search(q=q, k=8, mode="bm25")),
         "naive ILIKE": lambda q: timed_call(lambda: naive(q)),
     }
-    before = BeforeProcess(before_tree, env) if before_tree else None
+    # With the code before: each code's suggest() in a process of its own (module docstring).
+    workers = {"a": SuggestProcess(ROOT, env), "b": SuggestProcess(before_tree, env)} if before_tree else {}
     before_name = f"`suggest()` of {_commit(before_tree)}" if before_tree else ""
-    if before is not None:
-        baselines[before_name] = before.ask
+    if workers:
+        baselines[before_name] = workers["b"].ask
     answers = {q: catalog_search.suggest(q, k=8) for q in prefixes}  # warm-up, and what they answer
     for q in prefixes:
-        for b in baselines.values():
+        for b in [*baselines.values(), *([workers["a"].ask] if workers else [])]:
             b(q)
     rows, alone, paired, before_alone, different = [], [], [], [], set()
     for name, b in baselines.items():
         if name == before_name:  # the same question: the answers are compared too
-            measured = side_by_side(
-                prefixes, args.rounds, lambda side, q, b=b: _timed_answer(q) if side == "a" else b(q)
-            )
+            measured = side_by_side(prefixes, args.rounds, lambda side, q: workers[side].ask(q))
             paired, before_alone, different = measured.times["a"], measured.times["b"], measured.different
         else:
             measured = side_by_side(prefixes, args.rounds, lambda side, q, b=b: a(q) if side == "a" else b(q))
         rows.append((name, *measured.row()))
-        alone += measured.times["a"]
+        if name != before_name:
+            alone += measured.times["a"]
         print(f"suggest vs {name}: {rows[-1]}", flush=True)
-    if before is not None:
-        before.stop()
+    for worker in workers.values():
+        worker.stop()
     by_shape: dict[str, list[float]] = {s: [] for s in SHAPES}
     order = [q for _ in range(args.rounds) for q in prefixes]
-    for q, ms in zip(order * len(baselines), alone, strict=True):
+    for q, ms in zip(order * (len(baselines) - bool(workers)), alone, strict=True):
         by_shape[shape_of[q]].append(ms)
     # With the code before: each side's calls of that comparison only, asked in turn in the same minutes
     # (an A call right after a search(bm25) or a naive scan finds colder caches).
@@ -356,8 +346,9 @@ def main(argv: list[str] | None = None) -> int:
         "- **A**: `catalog_search.suggest(q, k=8)` (4 products), in process; **B**: `search(q, k=8, mode='bm25')`"
         " or the naive `title__icontains` query (module docstring)"
         + (
-            f", or the same `suggest()` of the code before (commit {_commit(before_tree)}, `--before-tree`, "
-            f"in a process of its own; answered differently: {len(different)} of {len(prefixes)} prefixes)"
+            f"; last row: A is this code's `suggest()` and B the code before's (commit {_commit(before_tree)}, "
+            f"`--before-tree`), each in a fresh process of its own; answered differently: {len(different)} of "
+            f"{len(prefixes)} prefixes"
             if before_tree
             else ""
         )
