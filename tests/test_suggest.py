@@ -7,12 +7,14 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 
 import catalog_search
 from catalog_search import values as catalog_values
 from catalog_search.exceptions import InvalidQuery
 from catalog_search.indexing import sync
 from catalog_search.retrieval import suggest as suggest_module
+from catalog_search.retrieval.understanding.parse import parse
 
 pytestmark = pytest.mark.django_db
 
@@ -117,6 +119,38 @@ def test_bad_parameters_raise_invalid_query(shop):
         catalog_search.suggest("s" * 513)
     with pytest.raises(InvalidQuery):
         catalog_search.suggest("sn\x00")
+
+
+def test_parse_is_asked_only_when_a_head_word_is_missing(shop, monkeypatch):
+    asked = []
+
+    def spy(q, indexes, **kwargs):
+        asked.append(q)
+        return parse(q, indexes, **kwargs)
+
+    monkeypatch.setattr(suggest_module, "parse", spy)
+    assert texts(catalog_search.suggest("red sn")) == ["red sneakers"]  # every head word known: nothing to correct
+    assert asked == []
+    assert texts(catalog_search.suggest("snekers whi"))[0] == "sneakers white"
+    assert asked == ["snekers"]
+    found = catalog_search.suggest("zzzq sn")  # missing, and nothing near it: left out of the count
+    assert asked[-1] == "zzzq" and "corrected" not in found.query
+    assert texts(found)[:2] == ["zzzq sneakers", "zzzq snorkel"]
+    assert found.completions[0].count == 3
+
+
+def test_a_keystroke_costs_few_statements(shop):
+    """Per index: the head's known terms and the prefix's words in one statement, the head's sample in one,
+    the products in two (their ranking, then the objects)."""
+    products = ["shop.product"]
+    catalog_search.suggest("red sn", models=products)  # this process's copy of the field values, loaded once
+    with CaptureQueriesContext(connection) as queries:
+        found = catalog_search.suggest("red sn", models=products)
+    assert [p.id for p in found.products] == [int(shop["red_sneakers"])]
+    assert len(queries) == 4
+    with CaptureQueriesContext(connection) as queries:
+        assert catalog_search.suggest("sn", models=products).products  # no head: no sample
+    assert len(queries) == 3
 
 
 def test_counts_beyond_the_sample_are_estimates(shop, monkeypatch):

@@ -24,6 +24,10 @@ Completions no product would find are left out; ties rank values first, then alp
 Products: those the first completion finds (its words all in their text), among the first ``SAMPLE``
 documents of its rarest term, ranked by the term-frequency part of BM25 over its words (a word in a heavier
 field, such as the title, counts more).
+
+What a keystroke costs, per index (docs/benchmarks.md): one statement for the prefix's catalog words and
+which head terms are known, one for the head's sample (with a head), two for the products (ranking, then
+the objects). ``parse`` runs only when a head term is missing: otherwise it would correct nothing.
 """
 
 from __future__ import annotations
@@ -61,12 +65,13 @@ MAX_HEAD_WORDS = 8  # a long "query" is not being typed: only its last words are
 @dataclass(frozen=True)
 class Typed:
     """``q`` as suggestions read it: the head's words (folded, corrected), their index terms the catalog has,
-    and the last word, the prefix."""
+    the last word, the prefix, and per index (label) the catalog words it begins (``_lookup``)."""
 
     head: tuple[str, ...]
     head_terms: frozenset[str]
     prefix: str
     corrections: dict[str, str] = field(default_factory=dict)
+    words: dict[str, list[tuple[str, str, int]]] = field(default_factory=dict)  # (word, term, df)
 
 
 @dataclass
@@ -180,19 +185,71 @@ def _cached_term(analyzer: Analyzer, word: str) -> str:
 
 
 def split(q: str, indexes: Sequence[SearchIndex]) -> Typed | None:
-    """The head (corrected as search corrects it) and the prefix of ``q``; None when it has no word."""
+    """The head (corrected as search corrects it) and the prefix of ``q``, with the catalog words the prefix
+    begins; None when it has no word.
+
+    ``parse`` reads the head's words less any price phrase, so its terms are among the head's, and corrects
+    only a word whose term no document has: when every head term is known it would correct nothing, so it
+    is asked only when one is missing (~0.5 ms of Python saved per keystroke), and told which are known."""
     words = get_analyzer().words(q)
     if not words:
         return None
     head, prefix = words[:-1][-MAX_HEAD_WORDS:], words[-1]
+    terms = _terms(head)
+    models = [index.content_type.pk for index in indexes]
+    known, found = _lookup(indexes[0], models, terms, prefix)
     fixes: dict[str, str] = {}
-    if head and conf.settings().QUERY_UNDERSTANDING:
-        fixes = parse(" ".join(head), indexes).corrections
-        head = [fixes.get(w, w) for w in head]
-    terms = [t for t in map(_term, head) if t]
+    if len(known) < len(terms) and conf.settings().QUERY_UNDERSTANDING:
+        fixes = parse(" ".join(head), indexes, known=known).corrections  # its terms are the head's
+        if fixes:
+            head = [fixes.get(w, w) for w in head]
+            terms = _terms(head)
+            known = known_terms(terms, models)
+    by_index = {indexes[0].label: found}
+    for index in indexes[1:]:
+        by_index[index.label] = _lookup(index, models, (), prefix)[1]
     # A head word no product has cannot narrow the count: it is left out of it (search would find the rest).
-    known = known_terms(terms, [index.content_type.pk for index in indexes]) if terms else set()
-    return Typed(tuple(head), frozenset(known), prefix, fixes)
+    return Typed(tuple(head), frozenset(known), prefix, fixes, by_index)
+
+
+def _terms(head: Sequence[str]) -> list[str]:
+    """The head's index terms, stopwords left out, each once."""
+    return sorted({t for t in map(_term, head) if t})
+
+
+# The Spelling rows the prefix begins (a text_pattern_ops btree index, migration 0008) with their term's
+# TermStat document frequency, most frequent first.
+_WORDS_SQL = """
+    SELECT 'word', s.word, s.term, t.df FROM catalog_search_spelling s JOIN catalog_search_termstat t
+    ON t.content_type_id = s.content_type_id AND t.term = s.term
+    WHERE s.content_type_id = %(ct)s AND s.word LIKE %(pattern)s AND t.df > 0
+    ORDER BY t.df DESC, s.word LIMIT %(n)s
+"""
+
+# With a head, the same statement says which of its terms a document of the searched models has: one
+# round trip for what every keystroke needs. Without one, the words alone (the known branch costs ~0.1 ms).
+_LOOKUP_SQL = f"""
+    SELECT 'known', term, NULL::text, NULL::int FROM catalog_search_termstat
+    WHERE term = ANY(%(terms)s::text[]) AND content_type_id = ANY(%(models)s) AND df > 0
+    UNION ALL ({_WORDS_SQL})
+"""
+
+
+def _lookup(
+    index: SearchIndex, models: list[int], terms: Sequence[str], prefix: str
+) -> tuple[set[str], list[tuple[str, str, int]]]:
+    """Those of ``terms`` some document of ``models`` has, and the (word, term, df) of the catalog words of
+    ``index`` that ``prefix`` begins, the ``WORD_CANDIDATES`` most frequent."""
+    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    params = {"ct": index.content_type.pk, "pattern": pattern, "n": WORD_CANDIDATES}
+    with connection.cursor() as cursor:
+        if terms:
+            cursor.execute(_LOOKUP_SQL, {**params, "terms": text_array(terms), "models": models})
+        else:
+            cursor.execute(_WORDS_SQL, params)
+        rows = cursor.fetchall()
+    known = {term for kind, term, _, _ in rows if kind == "known"}
+    return known, [(word, term, df) for kind, word, term, df in rows if kind == "word"]
 
 
 # Sources ----------------------------------------------------------------------------------------------
@@ -201,18 +258,9 @@ def split(q: str, indexes: Sequence[SearchIndex]) -> Typed | None:
 def catalog_words(index: SearchIndex, typed: Typed) -> list[Completion]:
     """The head plus each catalog word the prefix begins (one spelling per term), counted by document
     frequency when there is no head."""
-    pattern = typed.prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT s.word, s.term, t.df FROM catalog_search_spelling s JOIN catalog_search_termstat t "
-            "ON t.content_type_id = s.content_type_id AND t.term = s.term "
-            "WHERE s.content_type_id = %s AND s.word LIKE %s AND t.df > 0 ORDER BY t.df DESC, s.word LIMIT %s",
-            [index.content_type.pk, pattern, WORD_CANDIDATES],
-        )
-        rows = cursor.fetchall()
     spellings: dict[str, list[str]] = {}
     frequency: dict[str, int] = {}
-    for word, term, df in rows:
+    for word, term, df in typed.words.get(index.label, ()):
         if term not in typed.head_terms:  # "blue b" -> not "blue blue"
             spellings.setdefault(term, []).append(word)
             frequency[term] = df
@@ -341,7 +389,7 @@ def _count(index: SearchIndex, typed: Typed, candidates: list[Completion]) -> _S
     wanted = sorted(typed.head_terms.union(*(c.terms for c in pending)))
     sample = _sample(index, typed.head_terms, wanted)
     for candidate in pending:
-        hits = sum(1 for present in sample.present if candidate.terms <= present)
+        hits = len(sample.matching(candidate.terms))
         candidate.count = round(hits * sample.scale)
         candidate.estimated = sample.estimated and hits > 0
     return sample
@@ -349,28 +397,52 @@ def _count(index: SearchIndex, typed: Typed, candidates: list[Completion]) -> _S
 
 @dataclass(frozen=True)
 class _Sample:
-    """The sampled documents that have every required term: their ids and which wanted terms each has."""
+    """The sampled documents that have every required term, by id, and for each wanted term those of them
+    that have it: a candidate's count is an intersection of a few sets, not a test of every document (a
+    one-letter prefix has a hundred candidates, the sample 200 documents)."""
 
     ids: list[int]
-    present: list[frozenset[str]]
+    holding: dict[str, set[int]]
     scale: float  # documents of the rarest term / documents of it read
     estimated: bool
 
-    def having(self, terms: frozenset[str]) -> list[int]:
+    def matching(self, terms: frozenset[str]) -> set[int]:
         """The sampled documents whose text has all of ``terms``."""
-        return [i for i, present in zip(self.ids, self.present, strict=True) if terms <= present]
+        if not terms:
+            return set(self.ids)
+        return set.intersection(*(self.holding.get(term, set()) for term in terms))
+
+    def having(self, terms: frozenset[str]) -> list[int]:
+        """The sampled documents whose text has all of ``terms``, by id."""
+        found = self.matching(terms)
+        return [i for i in self.ids if i in found]
 
 
-NO_SAMPLE = _Sample([], [], 0.0, False)
+NO_SAMPLE = _Sample([], {}, 0.0, False)
+
+
+# Which sampled documents have each wanted term, two ways to the same pairs. Few terms: each looked for in
+# every document's array (200 x a few array scans in C); many (a short prefix's words): each document's
+# terms unnested once and looked up in the wanted set (200 x ~25 rows through the executor). At 100k the
+# first is ~0.35 ms cheaper for 2 to 4 terms and dearer from about 10 (1.7x at 24).
+FEW_WANTED = 8
+_EACH_WANTED = (
+    "CROSS JOIN unnest(%(wanted)s::text[]) AS u(t) WHERE d.terms @> %(required)s::text[] AND u.t = ANY(d.terms)"
+)
+_EACH_TERM = (
+    "CROSS JOIN LATERAL unnest(d.terms) AS u(t) WHERE d.terms @> %(required)s::text[] AND u.t = ANY(%(wanted)s::text[])"
+)
 
 
 def _sample(index: SearchIndex, required: frozenset[str], wanted: Sequence[str]) -> _Sample:
-    """The first ``SAMPLE`` documents (by id) of the rarest of ``required``, those that have them all."""
+    """The first ``SAMPLE`` documents (by id) of the rarest of ``required``, those that have them all, and
+    which of them have each of ``wanted``."""
     if not required:
         return NO_SAMPLE
+    present = _EACH_WANTED if len(wanted) <= FEW_WANTED else _EACH_TERM
     with connection.cursor() as cursor:
         cursor.execute(
-            """
+            f"""
             WITH t0 AS (
                 SELECT term, df FROM catalog_search_termstat
                 WHERE content_type_id = %(ct)s AND term = ANY(%(required)s::text[]) AND df > 0
@@ -379,18 +451,20 @@ def _sample(index: SearchIndex, required: frozenset[str], wanted: Sequence[str])
                 SELECT document_id FROM catalog_search_posting
                 WHERE term = (SELECT term FROM t0) AND content_type_id = %(ct)s ORDER BY document_id LIMIT %(n)s
             )
-            SELECT (SELECT df FROM t0), d.id, array_agg(u.t)
-            FROM s JOIN catalog_search_document d ON d.id = s.document_id CROSS JOIN LATERAL unnest(d.terms) AS u(t)
-            WHERE d.terms @> %(required)s::text[] AND u.t = ANY(%(wanted)s::text[])
-            GROUP BY d.id ORDER BY d.id
+            SELECT (SELECT df FROM t0), u.t, array_agg(d.id)
+            FROM s JOIN catalog_search_document d ON d.id = s.document_id {present}
+            GROUP BY u.t
             """,
             {"ct": index.content_type.pk, "required": sorted(required), "wanted": text_array(wanted), "n": SAMPLE},
         )
         rows = cursor.fetchall()
     if not rows:
         return NO_SAMPLE
+    # One row per wanted term with the documents that have it (fewer rows than documents); every document
+    # has the required terms, which are wanted, so their union is the sample.
+    holding = {term: set(documents) for _, term, documents in rows}
     df = rows[0][0]
-    return _Sample([r[1] for r in rows], [frozenset(r[2]) for r in rows], df / min(df, SAMPLE), df > SAMPLE)
+    return _Sample(sorted(set().union(*holding.values())), holding, df / min(df, SAMPLE), df > SAMPLE)
 
 
 # Products ---------------------------------------------------------------------------------------------

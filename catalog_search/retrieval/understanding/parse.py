@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -72,8 +72,12 @@ def _wordnet() -> _Guarded | None:
     return None if wordnet is None else _Guarded(wordnet)
 
 
-def parse(q: str, indexes: Sequence[SearchIndex], *, correct: bool = True) -> Understanding:
-    """Understand ``q`` for ``indexes`` (see the module docstring)."""
+def parse(
+    q: str, indexes: Sequence[SearchIndex], *, correct: bool = True, known: Collection[str] | None = None
+) -> Understanding:
+    """Understand ``q`` for ``indexes`` (see the module docstring). ``known``: which of the terms of ``q``
+    some document has, when the caller has just looked them up (suggestions, with the prefix's words): not
+    looked up again. It must answer for every term of ``q``."""
     bounds, text = prices.find(q) if any(index.price_field for index in indexes) else ([], q)
     analyzer = get_analyzer()
     tokens = analyzer.tokens(text)
@@ -81,7 +85,7 @@ def parse(q: str, indexes: Sequence[SearchIndex], *, correct: bool = True) -> Un
         return Understanding(text or None, bounds=bounds)
     terms = analyzer.stem(tokens)
     content_types = [index.content_type.pk for index in indexes]
-    known = known_terms(terms, content_types)
+    known = known_terms(terms, content_types) if known is None else known
     found = values.matcher(indexes)
     wordnet = _wordnet()
     unknown = {i for i, term in enumerate(terms) if term not in known}
