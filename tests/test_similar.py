@@ -157,6 +157,20 @@ def test_facets_count_the_neighbourhood_each_selected_facet_without_its_own_filt
     assert sum(o["count"] for o in near.facets["color"]) == 30  # the 30 nearest
 
 
+def test_without_facets_the_same_page_and_no_counts(catalog, client):
+    product = Product.objects.exclude(image="").order_by("pk")[6]
+    full = catalog_search.similar(product, k=K, filters={"category": "common"})
+    bare = catalog_search.similar(product, k=K, filters={"category": "common"}, facets=False)
+    assert [h.id for h in bare] == [h.id for h in full] and bare.facets == {}
+    assert bare.total == full.total
+    body = client.get(f"/api/similar/shop.product/{product.pk}/", {"facets": "0", "category": "common", "k": K}).json()
+    assert body["facets"] == {} and [r["id"] for r in body["results"]] == [h.id for h in full]
+    response = client.get(f"/api/similar/shop.product/{product.pk}/", {"facets": "maybe"})
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_parameter")
+    response = client.get(f"/api/similar/shop.product/{product.pk}/?facets=0&facets=1")
+    assert response.status_code == 400
+
+
 def _orm_counts(queryset, field: str) -> dict:
     from django.db.models import Count
 

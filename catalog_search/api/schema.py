@@ -128,6 +128,8 @@ def _similar_parameters() -> list[dict[str, Any]]:
         {"name": name, "in": "query", "required": False, "schema": _search_parameters()[name]}
         for name in ("k", "offset")
     ]
+    facets = {**EXPLAIN, "default": "1", "description": "0: no facets (cheaper)"}
+    paging.append({"name": "facets", "in": "query", "required": False, "schema": facets})
     return path + paging + filter_parameters()
 
 

@@ -164,14 +164,23 @@ class SimilarView(SearchAPIView):
     """The products nearest one product (``<type>`` "shop.product", ``<id>`` its key), with filters."""
 
     throttle_classes = [TextSearchThrottle]
-    parameters = ("k", "offset")
+    parameters = ("k", "offset", "facets")
 
     def get(self, request: Request, type: str, id: str) -> Response:
         params, filters = self.split(request.query_params)
+        if "facets" in filters:  # not a search parameter, so split() took it for a filter
+            values = filters.pop("facets")
+            if len(values) != 1:
+                raise InvalidQuery("'facets' must be given once.")
+            params["facets"] = values[0]
         unknown = set(params) - set(self.parameters)
         if unknown:
-            raise InvalidQuery(f"'{sorted(unknown)[0]}' is a search parameter; similar takes k, offset and filters.")
-        found = similar_by_key(type, id, k=params.get("k"), offset=params.get("offset"), filters=filters)
+            raise InvalidQuery(
+                f"'{sorted(unknown)[0]}' is a search parameter; similar takes k, offset, facets and filters."
+            )
+        found = similar_by_key(
+            type, id, k=params.get("k"), offset=params.get("offset"), facets=params.get("facets"), filters=filters
+        )
         return Response(serialize_results(found))
 
 

@@ -31,7 +31,7 @@ from catalog_search.models import Encoder as EncoderRow
 from catalog_search.registry import SearchIndex, get_index, get_index_by_label
 from catalog_search.retrieval import facets, vector
 from catalog_search.retrieval.filters import FilterPlan, plan
-from catalog_search.retrieval.query import Filter, _int, filters_echo, parse_filters
+from catalog_search.retrieval.query import Filter, _flag, _int, filters_echo, parse_filters
 from catalog_search.retrieval.results import SearchHit, SearchResults, Total
 
 logger = logging.getLogger(__name__)
@@ -67,9 +67,11 @@ def similar(
     k: Any = 12,
     offset: Any = 0,
     filters: Mapping[str, Any] | None = None,
+    facets: Any = True,
 ) -> SearchResults:
     """The ``k`` products nearest ``obj`` (a registered model's instance) that pass ``filters`` (as in
-    ``search()``), nearest first, never ``obj`` itself. Raises InvalidQuery for bad parameters, NotIndexed
+    ``search()``), nearest first, never ``obj`` itself. ``facets=False`` (a product page's "similar items")
+    skips counting the facets (and, for a filter on a facet, the search without it; docs/benchmarks.md). Raises InvalidQuery for bad parameters, NotIndexed
     when ``obj`` has no vectors yet (the message says why) and IndexUnavailable when the database fails."""
     started = time.perf_counter()
     index = get_index(type(obj)) if isinstance(obj, models.Model) else None
@@ -80,11 +82,14 @@ def similar(
     settings = conf.settings()
     k = _int("k", k, low=1, high=settings.MAX_K, default=12)
     offset = _int("offset", offset, low=0, high=settings.MAX_OFFSET, default=0)
+    counted = _flag("facets", facets, True)
     parsed, per_index = parse_filters(filters, [index])
     try:
         source = _source(index, obj)
         if index.label in per_index:
-            hits, tally, total = _run(source, per_index[index.label], k=k, offset=offset, settings=settings)
+            hits, tally, total = _run(
+                source, per_index[index.label], k=k, offset=offset, counted=counted, settings=settings
+            )
         else:  # a filter names a field this index lacks: nothing matches
             hits, tally, total = [], None, Total(0)
     except DatabaseError as exc:
@@ -101,14 +106,20 @@ def similar(
 
 
 def _run(
-    source: Source, filters: list[Filter], *, k: int, offset: int, settings: conf.Settings
-) -> tuple[list[SearchHit], facets.Tally, Total]:
+    source: Source, filters: list[Filter], *, k: int, offset: int, counted: bool, settings: conf.Settings
+) -> tuple[list[SearchHit], facets.Tally | None, Total]:
     """The page, the facets over the neighbourhood (the ``depth`` nearest passing the filters; with
     DISJUNCTIVE_FACETS each selected facet counted over the neighbourhood without its own filter, as search
-    counts it) and how many neighbours there are: exactly, when fewer than ``depth`` pass."""
+    counts it) and how many neighbours there are: exactly, when fewer than ``depth`` pass. Without facets
+    the neighbourhood is read all the same: the photo-less products' calibration is over it, so the page
+    is the same with or without."""
     index, cap = source.index, settings.EXACT_SEARCH_MAX_ROWS
     depth = max(settings.CANDIDATES, offset + 2 * k)
     neighbours = _neighbours(source, plan(index, filters, cap), limit=depth)
+    hits = _resolve(index, neighbours[offset:], k, first_rank=offset + 1)
+    total = Total(len(neighbours), "gte" if len(neighbours) >= depth else "eq")
+    if not counted:
+        return hits, None, total
     own = facets.own_clauses(index, filters) if settings.DISJUNCTIVE_FACETS else {}
     ids = [hit.object_id for hit in neighbours]
     for clauses in own.values():
@@ -121,8 +132,7 @@ def _run(
         vector_ids={index.label: list(dict.fromkeys(ids))},
         own={index.label: own},
     )
-    hits = _resolve(index, neighbours[offset:], k, first_rank=offset + 1)
-    return hits, tally, Total(len(neighbours), "gte" if len(neighbours) >= depth else "eq")
+    return hits, tally, total
 
 
 def similar_by_key(label: str, object_id: str, **kwargs: Any) -> SearchResults:
@@ -194,10 +204,11 @@ def _neighbours(source: Source, scope: FilterPlan, *, limit: int) -> list[vector
 
 
 def _resolve(index: SearchIndex, neighbours: list[vector.Hit], k: int, *, first_rank: int) -> list[SearchHit]:
-    """The first ``k`` neighbours whose objects still exist, as hits (one query)."""
-    pk = index.model._meta.pk
-    wanted = [pk.to_python(hit.object_id) for hit in neighbours]
-    objects = {str(obj.pk): obj for obj in index.get_queryset().filter(pk__in=wanted)}
+    """The first ``k`` neighbours whose objects still exist, as hits: one query for the page, one more for
+    as many stand-ins only when some of the page's objects were deleted since indexing (rare)."""
+    objects = _objects(index, neighbours[:k])
+    if len(objects) < min(k, len(neighbours)):
+        objects.update(_objects(index, neighbours[k : 2 * k]))
     hits: list[SearchHit] = []
     for rank, hit in enumerate(neighbours, start=first_rank):
         obj = objects.get(hit.object_id)
@@ -217,3 +228,11 @@ def _resolve(index: SearchIndex, neighbours: list[vector.Hit], k: int, *, first_
         if len(hits) == k:
             break
     return hits
+
+
+def _objects(index: SearchIndex, neighbours: list[vector.Hit]) -> dict[str, models.Model]:
+    if not neighbours:
+        return {}
+    pk = index.model._meta.pk
+    wanted = [pk.to_python(hit.object_id) for hit in neighbours]
+    return {str(obj.pk): obj for obj in index.get_queryset().filter(pk__in=wanted)}
