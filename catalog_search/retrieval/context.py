@@ -33,6 +33,8 @@ class Candidates:
     neighbour_matches: dict[str, list[str]] = field(default_factory=dict)  # composed: keyword matches' ids
     bm25_scores: dict[int, float] = field(default_factory=dict)  # composed: the keyword matches' BM25 scores
     neighbourhood: dict[str, list[str]] = field(default_factory=dict)  # composed: the photo's neighbours, nearest first
+    # composed, with understood values: document id -> similarity to the photo alone (vector_signal.py)
+    photo_similarity: dict[int, float] = field(default_factory=dict)
     # Disjunctive facets: per index label, the candidates of the searches without a selected facet's own
     # filter that the query's own candidates do not have (disjunctive.py)
     unselected: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # (document id, object id)

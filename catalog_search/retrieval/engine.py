@@ -113,7 +113,9 @@ def _run(search: Search, started: float) -> SearchResults:
         keyword_signal.finish(search, index, scope, pending)
         disjunctive.retrieve(search, index)
     boost.photo_kind(search)
-    ranked = boost.rerank(search, _fuse(search))
+    fused = _fuse(search)
+    vector_signal.photo_similarities(search, fused)
+    ranked = boost.rerank(search, fused)
     matches, ids = _matched(search, ranked)
     tally = _facets(search, matches, ids)
     page = sorting.order(search, ranked, matches=matches, ids=ids) if search.query.sort else ranked
