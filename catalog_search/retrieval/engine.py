@@ -113,6 +113,8 @@ def _run(search: Search, started: float) -> SearchResults:
         keyword_signal.finish(search, index, scope, pending)
         disjunctive.retrieve(search, index)
     boost.photo_kind(search)
+    for index in search.query.indexes:
+        keyword_signal.asked(search, index)
     fused = _fuse(search)
     vector_signal.photo_similarities(search, fused)
     ranked = boost.rerank(search, fused)
