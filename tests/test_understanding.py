@@ -333,23 +333,24 @@ def test_a_photo_refined_by_words_orders_each_tier_by_the_photo_alone(make_produ
     assert all(near[a] >= near[b] - 1e-6 for a, b in zip(order, order[1:], strict=False))
 
 
-def test_a_photo_refined_by_words_finds_the_products_with_every_value(make_product, product_index, encoder, settings):
-    # The only blue handbag is neither near the photo nor among the composed vector's few candidates (as in a
-    # large catalog): the photo's nearest products with every understood value (the color named, the kind
-    # voted by the photo's neighbours) are fetched, so it comes first, and the facets count it.
+def test_a_photo_refined_by_words_finds_the_nearest_products_with_the_named_values(
+    make_product, product_index, encoder, settings
+):
+    # The blue handbag looks like the photo (a red picture) but is neither among its few nearest products
+    # nor among the composed vector's candidates (as in a large catalog): the photo's nearest blue products
+    # are fetched, so it comes first (blue, and of the kind the neighbours vote for), and the facets count it.
     from tests.conftest import COLORS, png_bytes
 
-    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "CANDIDATES": 6}
+    # Text weight 0: the composed vector is the photo's, so its candidates are the photo's nearest.
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "CANDIDATES": 6, "COMPOSED_TEXT_WEIGHT": 0.0}
     catalog_values.forget()
     photo = png_bytes(COLORS["red"], seed=1)
-    for n in range(6):  # the photo's nearest: they vote its kind
+    for n in range(12):  # the photo's nearest: they vote its kind and fill the few candidates
         make_product(f"Red handbag {n}", product_type="handbag", color="red", image=photo)
-    for n in range(12):  # blue and like the photo, of kinds nothing votes for: they fill the few candidates
-        make_product(f"Blue thing {n}", category="electronics", product_type=f"kind {n}", color="blue",
-                     image=png_bytes(COLORS["red"], seed=20 + n))  # fmt: skip
-    wanted = make_product(
-        "Blue handbag", product_type="handbag", color="blue", image=png_bytes((250, 250, 250), "round")
-    )
+    for n in range(10):  # blue, of kinds nothing votes for, in blue pictures: near the composed vector
+        make_product(f"Blue thing {n}", category="home", product_type=f"kind {n}", color="blue",
+                     image=png_bytes((30 + 5 * n, 60, 220 - 5 * n), ("box", "round")[n % 2], seed=20 + n))  # fmt: skip
+    wanted = make_product("Blue handbag", product_type="handbag", color="blue", image=png_bytes(COLORS["red"], seed=3))
     sync.reindex(product_index, encoder)
     catalog_values.forget()
     seen = {}
@@ -367,8 +368,9 @@ def test_a_photo_refined_by_words_finds_the_products_with_every_value(make_produ
     assert str(wanted.pk) not in seen["vector"] | seen["neighbours"]  # what the test is about
     assert ids(results)[0] == str(wanted.pk)
     blue = {str(p.pk) for p in Product.objects.filter(color="blue")}
-    colors = {row["value"]: row["count"] for row in results.facets["color"]}
-    assert colors["blue"] == len(seen["vector"] & blue | {str(wanted.pk)})  # the fetched one is counted
+    assert set(ids(results)) <= blue and not seen["vector"] & blue
+    # The blue products matched are the fetched page (k = 5), each counted once.
+    assert {row["value"]: row["count"] for row in results.facets["color"]}["blue"] == 5
 
 
 # Declarations and the API -------------------------------------------------------------------------------

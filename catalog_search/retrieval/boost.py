@@ -21,11 +21,14 @@ Within a tier a text query keeps the fused order. A photo refined by words order
 candidates' similarity to the photo alone: the tier already holds what the words asked for ("blue"), so
 what is left to rank is how much each looks like the photographed product. The fused score would count
 the words a second time: the composed query vector is pulled toward the text (``COMPOSED_TEXT_WEIGHT``),
-so among blue products it prefers the bluest of any kind to the photo's kind (docs/relevance.md).
+so among blue products it prefers the bluest of any kind to the photo's kind (docs/relevance.md). The
+first tier's products nearest to the photo are candidates even when no signal retrieved them
+(``keyword_signal._asked``).
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -206,11 +209,13 @@ def rerank(search: Search, ranked: list[Fused]) -> list[Fused]:
 
 def _within_tier(search: Search) -> Callable[[Fused], tuple[int, float]]:
     """The sort key: tier first; within a tier the fused order (the sort is stable), or for a photo refined
-    by words the similarity to the photo alone (module docstring)."""
+    by words the similarity to the photo alone (module docstring). It is known for the photo's neighbours
+    and ``keyword_signal._asked``'s products; any other candidate is further from the photo than every
+    neighbour (they are its nearest), so it comes after them, in fused order."""
     near = search.found.photo_similarity
     if not near:
         return lambda item: (-item.tier, 0.0)
-    return lambda item: (-item.tier, -near.get(item.document_id, -1.0))
+    return lambda item: (-item.tier, -near.get(item.document_id, -math.inf))
 
 
 def _weights(fields: list[str], wanted: dict[str, set[str]], guessed: set[str]) -> dict[str, int]:

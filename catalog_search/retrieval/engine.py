@@ -113,11 +113,7 @@ def _run(search: Search, started: float) -> SearchResults:
         keyword_signal.finish(search, index, scope, pending)
         disjunctive.retrieve(search, index)
     boost.photo_kind(search)
-    for index in search.query.indexes:
-        keyword_signal.asked(search, index)
-    fused = _fuse(search)
-    vector_signal.photo_similarities(search, fused)
-    ranked = boost.rerank(search, fused)
+    ranked = boost.rerank(search, _fuse(search))
     matches, ids = _matched(search, ranked)
     tally = _facets(search, matches, ids)
     page = sorting.order(search, ranked, matches=matches, ids=ids) if search.query.sort else ranked

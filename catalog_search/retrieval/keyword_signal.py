@@ -6,7 +6,7 @@ vector candidates no term matched are counted when they are known (``facets.cand
 query's statement is independent of the vector search, so it starts first (``start``) and may run on a
 second connection meanwhile; ``finish`` takes its result. A photo refined by words searches the words among
 the photo's neighbours (``_neighbourhood``), known only once its vector search has run; when the words name
-values, ``asked`` adds the photo's nearest products that have them.
+values, ``_asked`` adds the photo's nearest products that have them.
 """
 
 from __future__ import annotations
@@ -144,6 +144,8 @@ def finish(search: Search, index: SearchIndex, plan: FilterPlan, pending: parall
     if counts is not None:
         search.counted[index.label] = counts + extra
     _add(search, index, hits, nearness)
+    if search.composed:
+        _asked(search, index, plan)
 
 
 def _counts(
@@ -167,6 +169,7 @@ def _neighbourhood(search: Search, index: SearchIndex, plan: FilterPlan) -> dict
     assert search.photo_vector is not None and search.encoder is not None
     neighbours = nearest(search, index, plan, search.photo_vector, all_similarities=False)
     search.found.neighbourhood[index.label] = [h.object_id for h in neighbours]
+    search.found.photo_similarity.update((h.document_id, h.score) for h in neighbours)
     return {h.object_id: h.score for h in neighbours}
 
 
@@ -185,23 +188,22 @@ def _add(search: Search, index: SearchIndex, hits: list[bm25.Hit], nearness: dic
             found.bm25.append((hit.document_id, hit.score))
 
 
-def asked(search: Search, index: SearchIndex) -> None:
+def _asked(search: Search, index: SearchIndex, scope: FilterPlan) -> None:
     """A photo refined by words that name values ("this, but in blue"): the photo's nearest products with
-    every understood value (the photo's voted kind too), from the whole catalog, join the keyword signal's
-    candidates, scored like its others by closeness to the photo. The re-rank puts exactly these first
-    (boost.py), but the photo's neighbours may hold none of them and, in a large catalog, the composed
-    vector's candidates may miss them. One page of them (offset + k): what the page's first tier needs."""
-    if not search.composed or not search.query.understand:
-        return
-    clauses = _asked_clauses(search, index)
+    every named value, from the whole catalog, join the keyword signal's candidates, scored like its others
+    by closeness to the photo. The re-rank puts exactly these first (boost.py), but the photo's neighbours
+    may hold none of them and, in a large catalog, the composed vector's candidates may miss them. One page
+    of them (offset + k), what the page's first tier needs; the named values only: the photo's kind, voted
+    later, is a guess, never a filter."""
+    clauses = _asked_clauses(search, index) if search.query.understand else []
     if not clauses:
         return
     assert search.photo_vector is not None
-    filters = search.query.index_filters[index.label] + clauses
-    scope = plan(index, filters, search.settings.EXACT_SEARCH_MAX_ROWS)
+    within = plan(index, scope.filters + clauses, search.settings.EXACT_SEARCH_MAX_ROWS)
     limit = search.query.offset + search.query.k
-    hits = nearest(search, index, scope, search.photo_vector, all_similarities=False, limit=limit)
+    hits = nearest(search, index, within, search.photo_vector, all_similarities=False, limit=limit)
     found = search.found
+    found.photo_similarity.update((hit.document_id, hit.score) for hit in hits)
     listed = set(found.neighbour_matches.get(index.label, []))
     seen = listed | set(found.vector_ids.get(index.label, []))
     new = [hit for hit in hits if hit.object_id not in listed]
@@ -211,12 +213,11 @@ def asked(search: Search, index: SearchIndex) -> None:
         found.neighbour_matches.setdefault(index.label, []).append(hit.object_id)
     uncounted = [(hit.document_id, hit.object_id) for hit in new if hit.object_id not in seen]
     if index.label in search.counted and uncounted:  # the keyword statement counted the rest
-        neighbourhood = IdList.of(found.neighbourhood.get(index.label, []))
         search.counted[index.label] += facets.candidate_counts(
             index,
-            search.query.index_filters[index.label],
+            scope.filters,
             search.matches[index.label],
-            restriction=neighbourhood,
+            restriction=IdList.of(found.neighbourhood.get(index.label, [])),
             candidates=uncounted,
             own=search.own(index),
             more=True,

@@ -329,17 +329,6 @@ def _nearest_weighted(space: _Space, weights: dict[str, float], restriction: Res
     return _scored(rows, weights)
 
 
-def similarities(
-    vector: np.ndarray, *, encoder_id: int, dim: int, document_ids: list[int], weights: dict[str, float]
-) -> dict[int, float]:
-    """document id -> the weighted similarity of its stored vectors to ``vector`` (one statement; a document
-    with none of the weighted columns is left out)."""
-    if not document_ids:
-        return {}
-    space = _Space(encoder_id, dim, 0, vector_literal(vector))  # rescore reads documents by id: no content type
-    return {hit.document_id: hit.score for hit in rescore(space, document_ids, weights)}
-
-
 def rescore(space: _Space, document_ids: list[int], weights: dict[str, float]) -> list[Hit]:
     """Exact similarities of the given documents to the query, combined with ``weights``."""
     sims = ", ".join(f"1 - ({space.distance(c)})" for c in COLUMNS)

@@ -9,7 +9,6 @@ from catalog_search.registry import SearchIndex
 from catalog_search.retrieval import vector
 from catalog_search.retrieval.context import Search
 from catalog_search.retrieval.filters import FilterPlan
-from catalog_search.retrieval.fusion import Fused
 
 
 def column_weights(search: Search, index: SearchIndex) -> dict[str, float]:
@@ -66,27 +65,3 @@ def retrieve(search: Search, index: SearchIndex, plan: FilterPlan) -> None:
         found.vector.append((hit.document_id, hit.score))
         found.where[hit.document_id] = (index, hit.object_id)
         found.similarities[hit.document_id] = hit.similarities
-
-
-def photo_similarities(search: Search, ranked: list[Fused]) -> None:
-    """A photo refined by words that name values: each candidate's similarity to the photo alone, in
-    ``search.found.photo_similarity``, which orders the candidates within a tier (boost.py). One statement
-    per index over the fused candidates' stored vectors."""
-    if search.photo_vector is None or search.encoder is None or not search.boosts():
-        return
-    row, _ = search.encoder
-    by_index: dict[str, list[int]] = {}
-    for item in ranked:
-        by_index.setdefault(search.found.where[item.document_id][0].label, []).append(item.document_id)
-    for index in search.query.indexes:
-        documents = by_index.get(index.label)
-        if documents:
-            search.found.photo_similarity.update(
-                vector.similarities(
-                    search.photo_vector,
-                    encoder_id=row.pk,
-                    dim=row.dim,
-                    document_ids=documents,
-                    weights=column_weights(search, index),
-                )
-            )
