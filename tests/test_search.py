@@ -224,7 +224,8 @@ def test_composed_query_refinement_moves_results_toward_the_text(catalog):
 
 def test_composed_query_keywords_rank_only_the_photos_neighbourhood(catalog, make_product, product_index, encoder):
     """Photo + "crimson": a crimson product far from the photo is not fused in; those near it are,
-    nearest to the photo first."""
+    nearest to the photo first. The keyword signal's own words, so understanding is off: on, "crimson"
+    names the color red, and the photo's nearest red products join too (tests/test_understanding.py)."""
     from django.conf import settings
 
     for i, color in enumerate(["yellow", "white", "green", "black", "blue", "red"]):
@@ -235,7 +236,9 @@ def test_composed_query_keywords_rank_only_the_photos_neighbourhood(catalog, mak
     small_pool = override_settings(CATALOG_SEARCH={**settings.CATALOG_SEARCH, "CANDIDATES": 5})
     with small_pool:
         alone = catalog_search.search(image=photo, k=11)  # the photo's neighbours, nearest first
-        composed_pool = {hit.id for hit in catalog_search.search(image=photo, q="crimson", mode="vector", k=5)}
+        composed_pool = {
+            hit.id for hit in catalog_search.search(image=photo, q="crimson", mode="vector", k=5, understand=False)
+        }
     nearest = [hit.object for hit in alone]
     near, nearer_text = nearest[1], nearest[2]  # among the photo's 5 nearest products
     far = next(p for p in nearest[5:] if p.pk not in composed_pool)  # in neither vector candidate list
@@ -244,7 +247,7 @@ def test_composed_query_keywords_rank_only_the_photos_neighbourhood(catalog, mak
         product.save()
     sync.index_instances(product_index, [near, nearer_text, far], encoder)
     with small_pool:
-        results = catalog_search.search(image=photo, q="crimson", k=5, explain=True)
+        results = catalog_search.search(image=photo, q="crimson", k=5, explain=True, understand=False)
     by_id = {hit.id: hit for hit in results}
     assert far.pk not in by_id, titles(results)
     # The keyword signal lists the neighbours matching "crimson", nearest to the photo first, whatever

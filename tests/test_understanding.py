@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from django.core import checks
 from django.test import Client
@@ -16,6 +17,7 @@ from catalog_search.checks import check_indexes
 from catalog_search.indexing import documents, sync
 from catalog_search.indexing import values as value_writer
 from catalog_search.models import FieldValue, Spelling
+from catalog_search.retrieval import boost
 from catalog_search.retrieval.engine import search
 from catalog_search.retrieval.understanding import prices
 from catalog_search.retrieval.understanding.parse import parse
@@ -288,6 +290,87 @@ def test_a_photo_refined_by_a_color(make_product, product_index, encoder):
     assert order[:2] == [str(made[("handbag", "blue")].pk), str(made[("keyboard", "blue")].pk)]
     handbags = {str(p.pk) for (kind, color), p in made.items() if kind == "handbag" and color != "blue"}
     assert set(order[2:6]) == handbags
+
+
+def _photo_similarity(photo: bytes, encoder, products) -> dict[str, float]:
+    """The oracle: each product's stored image vector against the photo alone, in numpy."""
+    from catalog_search.encoding.images import open_image
+    from catalog_search.models import Embedding
+
+    vector = encoder.encode_images([open_image(photo)])[0]
+    rows = Embedding.objects.filter(object_id__in=[str(p.pk) for p in products])
+    return {row.object_id: float(np.dot(vector, np.asarray(row.image, dtype=np.float32))) for row in rows}
+
+
+def test_a_photo_refined_by_words_orders_each_tier_by_the_photo_alone(make_product, product_index, encoder):
+    # Every tier of "in blue" holds what the words asked; what is left is likeness to the photo. The fused
+    # score would count the words again (the composed vector leans to "blue"): by it, the blue products
+    # that look most like the photo are not first.
+    from tests.conftest import COLORS, png_bytes
+
+    catalog_values.forget()
+    shades = [(220, 30, 30), (200, 60, 40), (30, 60, 220), (60, 60, 200), (240, 210, 30), (20, 20, 20)]
+    looks = [(shade, shape) for shade in shades for shape in ("box", "round")]
+    # One kind each, so the photo's neighbours vote no kind: one tier, all blue.
+    made = [
+        make_product(f"Blue thing {n}", product_type=f"kind {n}", color="blue", image=png_bytes(*look, seed=n))
+        for n, look in enumerate(looks)
+    ]
+    others = [
+        make_product(f"Red vase {n}", product_type="vase", color="red", image=png_bytes(COLORS["red"], seed=50 + n))
+        for n in range(4)
+    ]
+    sync.reindex(product_index, encoder)
+    catalog_values.forget()
+    photo = png_bytes(COLORS["red"], seed=1)
+    results = search("in blue", image=photo, k=len(made))
+    assert understood(results)["color"] == ["blue"]
+    near = _photo_similarity(photo, encoder, made + others)
+    blue = {str(p.pk) for p in made}
+    order = ids(results)
+    assert set(order) == blue  # the blue tier fills the page
+    # Nearest to the photo first (equal images have equal vectors: ties in either order).
+    assert all(near[a] >= near[b] - 1e-6 for a, b in zip(order, order[1:], strict=False))
+
+
+def test_a_photo_refined_by_words_finds_the_nearest_products_with_the_named_values(
+    make_product, product_index, encoder, settings
+):
+    # The blue handbag looks like the photo (a red picture) but is neither among its few nearest products
+    # nor among the composed vector's candidates (as in a large catalog): the photo's nearest blue products
+    # are fetched, so it comes first (blue, and of the kind the neighbours vote for), and the facets count it.
+    from tests.conftest import COLORS, png_bytes
+
+    # Text weight 0: the composed vector is the photo's, so its candidates are the photo's nearest.
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "CANDIDATES": 6, "COMPOSED_TEXT_WEIGHT": 0.0}
+    catalog_values.forget()
+    photo = png_bytes(COLORS["red"], seed=1)
+    for n in range(12):  # the photo's nearest: they vote its kind and fill the few candidates
+        make_product(f"Red handbag {n}", product_type="handbag", color="red", image=photo)
+    for n in range(10):  # blue, of kinds nothing votes for, in blue pictures: near the composed vector
+        make_product(f"Blue thing {n}", category="home", product_type=f"kind {n}", color="blue",
+                     image=png_bytes((30 + 5 * n, 60, 220 - 5 * n), ("box", "round")[n % 2], seed=20 + n))  # fmt: skip
+    wanted = make_product("Blue handbag", product_type="handbag", color="blue", image=png_bytes(COLORS["red"], seed=3))
+    sync.reindex(product_index, encoder)
+    catalog_values.forget()
+    seen = {}
+    real = boost.rerank
+
+    def spy(search_, ranked):
+        seen["vector"] = set(search_.found.vector_ids.get(product_index.label, []))
+        seen["neighbours"] = set(search_.found.neighbourhood.get(product_index.label, []))
+        return real(search_, ranked)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(boost, "rerank", spy)
+        results = search("in blue", image=photo, k=5)
+    assert understood(results) == {"color": ["blue"], "product_type": ["handbag"]}
+    assert str(wanted.pk) not in seen["vector"] | seen["neighbours"]  # what the test is about
+    assert ids(results)[0] == str(wanted.pk)
+    blue = {str(p.pk) for p in Product.objects.filter(color="blue")}
+    assert set(ids(results)) <= blue and not seen["vector"] & blue
+    # The blue products matched are the fetched page (k = 5), each counted once.
+    assert {row["value"]: row["count"] for row in results.facets["color"]}["blue"] == 5
 
 
 # Declarations and the API -------------------------------------------------------------------------------

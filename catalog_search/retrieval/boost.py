@@ -16,11 +16,21 @@ clear, and it is then voted on by products (``KIND_VOTERS``, at least ``KIND_QUO
 - a photo refined by words ("this, but in blue"): the kind of the photo's ten nearest products, source
   "photo". It is a guess the shopper did not say, so it ranks below every named value (weight 1): blue
   products of the photo's kind first, then other blue neighbours, then the photo's kind in other colors.
+
+Within a tier a text query keeps the fused order. A photo refined by words orders each tier by the
+candidates' similarity to the photo alone: the tier already holds what the words asked for ("blue"), so
+what is left to rank is how much each looks like the photographed product. The fused score would count
+the words a second time: the composed query vector is pulled toward the text (``COMPOSED_TEXT_WEIGHT``),
+so among blue products it prefers the bluest of any kind to the photo's kind (docs/relevance.md). The
+first tier's products nearest to the photo are candidates even when no signal retrieved them
+(``keyword_signal._asked``).
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -194,7 +204,18 @@ def rerank(search: Search, ranked: list[Fused]) -> list[Fused]:
         fields = have.get((id(index), oid), set())
         item.tier = sum(weights[id(index)][name] for name in fields)
         item.matched = {name: sorted(wanted[name]) for name in weights[id(index)] if name in fields}
-    return sorted(ranked, key=lambda item: -item.tier)  # stable: fused order within a tier
+    return sorted(ranked, key=_within_tier(search))
+
+
+def _within_tier(search: Search) -> Callable[[Fused], tuple[int, float]]:
+    """The sort key: tier first; within a tier the fused order (the sort is stable), or for a photo refined
+    by words the similarity to the photo alone (module docstring). It is known for the photo's neighbours
+    and ``keyword_signal._asked``'s products; any other candidate is further from the photo than every
+    neighbour (they are its nearest), so it comes after them, in fused order."""
+    near = search.found.photo_similarity
+    if not near:
+        return lambda item: (-item.tier, 0.0)
+    return lambda item: (-item.tier, -near.get(item.document_id, -math.inf))
 
 
 def _weights(fields: list[str], wanted: dict[str, set[str]], guessed: set[str]) -> dict[str, int]:

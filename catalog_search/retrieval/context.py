@@ -33,6 +33,9 @@ class Candidates:
     neighbour_matches: dict[str, list[str]] = field(default_factory=dict)  # composed: keyword matches' ids
     bm25_scores: dict[int, float] = field(default_factory=dict)  # composed: the keyword matches' BM25 scores
     neighbourhood: dict[str, list[str]] = field(default_factory=dict)  # composed: the photo's neighbours, nearest first
+    # composed: document id -> similarity to the photo alone, of the neighbours and of keyword_signal._asked's
+    # products (boost.py orders a tier by it)
+    photo_similarity: dict[int, float] = field(default_factory=dict)
     # Disjunctive facets: per index label, the candidates of the searches without a selected facet's own
     # filter that the query's own candidates do not have (disjunctive.py)
     unselected: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # (document id, object id)

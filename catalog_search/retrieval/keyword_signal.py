@@ -5,7 +5,8 @@ For an index with facets the statement also counts them over every match it read
 vector candidates no term matched are counted when they are known (``facets.candidate_counts``). A text
 query's statement is independent of the vector search, so it starts first (``start``) and may run on a
 second connection meanwhile; ``finish`` takes its result. A photo refined by words searches the words among
-the photo's neighbours (``_neighbourhood``), known only once its vector search has run.
+the photo's neighbours (``_neighbourhood``), known only once its vector search has run; when the words name
+values, ``_asked`` adds the photo's nearest products that have them.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import partial
 
+from catalog_search.exceptions import InvalidFilter
 from catalog_search.registry import SearchIndex
 from catalog_search.retrieval import bm25, facets, parallel
 from catalog_search.retrieval.context import Search
-from catalog_search.retrieval.filters import FilterPlan, IdList, Passing, Restriction
+from catalog_search.retrieval.filters import FilterPlan, IdList, Passing, Restriction, plan
+from catalog_search.retrieval.query import Filter
 from catalog_search.retrieval.vector_signal import nearest
 
 Statement = tuple[list[bm25.Hit], facets.Counted | None]
@@ -141,6 +144,8 @@ def finish(search: Search, index: SearchIndex, plan: FilterPlan, pending: parall
     if counts is not None:
         search.counted[index.label] = counts + extra
     _add(search, index, hits, nearness)
+    if search.composed:
+        _asked(search, index, plan)
 
 
 def _counts(
@@ -164,6 +169,7 @@ def _neighbourhood(search: Search, index: SearchIndex, plan: FilterPlan) -> dict
     assert search.photo_vector is not None and search.encoder is not None
     neighbours = nearest(search, index, plan, search.photo_vector, all_similarities=False)
     search.found.neighbourhood[index.label] = [h.object_id for h in neighbours]
+    search.found.photo_similarity.update((h.document_id, h.score) for h in neighbours)
     return {h.object_id: h.score for h in neighbours}
 
 
@@ -180,3 +186,60 @@ def _add(search: Search, index: SearchIndex, hits: list[bm25.Hit], nearness: dic
             found.neighbour_matches.setdefault(index.label, []).append(hit.object_id)
         else:
             found.bm25.append((hit.document_id, hit.score))
+
+
+def _asked(search: Search, index: SearchIndex, scope: FilterPlan) -> None:
+    """A photo refined by words that name values ("this, but in blue"): the photo's nearest products with
+    every named value, from the whole catalog, join the keyword signal's candidates, scored like its others
+    by closeness to the photo. The re-rank puts exactly these first (boost.py), but the photo's neighbours
+    may hold none of them and, in a large catalog, the composed vector's candidates may miss them. One page
+    of them (offset + k), what the page's first tier needs; the named values only: the photo's kind, voted
+    later, is a guess, never a filter."""
+    clauses = _asked_clauses(search, index) if search.query.understand else []
+    if not clauses:
+        return
+    assert search.photo_vector is not None
+    within = plan(index, scope.filters + clauses, search.settings.EXACT_SEARCH_MAX_ROWS)
+    limit = search.query.offset + search.query.k
+    hits = nearest(search, index, within, search.photo_vector, all_similarities=False, limit=limit)
+    found = search.found
+    found.photo_similarity.update((hit.document_id, hit.score) for hit in hits)
+    listed = set(found.neighbour_matches.get(index.label, []))
+    seen = listed | set(found.vector_ids.get(index.label, []))
+    new = [hit for hit in hits if hit.object_id not in listed]
+    for hit in new:
+        found.where[hit.document_id] = (index, hit.object_id)
+        found.bm25.append((hit.document_id, hit.score))
+        found.neighbour_matches.setdefault(index.label, []).append(hit.object_id)
+    uncounted = [(hit.document_id, hit.object_id) for hit in new if hit.object_id not in seen]
+    if index.label in search.counted and uncounted:  # the keyword statement counted the rest
+        search.counted[index.label] += facets.candidate_counts(
+            index,
+            scope.filters,
+            search.matches[index.label],
+            restriction=IdList.of(found.neighbourhood.get(index.label, [])),
+            candidates=uncounted,
+            own=search.own(index),
+            more=True,
+        )
+
+
+def _asked_clauses(search: Search, index: SearchIndex) -> list[Filter]:
+    """The soft understood values of ``index``'s query fields as filter clauses (values of one field
+    OR-ed, fields AND-ed); none when a value's field is not the index's or the field cannot hold it."""
+    wanted = search.boosts()
+    own = {f.name for f in index.understood_fields}
+    if not wanted or not set(wanted) <= own:
+        return []
+    clauses = []
+    for name in sorted(wanted):
+        values = []
+        for value in sorted(wanted[name]):
+            try:
+                values.append(index.parse_filter_value(name, "exact", value))
+            except InvalidFilter:  # a synonym naming a value of another type: no product has it
+                continue
+        if not values:
+            return []
+        clauses.append(Filter(name, "exact", tuple(values)))
+    return clauses

@@ -27,9 +27,16 @@ def fallback_column(search: Search, index: SearchIndex) -> str | None:
 
 
 def nearest(
-    search: Search, index: SearchIndex, plan: FilterPlan, query_vector: np.ndarray, *, all_similarities: bool
+    search: Search,
+    index: SearchIndex,
+    plan: FilterPlan,
+    query_vector: np.ndarray,
+    *,
+    all_similarities: bool,
+    limit: int | None = None,
 ) -> list[vector.Hit]:
-    """The ``search.depth`` nearest products to ``query_vector`` passing ``plan``'s filters."""
+    """The ``limit`` (default ``search.depth``) nearest products to ``query_vector`` passing ``plan``'s
+    filters."""
     row, _ = search.encoder
     return vector.search(
         query_vector,
@@ -38,7 +45,7 @@ def nearest(
         content_type_id=index.content_type.pk,
         weights=column_weights(search, index),
         restriction=plan.restriction,
-        limit=search.depth,
+        limit=limit or search.depth,
         passing=plan.passing,
         count=plan.count,
         all_similarities=all_similarities,
