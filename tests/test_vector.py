@@ -162,6 +162,21 @@ def test_the_exact_path_reads_only_the_filtered_rows_through_the_object_index(ar
     assert "Seq Scan on catalog_search_embedding" not in plan, plan
 
 
+def test_a_small_filter_is_one_exact_statement_without_the_walks_settings(articles, encoder):
+    """Exact over a small filter's rows: no HNSW settings and no transaction for them (three round trips);
+    a walk (no filter) still sets them."""
+    with CaptureQueriesContext(connection) as queries:
+        qvec, hits, exact_ran = _search(encoder, articles, {"section": "rare"}, "modern lamp", 10)
+    assert exact_ran and [h.object_id for h in hits] == _exact_top(encoder, articles, qvec, "rare", 10)
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert not any("hnsw." in sql or "SAVEPOINT" in sql for sql in statements), statements
+    row = EncoderRow.objects.get(state="active")
+    with CaptureQueriesContext(connection) as queries:
+        vector.search(qvec, encoder_id=row.pk, dim=row.dim, content_type_id=articles.content_type.pk,
+                      weights={"text": 1.0}, restriction=None, limit=10)  # fmt: skip
+    assert any("hnsw.ef_search" in q["sql"] for q in queries.captured_queries)
+
+
 def test_passing_ids_checks_candidates_against_the_filter(articles):
     index = articles
     _, per_index = parse_filters({"section": "rare"}, [index])

@@ -276,6 +276,10 @@ def _candidates(
     """Each lane's nearest rows (document id, object id, distance in its column); None when several
     columns are weighted and a walk over a large filter fell short in one of them (the caller then searches
     exactly). The fallback lane's rows are disjoint from the others: it goes exact on its own."""
+    if restriction is not None and not large:
+        # A small filter: exact over its rows (the caller weighs several columns in one statement), no
+        # graph walk, so neither the HNSW settings nor their transaction (three round trips) are needed.
+        return {lane: _nearest(space, lane, restriction, limit) for lane in lanes}
     max_depth = max(settings.FILTERED_ANN_DEPTH, limit)
     weighted = sum(1 for lane in lanes if not lane.without)
     found: dict[Lane, list[tuple[int, str, float]]] = {}
