@@ -339,6 +339,13 @@ def ab_table(rows: list[tuple], extra: str = "", first: str = "query vectors", d
     ]
 
 
+def timed_call(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """(ms, answer) of one call of ``fn``."""
+    started = time.perf_counter()
+    answer = fn()
+    return (time.perf_counter() - started) * 1000, answer
+
+
 def timed(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> list[float]:
     """Wall times (ms) of ``repeat`` calls of ``fn`` after ``warmup`` unmeasured ones."""
     for _ in range(warmup):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -41,6 +40,7 @@ from bench.common import (
     setup_django,
     shown_command,
     side_by_side,
+    timed_call,
     versions,
 )
 from bench.scale_data import ScaleSpec, ensure_loaded, start
@@ -72,12 +72,6 @@ def by_hand(product, *, filtered: bool) -> list[str]:
         cursor.execute(sql, [*params, str(product.pk)])
         ids = [oid for (oid,) in cursor.fetchall()]
     return [oid for oid in ids if oid != str(product.pk)][:K]
-
-
-def timed_call(fn) -> tuple[float, object]:
-    started = time.perf_counter()
-    answer = fn()
-    return (time.perf_counter() - started) * 1000, answer
 
 
 def main(argv: list[str] | None = None) -> int:

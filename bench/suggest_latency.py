@@ -70,6 +70,7 @@ from bench.common import (
     setup_django,
     shown_command,
     side_by_side,
+    timed_call,
     versions,
 )
 from bench.scale_data import ScaleSpec, ensure_loaded, start
@@ -141,12 +142,6 @@ def naive(q: str) -> tuple[list[int], int]:
     for word in q.split():
         rows = rows.filter(title__icontains=word)
     return list(rows.order_by("pk").values_list("pk", flat=True)[:4]), rows.count()
-
-
-def timed_call(fn) -> tuple[float, object]:
-    started = time.perf_counter()
-    answer = fn()
-    return (time.perf_counter() - started) * 1000, answer
 
 
 # A checkout's suggest(), in a process of its own: a prefix per line in, ms and the answer out.

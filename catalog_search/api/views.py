@@ -60,15 +60,15 @@ class SearchAPIView(APIView):
         return exception_handler
 
     @staticmethod
-    def split(data: QueryDict) -> tuple[dict[str, str], dict[str, list[str]]]:
-        """Search parameters (single-valued) and filters (repeatable, OR-ed) from a query or form."""
+    def split(data: QueryDict, parameters: tuple[str, ...] = PARAMETERS) -> tuple[dict[str, str], dict[str, list[str]]]:
+        """``parameters`` (single-valued) and filters (repeatable, OR-ed) from a query or form."""
         params: dict[str, str] = {}
         filters: dict[str, list[str]] = {}
         for key, values in data.lists():
             if key == "image":
                 continue
             values = [v for v in values if isinstance(v, str)]
-            if key in PARAMETERS:
+            if key in parameters:
                 if len(values) != 1:
                     raise InvalidQuery(f"'{key}' must be given once.")
                 params[key] = values[0]
@@ -167,12 +167,8 @@ class SimilarView(SearchAPIView):
     parameters = ("k", "offset", "facets")
 
     def get(self, request: Request, type: str, id: str) -> Response:
-        params, filters = self.split(request.query_params)
-        if "facets" in filters:  # not a search parameter, so split() took it for a filter
-            values = filters.pop("facets")
-            if len(values) != 1:
-                raise InvalidQuery("'facets' must be given once.")
-            params["facets"] = values[0]
+        # The search parameters too, so one sent here is named in a 400, not taken for a filter.
+        params, filters = self.split(request.query_params, (*PARAMETERS, *self.parameters))
         unknown = set(params) - set(self.parameters)
         if unknown:
             raise InvalidQuery(
