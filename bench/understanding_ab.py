@@ -25,8 +25,9 @@ The queries are built from the catalog's own values (``catalog_search.values.cat
 
 Reported: p50 / p95 of A and B and the per-query ratio A / B, per kind of query vector and comparison; the
 milliseconds understanding adds (B - A of each pair), overall and per shape; and, timed inside B's searches, the
-understanding steps alone: ``understanding.parse.parse`` (with its statements: ``known_terms``, the typo
-look-up ``typos.corrections``, ``values.matcher``), ``understand._apply`` (the hard filters) and
+understanding steps alone: ``understanding.parse.parse`` (with its statements: the term look-up
+``bm25.Presence._look_up``, which expansion and the keyword signal then reuse, so timed wherever it runs;
+the typo look-up ``typos.corrections``, ``values.matcher``), ``understand._apply`` (the hard filters) and
 ``boost.rerank`` (with ``results_kind``, the kind voted by the best results when a word names no value,
 the vote's statement ``boost._values``, and the re-rank's, ``boost._matching``).
 """
@@ -106,7 +107,7 @@ def make_queries(n: int, seed: int) -> list[Shopper]:
     """``n`` distinct shopper queries from the catalog's values, the shapes in turn (module docstring)."""
     from catalog_search.analysis import get_analyzer
     from catalog_search.registry import get_indexes
-    from catalog_search.retrieval.understanding.parse import known_terms
+    from catalog_search.retrieval.bm25 import known_terms
     from catalog_search.values import catalog_values
     from demo_project.shop.artwork import TYPES
     from demo_project.shop.catalog import ADJECTIVES, MATERIALS
@@ -207,12 +208,12 @@ class StepTimer:
 
 def _targets() -> dict[str, tuple[object, str]]:
     """step name -> (module, function) as the code that calls it looks it up."""
-    from catalog_search.retrieval import boost, understand
-    from catalog_search.retrieval.understanding import parse, typos, values
+    from catalog_search.retrieval import bm25, boost, understand
+    from catalog_search.retrieval.understanding import typos, values
 
     return {
         "parse": (understand, "parse"),
-        "  known_terms (SQL)": (parse, "known_terms"),
+        "  Presence._look_up (SQL; in parse, the search's one look-up of its terms)": (bm25.Presence, "_look_up"),
         "  typos.corrections (SQL)": (typos, "corrections"),
         "  values.matcher": (values, "matcher"),
         "_apply (hard filters)": (understand, "_apply"),

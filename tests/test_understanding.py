@@ -4,12 +4,15 @@ indexing pipeline keeps."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import numpy as np
 import pytest
 from django.core import checks
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from catalog_search import QueryField
 from catalog_search import values as catalog_values
@@ -183,6 +186,19 @@ def test_a_value_nothing_has_is_not_named(shop):
 def test_recognised_words_still_count_for_keywords(shop):
     results = search("tote", mode="bm25", understand=True)
     assert {shop["red_tote"], shop["blue_tote"]} <= set(ids(results)[:2])
+
+
+def test_one_search_looks_its_terms_up_once(shop):
+    """Understanding, expansion and the keyword signal's minimum-should-match share one look-up of which
+    terms the catalog has (bm25.Presence): one statement for the query's words, not one per stage."""
+    with CaptureQueriesContext(connection) as captured:
+        results = search("crimson leather tote")
+    lookups = [q["sql"] for q in captured.captured_queries if _PRESENCE.search(q["sql"])]
+    assert len(lookups) == 1, lookups
+    assert ids(results)[0] == shop["red_tote"]
+
+
+_PRESENCE = re.compile(r"SELECT (DISTINCT )?term(, content_type_id)? FROM catalog_search_termstat")
 
 
 def test_odd_queries_get_answers(shop, client: Client):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from django.db import connection
@@ -68,17 +68,53 @@ def required_terms(n: int, rule: int | str | None = None) -> int:
     return max(1, min(n, n - count if missing else count))
 
 
+class Presence:
+    """Which terms the documents of each of a search's content types contain (a TermStat row, df > 0).
+
+    Query understanding, expansion and the keyword signal each ask about the query's words; one search
+    shares one ``Presence``, so each term is looked up once (one statement per batch of new terms), not
+    once per stage (docs/benchmarks.md, *Query understanding cost at 100k*)."""
+
+    def __init__(self, content_types: Sequence[int]) -> None:
+        self.content_types = sorted(set(content_types))
+        self._in: dict[str, frozenset[int]] = {}  # term -> the content types with a document containing it
+        self._some: dict[str, bool] = {}  # recorded by a caller: whether some content type has the term
+
+    def record(self, terms: Sequence[str], present: Collection[str]) -> None:
+        """What a caller looked up itself over all of the content types: ``present``, those of ``terms``
+        some document has (suggestions' own statement)."""
+        self._some.update((term, term in present) for term in terms)
+
+    def known(self, terms: Sequence[str], content_type: int | None = None) -> set[str]:
+        """Those of ``terms`` some document of the content types (or of ``content_type``) contains."""
+        if content_type is None:
+            self._look_up([t for t in terms if t not in self._some])
+            return {t for t in terms if self._some.get(t) or self._in.get(t)}
+        if content_type not in self.content_types:
+            return Presence([content_type]).known(terms, content_type)
+        self._look_up(terms)
+        return {t for t in terms if content_type in self._in.get(t, ())}
+
+    def _look_up(self, terms: Sequence[str]) -> None:
+        missing = sorted({t for t in terms if t not in self._in})
+        if not missing or not self.content_types:
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT term, content_type_id FROM catalog_search_termstat "
+                "WHERE term = ANY(%s) AND content_type_id = ANY(%s) AND df > 0",
+                [missing, self.content_types],
+            )
+            rows = cursor.fetchall()
+        found: dict[str, set[int]] = {}
+        for term, content_type in rows:
+            found.setdefault(term, set()).add(content_type)
+        self._in.update((term, frozenset(found.get(term, ()))) for term in missing)
+
+
 def known_terms(terms: Sequence[str], content_types: Sequence[int]) -> set[str]:
-    """Those of ``terms`` that some document of ``content_types`` contains."""
-    if not terms or not content_types:
-        return set()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT DISTINCT term FROM catalog_search_termstat "
-            "WHERE term = ANY(%s) AND content_type_id = ANY(%s) AND df > 0",
-            [sorted(set(terms)), list(content_types)],
-        )
-        return {term for (term,) in cursor.fetchall()}
+    """Those of ``terms`` that some document of ``content_types`` contains (one look-up)."""
+    return Presence(content_types).known(terms)
 
 
 @dataclass(frozen=True)
@@ -92,24 +128,25 @@ class Match:
     groups: list[int] | None = None
 
 
-def match(content_type_id: int, terms: list[str], groups: dict[str, int] | None = None) -> Match:
+def match(
+    content_type_id: int,
+    terms: list[str],
+    groups: dict[str, int] | None = None,
+    *,
+    presence: Presence | None = None,
+) -> Match:
     """The ``Match`` of ``terms`` in a content type's corpus under MINIMUM_SHOULD_MATCH (one look-up of the
     terms' document frequencies, skipped when one term is enough whatever their number).
 
     ``groups`` (term -> group) makes the rule count groups instead of terms: query expansion puts a
     shopper's word and the catalog words searched for it in one group, so "ruby pocketbook" expanded
     to red, cherry, wallet and purse asks for the words of 75% of two groups (either), as "red wallet"
-    would, not for three of those four terms."""
+    would, not for three of those four terms. ``presence``: the search's term look-ups, if it has some."""
     terms = sorted(set(terms))
     numbers = [groups[t] for t in terms] if groups and len({groups[t] for t in terms}) < len(terms) else None
     if required_terms(len(set(numbers or terms))) <= 1:  # the rule never asks for more when fewer are present
         return Match(content_type_id, terms, 1, numbers)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT term FROM catalog_search_termstat WHERE content_type_id = %s AND term = ANY(%s) AND df > 0",
-            [content_type_id, terms],
-        )
-        found = {term for (term,) in cursor.fetchall()}
+    found = (presence or Presence([content_type_id])).known(terms, content_type_id)
     present = len({numbers[i] for i, t in enumerate(terms) if t in found}) if numbers else len(found)
     return Match(content_type_id, terms, required_terms(present) if present else 1, numbers)
 

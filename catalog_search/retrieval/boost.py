@@ -201,9 +201,11 @@ def rerank(search: Search, ranked: list[Fused]) -> list[Fused]:
                 have[(id(index), oid)] = fields
     for item in ranked:
         index, oid = found.where[item.document_id]
-        fields = have.get((id(index), oid), set())
-        item.tier = sum(weights[id(index)][name] for name in fields)
-        item.matched = {name: sorted(wanted[name]) for name in weights[id(index)] if name in fields}
+        fields = have.get((id(index), oid))
+        if fields:  # most candidates have none: tier 0, nothing matched (the defaults)
+            own = weights[id(index)]
+            item.tier = sum(own[name] for name in fields)
+            item.matched = {name: sorted(wanted[name]) for name in own if name in fields}
     return sorted(ranked, key=_within_tier(search))
 
 

@@ -82,6 +82,7 @@ class Search:
     settings: conf.Settings
     rrf_k: int
     depth: int  # each signal's candidates per index: max(CANDIDATES, offset + k); sorted by a field CANDIDATES
+    presence: bm25.Presence  # which terms the searched indexes have: looked up once for every stage
     # understand: what the query says (values, price bounds, corrections), keyword terms, expansion, the
     # encoder and the query vectors
     understood: list[Part] = field(default_factory=list)
@@ -108,7 +109,8 @@ class Search:
         settings = conf.settings()
         # Sorted by a field, pages are cut from one matched set, the same whatever the page: CANDIDATES.
         depth = settings.CANDIDATES if query.sort else max(settings.CANDIDATES, query.offset + query.k)
-        return cls(query, settings, rrf_k or settings.RRF_K, depth)
+        presence = bm25.Presence([index.content_type.pk for index in query.indexes])
+        return cls(query, settings, rrf_k or settings.RRF_K, depth, presence)
 
     @property
     def uses_keywords(self) -> bool:

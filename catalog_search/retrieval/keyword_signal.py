@@ -76,7 +76,9 @@ def start(search: Search, index: SearchIndex, plan: FilterPlan) -> parallel.Defe
     helper's connection while the vector search runs, when it may)."""
     if not search.terms:
         return None
-    search.matches[index.label] = bm25.match(index.content_type.pk, search.terms, search.groups)
+    search.matches[index.label] = bm25.match(
+        index.content_type.pk, search.terms, search.groups, presence=search.presence
+    )
     if search.composed:
         return None
     restriction, passing = _scope(search, index, plan)

@@ -46,7 +46,7 @@ from catalog_search import conf
 from catalog_search.analysis import Analyzer, get_analyzer
 from catalog_search.exceptions import IndexUnavailable, InvalidQuery
 from catalog_search.registry import SearchIndex, indexes_for, jsonable
-from catalog_search.retrieval.bm25 import known_terms
+from catalog_search.retrieval.bm25 import Presence, known_terms
 from catalog_search.retrieval.query import _int
 from catalog_search.retrieval.understanding.parse import parse
 from catalog_search.sql import int_array, text_array
@@ -200,7 +200,9 @@ def split(q: str, indexes: Sequence[SearchIndex]) -> Typed | None:
     known, found = _lookup(indexes[0], models, terms, prefix)
     fixes: dict[str, str] = {}
     if len(known) < len(terms) and conf.settings().QUERY_UNDERSTANDING:
-        fixes = parse(" ".join(head), indexes, known=known).corrections  # its terms are the head's
+        presence = Presence(models)
+        presence.record(terms, known)  # the head's terms: the parse's own
+        fixes = parse(" ".join(head), indexes, presence=presence).corrections
         if fixes:
             head = [fixes.get(w, w) for w in head]
             terms = _terms(head)

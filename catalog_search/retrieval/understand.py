@@ -27,7 +27,7 @@ def understand(search: Search) -> None:
     query = search.query
     text = query.q
     if query.q is not None and query.understand:
-        understanding = parse(query.q, query.indexes, correct="spelling" not in query.drop)
+        understanding = parse(query.q, query.indexes, correct="spelling" not in query.drop, presence=search.presence)
         _apply(search, understanding)
         text = understanding.text
     search.text = text
@@ -38,7 +38,7 @@ def understand(search: Search) -> None:
         return
     with contextlib.suppress(EncoderUnavailable):
         search.encoder = active_encoder()
-        expanded = expand(text, query.indexes, *search.encoder, skip=shopping_words())
+        expanded = expand(text, query.indexes, *search.encoder, skip=shopping_words(), presence=search.presence)
         if search.terms and expanded.groups:  # no terms in vector mode
             search.groups = term_groups(search.terms, expanded.groups)
             search.terms = search.terms + expanded.terms

@@ -228,9 +228,16 @@ def _open(directory: str) -> WordNet:
 
 
 def get(setting: str | Path | None) -> WordNet | None:
-    """The thesaurus named by ``EXPANSION_THESAURUS`` (opened once per process), None when off."""
+    """The thesaurus named by ``EXPANSION_THESAURUS`` (located and opened once per process), None when off."""
     if not setting:
         return None
+    return _located(str(setting))
+
+
+@cache
+def _located(setting: str) -> WordNet:
+    # Locating the files costs a package look-up and a stat per file, paid by every search before this cache
+    # (docs/benchmarks.md, *Query understanding cost*). A missing file raises, and is not cached: found later.
     return _open(str(wordnet_dir(setting)))
 
 

@@ -131,15 +131,21 @@ def _thesaurus_terms(
 
 
 def expand(
-    q: str, indexes: Sequence[SearchIndex], row: EncoderRow, encoder: Encoder, *, skip: frozenset[str] = frozenset()
+    q: str,
+    indexes: Sequence[SearchIndex],
+    row: EncoderRow,
+    encoder: Encoder,
+    *,
+    skip: frozenset[str] = frozenset(),
+    presence: bm25.Presence | None = None,
 ) -> Expansion:
     """Expand the words of ``q`` that no searched document contains (see the module docstring), except
-    those in ``skip`` (words that name no product: "cheap")."""
+    those in ``skip`` (words that name no product: "cheap"). ``presence``: the search's term look-ups."""
     analyzer = get_analyzer()
     words = analyzer.tokens(q)
     word_terms = {w: t[0] for w in words if (t := analyzer.terms(w))}
-    content_types = [index.content_type.pk for index in indexes]
-    known = bm25.known_terms(sorted(set(word_terms.values())), content_types)
+    presence = presence or bm25.Presence([index.content_type.pk for index in indexes])
+    known = presence.known(sorted(set(word_terms.values())))
     unknown = [w for w in dict.fromkeys(words) if w in word_terms and word_terms[w] not in known and w not in skip]
     if not unknown:
         return Expansion()
@@ -180,7 +186,7 @@ def expand(
         ]
         candidates[word] = ranked
     # A vocabulary word whose term has since left the index would add nothing: skip it.
-    live = bm25.known_terms(sorted({c[1] for ranked in candidates.values() for c in ranked}), content_types)
+    live = presence.known(sorted({c[1] for ranked in candidates.values() for c in ranked}))
     for word, ranked in candidates.items():
         chosen: list[tuple[str, str, float, str]] = []
         for candidate in ranked:  # best first; a term once (a color's term may also be an encoder neighbour)

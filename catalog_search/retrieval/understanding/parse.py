@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from catalog_search import conf
 from catalog_search.analysis import get_analyzer
 from catalog_search.registry import SearchIndex
-from catalog_search.retrieval.bm25 import known_terms
+from catalog_search.retrieval.bm25 import Presence
 from catalog_search.retrieval.expansion import colors, thesaurus
 from catalog_search.retrieval.understanding import prices, typos, values
 
@@ -73,11 +73,11 @@ def _wordnet() -> _Guarded | None:
 
 
 def parse(
-    q: str, indexes: Sequence[SearchIndex], *, correct: bool = True, known: Collection[str] | None = None
+    q: str, indexes: Sequence[SearchIndex], *, correct: bool = True, presence: Presence | None = None
 ) -> Understanding:
-    """Understand ``q`` for ``indexes`` (see the module docstring). ``known``: which of the terms of ``q``
-    some document has, when the caller has just looked them up (suggestions, with the prefix's words): not
-    looked up again. It must answer for every term of ``q``."""
+    """Understand ``q`` for ``indexes`` (see the module docstring). ``presence``: the search's look-ups of
+    which terms some document has (shared with expansion and the keyword signal; suggestions record their
+    own there), a new one when not given."""
     bounds, text = prices.find(q) if any(index.price_field for index in indexes) else ([], q)
     analyzer = get_analyzer()
     tokens = analyzer.tokens(text)
@@ -85,7 +85,7 @@ def parse(
         return Understanding(text or None, bounds=bounds)
     terms = analyzer.stem(tokens)
     content_types = [index.content_type.pk for index in indexes]
-    known = known_terms(terms, content_types) if known is None else known
+    known = (presence or Presence(content_types)).known(terms)
     found = values.matcher(indexes)
     wordnet = _wordnet()
     unknown = {i for i, term in enumerate(terms) if term not in known}
