@@ -237,3 +237,22 @@ class Spelling(models.Model):
                 name="catalog_search_spelling_prefix",
             ),
         ]
+
+
+class Synonym(models.Model):
+    """One line of synonyms staff keep in the admin, in the Solr / Elasticsearch format: ``a, b, c``
+    (equivalent) or ``a, b => c`` (replaced). Applied to queries at search time (synonyms.py)."""
+
+    index = models.CharField(
+        max_length=255, blank=True, default="", help_text="the index label it applies to; blank: every index"
+    )
+    line = models.TextField(help_text="'sneakers, trainers, running shoes' or 'tee, tshirt => t-shirt'")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["index", "pk"]
+
+    def __str__(self) -> str:
+        return self.line

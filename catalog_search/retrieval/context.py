@@ -93,6 +93,7 @@ class Search:
     groups: dict[str, int] | None = None  # term -> the query word it stands for (bm25.match)
     vector_text: str | None = None  # the text the query vector encodes: q, with the words expansion added
     expanded: dict[str, list[str]] = field(default_factory=dict)  # query word -> catalog words searched too
+    synonyms: dict[str, list[str]] = field(default_factory=dict)  # words typed -> the staff's synonyms searched
     expansion_explained: dict[str, list[dict]] = field(default_factory=dict)  # with explain: why each word
     encoder: tuple[EncoderRow, Encoder] | None = None  # the active encoder, looked up once
     query_vector: np.ndarray | None = None
@@ -164,6 +165,7 @@ class Search:
             **({"alpha": query.alpha} if query.fusion == "weighted" else {}),
             # A page can say "pocketbook: also searched handbag".
             **({"expanded": self.expanded} if self.expanded else {}),
+            **({"synonyms": self.synonyms} if self.synonyms else {}),
             **({"expansion": self.expansion_explained} if self.expansion_explained else {}),
             **({"understood": self.understood_echo(), "understanding": [p.shown() for p in self.understood]}
                if self.query.understand and self.query.q is not None else {}),

@@ -4,7 +4,6 @@ for), and its vectors."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 from catalog_search.analysis import get_analyzer
@@ -13,17 +12,19 @@ from catalog_search.encoding.encoders import normalize
 from catalog_search.exceptions import EncoderUnavailable, InvalidFilter
 from catalog_search.retrieval import query_cache
 from catalog_search.retrieval.context import Part, Search
-from catalog_search.retrieval.expansion.words import expand, term_groups
+from catalog_search.retrieval.expansion.words import Expansion, expand, term_groups
 from catalog_search.retrieval.query import Filter
+from catalog_search.retrieval.understanding import synonyms as staff_synonyms
 from catalog_search.retrieval.understanding.parse import Understanding, number, parse, shopping_words
 
 logger = logging.getLogger(__name__)
 
 
 def understand(search: Search) -> None:
-    """The understood parts (hard ones become filters), then the keyword terms of what is left of the query;
-    with QUERY_EXPANSION, words no document contains get the nearest catalog words, searched by keyword (in
-    the word's minimum-should-match group) and in the text the query vector encodes."""
+    """The understood parts (hard ones become filters), then the keyword terms of what is left of the query
+    with the staff's synonyms applied; with QUERY_EXPANSION, words no document contains get the nearest
+    catalog words, searched by keyword (in the word's minimum-should-match group) and in the text the query
+    vector encodes."""
     query = search.query
     text = query.q
     if query.q is not None and query.understand:
@@ -31,20 +32,36 @@ def understand(search: Search) -> None:
         _apply(search, understanding)
         text = understanding.text
     search.text = text
-    if search.uses_keywords and text:
-        search.terms = get_analyzer().terms(text)
     search.vector_text = text or query.q  # a query that is only a price phrase still has a text to encode
-    if text is None or not search.settings.QUERY_EXPANSION:
+    if not text:
         return
-    with contextlib.suppress(EncoderUnavailable):
+    terms = get_analyzer().terms(text) if search.uses_keywords else []
+    groups: dict[str, list[str]] = {}
+    applied = staff_synonyms.apply(text, staff_synonyms.phrases(query.indexes))
+    if applied is not None:  # the staff's words: searched as the rules say, never expanded
+        search.synonyms, search.vector_text, text = applied.used, applied.text, applied.text
+        terms, groups = (applied.terms if terms else []), applied.groups
+    added = [term for group in groups.values() for term in group]
+    if search.settings.QUERY_EXPANSION:
+        staff_words = {word for typed in search.synonyms for word in get_analyzer().tokens(typed)}
+        expanded = _expand(search, text, skip=shopping_words() | staff_words)
+        groups, added = {**groups, **expanded.groups}, added + expanded.terms
+    search.terms = terms + added if terms else []
+    if terms and groups:
+        search.groups = term_groups(terms, groups)
+
+
+def _expand(search: Search, text: str, *, skip: frozenset[str] | set[str]) -> Expansion:
+    """Query expansion of ``text``'s words no document contains (expansion/words.py)."""
+    try:
         search.encoder = active_encoder()
-        expanded = expand(text, query.indexes, *search.encoder, skip=shopping_words(), presence=search.presence)
-        if search.terms and expanded.groups:  # no terms in vector mode
-            search.groups = term_groups(search.terms, expanded.groups)
-            search.terms = search.terms + expanded.terms
-        search.vector_text = expanded.text or text
-        search.expanded = {word: [w for w, _ in found] for word, found in expanded.added.items()}
-        search.expansion_explained = expanded.explained() if query.explain else {}
+        expanded = expand(text, search.query.indexes, *search.encoder, skip=frozenset(skip), presence=search.presence)
+    except EncoderUnavailable:
+        return Expansion()
+    search.vector_text = expanded.text or search.vector_text
+    search.expanded = {word: [w for w, _ in found] for word, found in expanded.added.items()}
+    search.expansion_explained = expanded.explained() if search.query.explain else {}
+    return expanded
 
 
 def _apply(search: Search, understanding: Understanding) -> None:

@@ -23,6 +23,7 @@ from catalog_search.registry import SearchIndex
 from catalog_search.retrieval.bm25 import Presence
 from catalog_search.retrieval.expansion import colors, thesaurus
 from catalog_search.retrieval.understanding import prices, typos, values
+from catalog_search.retrieval.understanding import synonyms as staff
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +92,9 @@ def parse(
     unknown = {i for i, term in enumerate(terms) if term not in known}
     recognised = values.recognise(tokens, terms, found, unknown=unknown, wordnet=wordnet)
     fixes: dict[str, str] = {}
-    if correct and conf.settings().TYPO_CORRECTION:
+    if correct and conf.settings().TYPO_CORRECTION:  # the staff's synonyms are words, never typos
         covered = {i for r in recognised for i in range(r.start, r.end)}
+        covered |= staff.covered(staff.find(terms, staff.phrases(indexes)))
         misspelled = [tokens[i] for i in sorted(unknown - covered) if _may_be_typo(tokens[i], wordnet)]
         fixes = typos.corrections(misspelled, content_types) if misspelled else {}
     if fixes:

@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
 
+from catalog_search import synonyms
 from catalog_search.analysis import Analyzer, get_analyzer
 from catalog_search.registry import SearchIndex
 from catalog_search.retrieval.expansion import colors
+from catalog_search.synonyms import Rule
 from catalog_search.values import loaded
 
 
@@ -97,18 +99,22 @@ def field_order(indexes: Sequence[SearchIndex]) -> dict[str, int]:
 def matcher(indexes: Sequence[SearchIndex]) -> Matcher:
     """The matcher of ``indexes``' current values (rebuilt when a process reloads them)."""
     copies = [loaded(index.content_type.pk) for index in indexes]
-    key = tuple((index.label, copy.version) for index, copy in zip(indexes, copies, strict=True))
+    labels = tuple(index.label for index in indexes)
+    version, rules = synonyms.for_indexes(labels)
+    key = (labels, version, *(copy.version for copy in copies))
     cached = _matchers.get(key)
     if cached is None:
-        cached = _build(indexes, [copy.counts for copy in copies])
+        cached = _build(indexes, [copy.counts for copy in copies], rules)
         with _lock:
-            for old in [k for k in _matchers if {i for i, _ in k} == {i for i, _ in key}]:
-                del _matchers[old]  # the same indexes' older values
+            for old in [k for k in _matchers if k[0] == labels]:
+                del _matchers[old]  # the same indexes' older values or synonyms
             _matchers[key] = cached
     return cached
 
 
-def _build(indexes: Sequence[SearchIndex], loaded: Sequence[dict[str, dict[str, int]]]) -> Matcher:
+def _build(
+    indexes: Sequence[SearchIndex], loaded: Sequence[dict[str, dict[str, int]]], rules: Sequence[Rule] = ()
+) -> Matcher:
     analyzer = get_analyzer()
     order = field_order(indexes)
     found = Matcher()
@@ -121,10 +127,10 @@ def _build(indexes: Sequence[SearchIndex], loaded: Sequence[dict[str, dict[str, 
                 terms = _terms(analyzer, value)
                 found.add(terms, (priority, query_field.name, value, "value"))
                 by_terms.setdefault(tuple(terms), []).append(value)
-            for word, targets in query_field.synonyms.items():
-                for target in [targets] if isinstance(targets, str) else targets:
+            for word, target in [*query_field.synonyms.items(), *_staff_pairs(rules)]:
+                for one in [target] if isinstance(target, str) else target:
                     # A synonym names the catalog's spelling of its value ("Sneakers" for "sneakers").
-                    for value in by_terms.get(tuple(_terms(analyzer, target)), []):
+                    for value in by_terms.get(tuple(_terms(analyzer, one)), []):
                         found.add(_terms(analyzer, word), (priority, query_field.name, value, "synonym"))
             if query_field.colors and analyzer.language == "english":
                 for name, value in colors.nearest_values(list(present)).items():
@@ -132,6 +138,16 @@ def _build(indexes: Sequence[SearchIndex], loaded: Sequence[dict[str, dict[str, 
                     if term and (term,) not in found.phrases:  # a value or synonym of its own comes first
                         found.add((term,), (priority, query_field.name, value, "color"))
     return found
+
+
+def _staff_pairs(rules: Sequence[Rule]) -> list[tuple[str, tuple[str, ...]]]:
+    """(word, the terms it names) of the staff's synonyms: each term of an equivalent set names the others,
+    each input of a replacement its outputs."""
+    pairs = []
+    for rule in rules:
+        for word in rule.inputs:
+            pairs.append((word, tuple(t for t in rule.inputs if t != word) if rule.two_way else rule.outputs))
+    return pairs
 
 
 def recognise(
