@@ -13,6 +13,7 @@ import pytest
 from django.core.management import call_command
 from PIL import Image
 
+from catalog_search.models import Synonym
 from demo_project.shop import artwork
 from demo_project.shop.artwork import (
     ART_SETS,
@@ -172,10 +173,14 @@ def test_seed_command_creates_products_with_their_photos():
     with first.image.open("rb") as image:
         assert image.read() == photo_jpeg(spec)
 
+    demo_synonyms = ["kicks, sneakers", "footy => football", "lappy => laptop"]
+    assert list(Synonym.objects.order_by("pk").values_list("line", flat=True)) == demo_synonyms
+
     out = io.StringIO()
     call_command("seed_demo_catalog", count=30, seed=SEED, if_empty=True, stdout=out, verbosity=0)
     assert Product.objects.count() == 30
     assert "nothing to do" in out.getvalue()
+    assert Synonym.objects.count() == 3  # added once
 
     call_command("seed_demo_catalog", count=5, seed=SEED + 1, replace=True, stdout=io.StringIO(), verbosity=0)
     assert Product.objects.count() == 5

@@ -12,9 +12,17 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from tqdm import tqdm
 
+from catalog_search import synonyms
 from demo_project.shop.artwork import CATALOG_SETS, HELD_OUT_SET, ArtworkUnavailable, check_art_sets
 from demo_project.shop.catalog import ProductSpec, generate, photo_jpeg
 from demo_project.shop.models import Product
+
+DEMO_SYNONYMS = """\
+# Slang and shorthand the product titles never use
+kicks, sneakers
+footy => football
+lappy => laptop
+"""
 
 
 class Command(BaseCommand):
@@ -35,6 +43,7 @@ class Command(BaseCommand):
         count, seed, batch_size = options["count"], options["seed"], options["batch_size"]
         if count < 0 or batch_size < 1:
             raise CommandError("--count must be >= 0 and --batch-size >= 1.")
+        self._synonyms()
         existing = Product.objects.count()
         if options["if_empty"] and existing:
             self.stdout.write(f"The shop already has {existing:,} products; nothing to do (--if-empty).")
@@ -63,6 +72,12 @@ class Command(BaseCommand):
                     Product.objects.bulk_create([self._product(spec) for spec in batch])
                     progress.update(len(batch))
         self._summary(specs, seed, removed, existing if not options["replace"] else 0, time.monotonic() - started)
+
+    def _synonyms(self) -> None:
+        """The demo's staff synonyms (editable in the admin), added once: words no title uses."""
+        done = synonyms.import_lines(DEMO_SYNONYMS)
+        if done.created:
+            self.stdout.write(f"Added {len(done.created)} demo synonyms (admin: Catalog search > Synonyms).")
 
     def _delete_all(self) -> int:
         """Delete all products and their image files; returns how many products were deleted."""
