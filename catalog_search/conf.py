@@ -90,6 +90,7 @@ class Settings:
     QUERY_UNDERSTANDING: bool = True
     VALUES_REFRESH_SECONDS: float = 5.0  # how stale a web process's copy of the field values may be
     SYNONYMS_REFRESH_SECONDS: float = 2.0  # how stale its copy of the staff's synonyms may be (synonyms.py)
+    RULES_REFRESH_SECONDS: float = 2.0  # and of the staff's query rules (rules.py)
     CURRENCY_SYMBOLS: Iterable[str] = ("$", "€", "£", "¥")  # around a number, they make it a price
     CURRENCY_WORDS: Iterable[str] = (
         "dollar",

@@ -256,3 +256,59 @@ class Synonym(models.Model):
 
     def __str__(self) -> str:
         return self.line
+
+
+class QueryRule(models.Model):
+    """A merchandising rule staff keep in the admin: for a query (exactly, or containing some words), pin
+    products at positions, hide products, boost or bury those matching a filter, or send the shopper to a
+    page; optionally only between two dates (rules.py, retrieval/rules.py)."""
+
+    class Match(models.TextChoices):
+        IS = "is", "the query is"
+        CONTAINS = "contains", "the query contains"
+
+    name = models.CharField(max_length=200)
+    index = models.CharField(
+        max_length=255, blank=True, default="", help_text="the index label it applies to; blank: every index"
+    )
+    match = models.CharField(max_length=16, choices=Match.choices, default=Match.IS)
+    query = models.CharField(max_length=255, help_text="compared word by word, as the index compares words")
+    enabled = models.BooleanField(default=True)
+    starts_at = models.DateTimeField(null=True, blank=True, help_text="blank: from now on")
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="blank: until disabled")
+    boost_filter = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="products matching it are boosted: brand=Kestrel&in_stock=true",
+    )
+    boost_factor = models.FloatField(default=1.0, help_text="multiplies their score: 1.5 boosts, 0.5 buries")
+    redirect_url = models.CharField(max_length=500, blank=True, default="", help_text="send the shopper here instead")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RuleProduct(models.Model):
+    """A product a ``QueryRule`` pins at a position (1 is the first result) or hides."""
+
+    class Action(models.TextChoices):
+        PIN = "pin", "pin"
+        HIDE = "hide", "hide"
+
+    rule = models.ForeignKey(QueryRule, on_delete=models.CASCADE, related_name="products")
+    action = models.CharField(max_length=8, choices=Action.choices, default=Action.PIN)
+    object_id = models.CharField(max_length=255, help_text="the product's primary key")
+    position = models.PositiveSmallIntegerField(null=True, blank=True, help_text="pins: 1 is the first result")
+
+    class Meta:
+        ordering = ["rule", "action", "position", "pk"]
+        verbose_name = "pinned or hidden product"
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_id}" + (f" at {self.position}" if self.action == "pin" else "")

@@ -17,8 +17,6 @@ apply to queries, never to the indexed text). Writers in this process forget the
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -27,6 +25,7 @@ from django.db.models import Count, Max
 
 from catalog_search import conf
 from catalog_search.analysis import get_analyzer
+from catalog_search.copies import ProcessCopy
 from catalog_search.models import Synonym
 
 MAX_TERMS = 100  # per line: a longer set is a pasted list, not a set of words meaning the same
@@ -159,35 +158,13 @@ def validate(line: str, index: str, *, excluding: int | None = None) -> Rule:
 # The process's copy -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Loaded:
-    """The enabled rules per index label ("" for every index), and a version that changes with them."""
-
-    rules: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
-    version: int = 0
-
-
-_lock = threading.Lock()
-_state: dict[str, object] = {"checked": -1e9, "stamp": None, "loaded": Loaded()}
-
-
-def loaded() -> Loaded:
-    """This process's copy of the enabled rules (see the module docstring)."""
-    now = time.monotonic()
-    if now - float(_state["checked"]) < conf.settings().SYNONYMS_REFRESH_SECONDS:  # type: ignore[arg-type]
-        return _state["loaded"]  # type: ignore[return-value]
+def _stamp() -> tuple:
     summary = Synonym.objects.aggregate(n=Count("pk"), latest=Max("updated_at"))
-    stamp = (summary["n"], summary["latest"])
-    with _lock:
-        if stamp != _state["stamp"]:
-            previous: Loaded = _state["loaded"]  # type: ignore[assignment]
-            _state["loaded"] = Loaded(_read(), previous.version + 1)
-            _state["stamp"] = stamp
-        _state["checked"] = now
-    return _state["loaded"]  # type: ignore[return-value]
+    return summary["n"], summary["latest"]
 
 
 def _read() -> dict[str, tuple[Rule, ...]]:
+    """The enabled rules per index label ("" for every index)."""
     lines: dict[str, list[str]] = {}
     for index, line in Synonym.objects.filter(enabled=True).order_by("pk").values_list("index", "line"):
         lines.setdefault(index, []).append(line)
@@ -206,20 +183,21 @@ def _parsed(lines: Iterable[str]) -> list[Rule]:
     return rules
 
 
+_copy = ProcessCopy(stamp=_stamp, read=_read, refresh=lambda: conf.settings().SYNONYMS_REFRESH_SECONDS)
+
+
 def for_indexes(labels: Sequence[str]) -> tuple[int, tuple[Rule, ...]]:
     """(version, the rules that apply to a search of ``labels``): the global ones, then each index's."""
-    copy = loaded()
-    rules = [*copy.rules.get("", ())]
+    rules = _copy.get()
+    applying = [*rules.get("", ())]
     for label in labels:
-        rules += copy.rules.get(label, ())
-    return copy.version, tuple(rules)
+        applying += rules.get(label, ())
+    return _copy.version, tuple(applying)
 
 
 def forget() -> None:
     """Drop this process's copy: the next search reads the table (writers in this process call it)."""
-    with _lock:
-        _state["checked"] = -1e9
-        _state["stamp"] = None
+    _copy.forget()
 
 
 # Import and export ------------------------------------------------------------------------------------

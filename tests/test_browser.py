@@ -705,3 +705,39 @@ def test_synonyms_admin_in_chromium(catalog, staff_user, chromium, live_server, 
     response = wait_for_search(page, lambda: page.press("#q", "Enter"))
     assert json.loads(response.body())["query"]["synonyms"] == {"carryall": ["holdall", "tote"]}
     assert all(c["title"].endswith("tote") for c in cards(page)[:6])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_query_rule_admin_in_chromium(catalog, staff_user, chromium, live_server, settings):
+    """Staff pin a product for a query and boost a brand in the admin; the page's next search shows the pin
+    first and the brand next; the rule's form is the screenshot docs/staff.md shows."""
+    settings.ROOT_URLCONF = __name__
+    pinned = next(p for p in catalog if p.title == "Green canvas backpack")
+    page = chromium.new_context(viewport=VIEWPORT).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(live_server.url + "/admin/login/?next=/admin/catalog_search/queryrule/add/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", "demo-password")
+    page.click("input[type=submit]")
+    page.fill("#id_name", "Totes: the green backpack first")
+    page.select_option("#id_match", "contains")
+    page.fill("#id_query", "tote")
+    page.fill("#id_boost_filter", "color=blue")
+    page.fill("#id_boost_factor", "5")
+    page.select_option("#id_products-0-action", "pin")
+    page.fill("#id_products-0-object_id", "999999")  # no such product: the form says so
+    page.fill("#id_products-0-position", "1")
+    page.click("input[name=_continue]")
+    assert "No product '999999'" in page.inner_text(".inline-related")
+    page.fill("#id_products-0-object_id", str(pinned.pk))
+    page.click("input[name=_continue]")
+    page.wait_for_selector(".messagelist")
+    shoot(page, "admin-query-rule.png")
+
+    page.goto(live_server.url + "/")
+    page.fill("#q", "leather tote")
+    response = wait_for_search(page, lambda: page.press("#q", "Enter"))
+    assert json.loads(response.body())["query"]["rules"][0]["name"] == "Totes: the green backpack first"
+    found = cards(page)
+    assert found[0]["title"] == "Green canvas backpack"
+    assert found[1]["title"] == "Blue leather tote"  # the boosted color, then the other leather totes

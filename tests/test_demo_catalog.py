@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 from PIL import Image
 
-from catalog_search.models import Synonym
+from catalog_search.models import QueryRule, Synonym
 from demo_project.shop import artwork
 from demo_project.shop.artwork import (
     ART_SETS,
@@ -181,6 +181,9 @@ def test_seed_command_creates_products_with_their_photos():
     assert Product.objects.count() == 30
     assert "nothing to do" in out.getvalue()
     assert Synonym.objects.count() == 3  # added once
+    assert list(QueryRule.objects.values_list("name", "query", "boost_filter")) == [
+        ("Gifts: toys first", "gift", "category=toys")
+    ]
 
     call_command("seed_demo_catalog", count=5, seed=SEED + 1, replace=True, stdout=io.StringIO(), verbosity=0)
     assert Product.objects.count() == 5

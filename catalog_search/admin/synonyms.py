@@ -24,7 +24,7 @@ from catalog_search.registry import get_indexes
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
 
 
-def _index_choices(current: str = "") -> list[tuple[str, str]]:
+def index_choices(current: str = "") -> list[tuple[str, str]]:
     labels = [index.label for index in get_indexes()]
     if current and current not in labels:  # a row of an index since unregistered stays editable
         labels.append(current)
@@ -40,7 +40,7 @@ class SynonymForm(forms.ModelForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["index"] = forms.ChoiceField(
-            choices=_index_choices(self.instance.index),
+            choices=index_choices(self.instance.index),
             required=False,
             help_text=Synonym._meta.get_field("index").help_text,
         )
@@ -73,7 +73,7 @@ class ImportForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["index"].choices = _index_choices()
+        self.fields["index"].choices = index_choices()
 
     def clean(self) -> dict:
         data = super().clean()

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from catalog_search import conf
+from catalog_search import rules as staff_rules
 from catalog_search.encoding.encoders import Encoder
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.registry import SearchIndex
@@ -104,6 +105,9 @@ class Search:
     matches: dict[str, bm25.Match] = field(default_factory=dict)  # per index: the keyword signal's matches
     counted: dict[str, facets.Counted] = field(default_factory=dict)  # facet counts made with them
     signals: tuple[str, ...] = ()  # the signals fused
+    # the staff's query rules the query matches (rules.py), and the (index label, object id) they hide
+    rules: list[staff_rules.Rule] = field(default_factory=list)
+    hidden: set[tuple[str, str]] = field(default_factory=set)
 
     @classmethod
     def start(cls, query: SearchQuery, rrf_k: int | None = None) -> Search:
@@ -166,6 +170,8 @@ class Search:
             # A page can say "pocketbook: also searched handbag".
             **({"expanded": self.expanded} if self.expanded else {}),
             **({"synonyms": self.synonyms} if self.synonyms else {}),
+            **({"rules": [{"id": r.id, "name": r.name} for r in self.rules]} if self.rules else {}),
+            **({"redirect": redirect} if (redirect := next((r.redirect for r in self.rules if r.redirect), "")) else {}),
             **({"expansion": self.expansion_explained} if self.expansion_explained else {}),
             **({"understood": self.understood_echo(), "understanding": [p.shown() for p in self.understood]}
                if self.query.understand and self.query.q is not None else {}),

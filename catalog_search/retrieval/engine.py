@@ -23,6 +23,7 @@ from catalog_search.retrieval import (
     fusion,
     keyword_signal,
     parallel,
+    rules,
     sorting,
     vector_signal,
 )
@@ -113,10 +114,13 @@ def _run(search: Search, started: float) -> SearchResults:
         keyword_signal.finish(search, index, scope, pending)
         disjunctive.retrieve(search, index)
     boost.photo_kind(search)
-    ranked = boost.rerank(search, _fuse(search))
+    rules.match(search)
+    ranked = rules.placed(search, boost.rerank(search, rules.boosted(search, _fuse(search))))
     matches, ids = _matched(search, ranked)
     tally = _facets(search, matches, ids)
-    page = sorting.order(search, ranked, matches=matches, ids=ids) if search.query.sort else ranked
+    page = (
+        rules.placed(search, sorting.order(search, ranked, matches=matches, ids=ids)) if search.query.sort else ranked
+    )
     hits = resolve(search, page)
     return SearchResults(
         query=search.echo(),

@@ -36,7 +36,7 @@ def order(
             descending=query.sort.descending,
             match=(matches or {}).get(index.label),
             ids=ids.get(index.label, []),
-            limit=query.offset + query.k,
+            limit=query.offset + query.k + len(search.hidden),  # the page stays whole once rules.placed hides
         )
         for document_id, object_id, _ in rows:
             search.found.where[document_id] = (index, object_id)

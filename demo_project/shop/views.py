@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import DatabaseError
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -98,6 +98,8 @@ def _text_search(request: HttpRequest) -> HttpResponse:
         return _error(request, exc.message, exc.status, request.GET, q=q)
     except ServiceUnavailable as exc:
         return _error(request, UNAVAILABLE, 503, request.GET, q=q, detail=exc.message)
+    if results.query.get("redirect") and page == 1:  # a query rule sends this query to a page of its own
+        return HttpResponseRedirect(results.query["redirect"])
     has_next = len(results) > PER_PAGE and offset + PER_PAGE <= conf.settings().MAX_OFFSET
     context = _results_context(params, results, q=q, offset=offset)
     context.update(

@@ -13,6 +13,7 @@ from django.db import transaction
 from tqdm import tqdm
 
 from catalog_search import synonyms
+from catalog_search.models import QueryRule
 from demo_project.shop.artwork import CATALOG_SETS, HELD_OUT_SET, ArtworkUnavailable, check_art_sets
 from demo_project.shop.catalog import ProductSpec, generate, photo_jpeg
 from demo_project.shop.models import Product
@@ -23,6 +24,14 @@ kicks, sneakers
 footy => football
 lappy => laptop
 """
+# Searches for gifts ("gift for a child") show toys first.
+DEMO_RULE = {
+    "name": "Gifts: toys first",
+    "match": "contains",
+    "query": "gift",
+    "boost_filter": "category=toys",
+    "boost_factor": 3.0,
+}
 
 
 class Command(BaseCommand):
@@ -74,10 +83,13 @@ class Command(BaseCommand):
         self._summary(specs, seed, removed, existing if not options["replace"] else 0, time.monotonic() - started)
 
     def _synonyms(self) -> None:
-        """The demo's staff synonyms (editable in the admin), added once: words no title uses."""
+        """The demo's staff synonyms and query rule (editable in the admin), added once."""
         done = synonyms.import_lines(DEMO_SYNONYMS)
         if done.created:
             self.stdout.write(f"Added {len(done.created)} demo synonyms (admin: Catalog search > Synonyms).")
+        _, created = QueryRule.objects.get_or_create(name=DEMO_RULE["name"], defaults=DEMO_RULE)
+        if created:
+            self.stdout.write(f"Added the demo query rule {DEMO_RULE['name']!r} (admin: Catalog search > Query rules).")
 
     def _delete_all(self) -> int:
         """Delete all products and their image files; returns how many products were deleted."""

@@ -136,6 +136,10 @@
     api.set("highlight", "1");
     const data = await request(API_TEXT + "?" + api.toString(), { method: "GET" });
     if (!data) return;
+    if (push && page === 1 && data.query && data.query.redirect) {
+      location.assign(data.query.redirect); // a query rule sends this query to a page of its own
+      return;
+    }
     mode = "text";
     els.filters.elements.similar.value = "";
     els.q.value = q;
