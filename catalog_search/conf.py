@@ -130,6 +130,12 @@ class Settings:
     THROTTLE_IMAGE: str | None = "30/minute"
     # Suggestions while typing (GET /api/suggest/): a request per keystroke or two, hence a rate of its own.
     THROTTLE_SUGGEST: str | None = "600/minute"
+    THROTTLE_EVENTS: str | None = "300/minute"  # POST /api/events/ (clicks, adds to cart) per client
+    # Search analytics (analytics/): every API search and the page's clicks, off the request path.
+    ANALYTICS: bool = True
+    ANALYTICS_FLUSH_SECONDS: float = 1.0  # how often a process writes what it recorded
+    ANALYTICS_RETENTION_DAYS: int = 90  # older searches and interactions are purged (tasks.purge_analytics)
+    ANALYTICS_USER_IDS: bool = False  # record the signed-in user's id with a search (off: anonymous ids only)
     SUGGEST_PRODUCTS: int = 4  # products a suggestion response lists by default (its `products` parameter)
     # How the app is served, for the connection budget check (catalog_search.W006): {"web_processes": N,
     # "threads": T, "worker_processes": W}; None: not checked.

@@ -312,3 +312,39 @@ class RuleProduct(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.object_id}" + (f" at {self.position}" if self.action == "pin" else "")
+
+
+class SearchEvent(models.Model):
+    """One search a shopper made (text, photo or both; never the photo itself), for the analytics screen:
+    written in batches off the request path (analytics/record.py), purged after ANALYTICS_RETENTION_DAYS."""
+
+    search_id = models.UUIDField(unique=True)
+    created_at = models.DateTimeField(db_index=True)
+    kind = models.CharField(max_length=16)  # "text", "photo", "photo+text", "similar"
+    query = models.CharField(max_length=512, blank=True)  # as typed, folded to lower case and one space
+    understood = models.JSONField(default=dict, blank=True)
+    filters = models.JSONField(default=dict, blank=True)
+    results = models.PositiveIntegerField()  # the matched set's size (total)
+    took_ms = models.FloatField()
+    visitor = models.CharField(max_length=64, blank=True)  # the browser's anonymous id
+    user_id = models.CharField(max_length=64, blank=True)  # only with ANALYTICS_USER_IDS
+
+    class Meta:
+        indexes = [models.Index(fields=["query", "created_at"], name="catalog_search_event_query")]
+        permissions = [("view_analytics", "Can view search analytics")]
+
+
+class SearchInteraction(models.Model):
+    """A shopper's click on a result, or an add to cart from it, tied to the search it came from."""
+
+    class Kind(models.TextChoices):
+        CLICK = "click", "click"
+        ADD_TO_CART = "add_to_cart", "add to cart"
+
+    search_id = models.UUIDField(db_index=True)  # SearchEvent.search_id (written apart: no foreign key)
+    created_at = models.DateTimeField(db_index=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    object_type = models.CharField(max_length=255)  # the index label
+    object_id = models.CharField(max_length=64)
+    position = models.PositiveIntegerField(null=True, blank=True)  # 1 is the first result
+    visitor = models.CharField(max_length=64, blank=True)

@@ -4,6 +4,8 @@
 - ``sweep()``: periodic (Celery beat): re-enqueue outbox rows nobody picked up (broker was down,
   worker died), drive a model switch (switch.py), and keep the query-expansion vocabulary current
   (indexing/vocabulary.py, with QUERY_EXPANSION on) and the query fields' values (indexing/values.py).
+- ``purge_analytics()``: periodic (daily is enough): delete searches and interactions older than
+  ``ANALYTICS_RETENTION_DAYS`` (analytics/purge.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 from celery import shared_task
 from django.db import DatabaseError, InterfaceError
 
+from catalog_search.analytics import purge
 from catalog_search.indexing import outbox, switch, values, vocabulary
 from catalog_search.indexing.enqueue import PROCESS_TASK, enqueue
 from catalog_search.registry import get_index_by_label, get_indexes
@@ -63,3 +66,8 @@ def sweep() -> dict:
         "vocabulary": vocabulary.refresh(),
         "values": values.refresh(get_indexes()),
     }
+
+
+@shared_task(name="catalog_search.purge_analytics", ignore_result=True)
+def purge_analytics() -> dict:
+    return purge.purge()

@@ -142,6 +142,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "catalog_search.sweep",
         "schedule": float(os.environ.get("CATALOG_SEARCH_SWEEP_SECONDS", 30)),
     },
+    "catalog-search-purge-analytics": {"task": "catalog_search.purge_analytics", "schedule": 3600.0},
 }
 
 LOGGING = {

@@ -8,6 +8,7 @@ import pytest
 from django.core.files.base import ContentFile
 from PIL import Image, ImageDraw
 
+from catalog_search.analytics import record
 from catalog_search.encoding.encoders import get_encoder
 from catalog_search.registry import get_index
 from demo_project.shop.models import Product
@@ -36,6 +37,14 @@ def png_bytes(color: tuple[int, int, int], shape: str = "box", size: int = 48, s
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def unrecorded():
+    """Each test starts with no analytics waiting to be written (its searches are its own)."""
+    record.discard()
+    yield
+    record.discard()
 
 
 @pytest.fixture(scope="session")

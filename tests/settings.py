@@ -33,6 +33,9 @@ DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("TEST_CONN_MAX_AGE", "
 from tests.tiny_models import build_tiny_clip  # noqa: E402
 
 CATALOG_SEARCH = {"MODEL": os.environ.get("CATALOG_SEARCH_MODEL") or str(build_tiny_clip(VAR_DIR / "tiny-clip"))}  # noqa: F405
+# Analytics are written when a test flushes them, never by the writer thread on a connection of its own
+# (outside a test's transaction); tests/test_analytics.py tests the thread with a short interval.
+CATALOG_SEARCH["ANALYTICS_FLUSH_SECONDS"] = 3600
 # Worker subprocesses get short leases and sweeps through this variable (see tests/worker.py).
 CATALOG_SEARCH.update(json.loads(os.environ.get("CATALOG_SEARCH_JSON", "{}")))
 MEDIA_ROOT = VAR_DIR / "media"  # noqa: F405

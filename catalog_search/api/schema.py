@@ -133,6 +133,25 @@ def _similar_parameters() -> list[dict[str, Any]]:
     return path + paging + filter_parameters()
 
 
+SEARCH_ID = {
+    "type": "string",
+    "description": "This search's id for POST /api/events/ (absent when search analytics are off)",
+}
+EVENT = {
+    "type": "object",
+    "required": ["search_id", "event", "type", "id"],
+    "additionalProperties": False,
+    "properties": {
+        "search_id": SEARCH_ID,
+        "event": {"type": "string", "enum": ["click", "add_to_cart"]},
+        "type": {"type": "string", "description": "the result's type, e.g. shop.product"},
+        "id": {"oneOf": [{"type": "string"}, {"type": "integer"}], "description": "the result's id"},
+        "position": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "1: the first result"},
+    },
+}
+EVENT_RECORDED = {"type": "object", "required": ["recorded"], "properties": {"recorded": {"type": "string"}}}
+
+
 SIMILAR_RESPONSE = {
     "type": "object",
     "required": ["query", "results", "facets", "total", "took_ms"],
@@ -156,6 +175,7 @@ SIMILAR_RESPONSE = {
         "facets": {"$ref": "#/components/schemas/Facets"},
         "total": {"$ref": "#/components/schemas/Total"},
         "took_ms": {"type": "number"},
+        "search_id": SEARCH_ID,
     },
 }
 
@@ -320,6 +340,20 @@ def openapi_schema(base_url: str = "/") -> dict[str, Any]:
                     },
                 }
             },
+            "/api/events/": {
+                "post": {
+                    "operationId": "event",
+                    "summary": "A click on a result, or an add to cart from it (search analytics)",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": EVENT}}},
+                    "responses": {
+                        "202": {
+                            "description": "Recorded",
+                            "content": {"application/json": {"schema": EVENT_RECORDED}},
+                        },
+                        **_errors(400, 415, 429),
+                    },
+                }
+            },
             "/api/schema/": {
                 "get": {
                     "operationId": "schema",
@@ -456,6 +490,7 @@ def openapi_schema(base_url: str = "/") -> dict[str, Any]:
                         "total": {"$ref": "#/components/schemas/Total"},
                         "took_ms": {"type": "number"},
                         "warnings": {"type": "array", "items": {"type": "string"}},
+                        "search_id": SEARCH_ID,
                     },
                 },
             }

@@ -32,3 +32,8 @@ class ImageSearchThrottle(_Throttle):
 class SuggestThrottle(_Throttle):
     scope = "catalog_search_suggest"
     setting = "THROTTLE_SUGGEST"
+
+
+class EventThrottle(_Throttle):
+    scope = "catalog_search_events"
+    setting = "THROTTLE_EVENTS"

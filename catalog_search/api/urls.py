@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from catalog_search.api.views import ImageSearchView, SchemaView, SimilarView, SuggestView, TextSearchView
+from catalog_search.api.views import EventView, ImageSearchView, SchemaView, SimilarView, SuggestView, TextSearchView
 
 app_name = "catalog_search_api"
 urlpatterns = [
@@ -10,5 +10,6 @@ urlpatterns = [
     path("search/image/", ImageSearchView.as_view(), name="search-image"),
     path("suggest/", SuggestView.as_view(), name="suggest"),
     path("similar/<str:type>/<str:id>/", SimilarView.as_view(), name="similar"),
+    path("events/", EventView.as_view(), name="events"),
     path("schema/", SchemaView.as_view(), name="schema"),
 ]

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.http import HttpRequest, QueryDict
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.parsers import MultiPartParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -15,10 +15,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog_search import conf
+from catalog_search.analytics import events, record
 from catalog_search.api.errors import exception_handler
 from catalog_search.api.responses import serialize_results
 from catalog_search.api.schema import openapi_schema
-from catalog_search.api.throttling import ImageSearchThrottle, SuggestThrottle, TextSearchThrottle
+from catalog_search.api.throttling import EventThrottle, ImageSearchThrottle, SuggestThrottle, TextSearchThrottle
 from catalog_search.api.uploads import LimitedMemoryUploadHandler
 from catalog_search.exceptions import ImageTooLarge, InvalidImage, InvalidQuery
 from catalog_search.registry import parse_bool
@@ -102,7 +103,10 @@ class SearchAPIView(APIView):
             sort=params.get("sort"),
             highlight=params.get("highlight"),
         )
-        return Response(serialize_results(results))
+        kind = "photo" if image is not None and not params.get("q") else "photo+text" if image is not None else "text"
+        return _recorded(
+            self.request, serialize_results(results), kind=kind, q=params.get("q"), filters=filters, results=results
+        )
 
 
 class TextSearchView(SearchAPIView):
@@ -177,7 +181,28 @@ class SimilarView(SearchAPIView):
         found = similar_by_key(
             type, id, k=params.get("k"), offset=params.get("offset"), facets=params.get("facets"), filters=filters
         )
-        return Response(serialize_results(found))
+        return _recorded(request, serialize_results(found), kind="similar", q=None, filters=filters, results=found)
+
+
+def _recorded(request: Request, data: dict[str, Any], **search: Any) -> Response:
+    """The response, with the ``search_id`` of its analytics record (analytics/record.py) when they are on."""
+    search_id = record.record_search(request, **search)
+    return Response({**data, "search_id": search_id} if search_id else data)
+
+
+class EventView(SearchAPIView):
+    """A shopper's click on a result, or an add to cart from it: ``{"search_id", "event", "type", "id",
+    "position"}`` (JSON), the ``search_id`` a search response gave. 202 when recorded."""
+
+    throttle_classes = [EventThrottle]
+    parser_classes = [JSONParser]
+
+    def post(self, request: Request) -> Response:
+        if not conf.settings().ANALYTICS:
+            raise InvalidQuery("Search analytics are off.", code="analytics_off")
+        event = events.parse(request.data)
+        record.record_interaction(request, **event)
+        return Response({"recorded": event["kind"]}, status=202)
 
 
 class SchemaView(APIView):

@@ -19,6 +19,7 @@
   const API_TEXT = script.dataset.apiText;
   const API_IMAGE = script.dataset.apiImage;
   const API_SIMILAR = script.dataset.apiSimilar; // ends in /0/: the product id goes there
+  const API_EVENTS = script.dataset.apiEvents;
   const PER_PAGE = Number(script.dataset.perPage) || 24;
   const MAX_BYTES = (Number(script.dataset.maxMb) || 10) * 1024 * 1024;
   const MAX_OFFSET = 1000;
@@ -201,6 +202,34 @@
     return runText(textParams(currentQuery(), page));
   }
 
+  /** This browser's anonymous id for search analytics (no account, no IP address): kept in localStorage. */
+  function visitorId() {
+    try {
+      let id = localStorage.getItem("catalog-search-visitor");
+      if (!id) {
+        id = crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2) + String(Date.now());
+        localStorage.setItem("catalog-search-visitor", id);
+      }
+      return id;
+    } catch {
+      return ""; // storage blocked: searches are recorded without an id
+    }
+  }
+
+  let lastSearchId = null; // the search_id of the results shown: clicks and adds to cart name it
+
+  /** Tell search analytics about a click or an add to cart on a result; never in the shopper's way. */
+  function sendEvent(event, id, position) {
+    if (!lastSearchId || !API_EVENTS) return;
+    const body = JSON.stringify({ search_id: lastSearchId, event, type: "shop.product", id: String(id), position });
+    fetch(API_EVENTS, {
+      method: "POST",
+      body,
+      keepalive: true, // survives the page navigating away
+      headers: { "Content-Type": "application/json", "X-Search-Visitor": visitorId() },
+    }).catch(() => {});
+  }
+
   /** fetch JSON; on failure show the API's error message and return null. */
   async function request(url, options) {
     if (controller) controller.abort();
@@ -208,7 +237,8 @@
     controller = mine;
     setLoading(true);
     try {
-      const response = await fetch(url, { ...options, signal: mine.signal, headers: { Accept: "application/json" } });
+      const headers = { Accept: "application/json", "X-Search-Visitor": visitorId() };
+      const response = await fetch(url, { ...options, signal: mine.signal, headers });
       let body = null;
       try {
         body = await response.json();
@@ -221,6 +251,7 @@
         else showError(message || `The search failed (HTTP ${response.status}). Please try again.`);
         return null;
       }
+      lastSearchId = body.search_id || null;
       return body;
     } catch (err) {
       if (err.name !== "AbortError") showError("Could not reach the shop. Check your connection and try again.");
@@ -708,6 +739,16 @@
   });
 
   els.grid.addEventListener("click", (event) => {
+    const card = event.target.closest(".card");
+    const position = card ? [...els.grid.children].indexOf(card) + 1 + (pageOf(new URLSearchParams(location.search)) - 1) * PER_PAGE : null;
+    const cart = event.target.closest("button.add-to-cart");
+    if (cart) {
+      sendEvent("add_to_cart", card.dataset.id, position);
+      cart.textContent = "Added ✓";
+      cart.disabled = true;
+      return;
+    }
+    if (card && event.target.closest(".card-title, .card-image, a.more-like")) sendEvent("click", card.dataset.id, position);
     const link = event.target.closest("a.more-like");
     if (!link || event.ctrlKey || event.metaKey || event.shiftKey) return; // a new tab loads the page itself
     event.preventDefault();
