@@ -28,9 +28,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import connection
-
-from catalog_search import conf
+from catalog_search import conf, databases
 from catalog_search.retrieval.filters import IdList, Passing, Restriction
 from catalog_search.sql import int_array
 
@@ -72,7 +70,7 @@ def known_terms(terms: Sequence[str], content_types: Sequence[int]) -> set[str]:
     """Those of ``terms`` that some document of ``content_types`` contains."""
     if not terms or not content_types:
         return set()
-    with connection.cursor() as cursor:
+    with databases.connection().cursor() as cursor:
         cursor.execute(
             "SELECT DISTINCT term FROM catalog_search_termstat "
             "WHERE term = ANY(%s) AND content_type_id = ANY(%s) AND df > 0",
@@ -104,7 +102,7 @@ def match(content_type_id: int, terms: list[str], groups: dict[str, int] | None 
     numbers = [groups[t] for t in terms] if groups and len({groups[t] for t in terms}) < len(terms) else None
     if required_terms(len(set(numbers or terms))) <= 1:  # the rule never asks for more when fewer are present
         return Match(content_type_id, terms, 1, numbers)
-    with connection.cursor() as cursor:
+    with databases.connection().cursor() as cursor:
         cursor.execute(
             "SELECT term FROM catalog_search_termstat WHERE content_type_id = %s AND term = ANY(%s) AND df > 0",
             [content_type_id, terms],
@@ -210,7 +208,7 @@ SCORED = f"p.document_id, p.object_id, SUM({_SCORE}) AS score"
 
 def _top(match: Match, restriction: Restriction | None, limit: int) -> list[Hit]:
     sql, params = _sql(SCORED, restriction, match, grouped=True, tail=TOP_TAIL)
-    with connection.cursor() as cursor:
+    with databases.connection().cursor() as cursor:
         cursor.execute(sql, {**params, "limit": limit})
         return [Hit(doc_id, oid, float(score)) for doc_id, oid, score in cursor.fetchall()]
 
@@ -253,7 +251,7 @@ def explain_terms(content_type_id: int, terms: list[str], document_ids: list[int
         where="AND p.document_id = ANY(%(ids)s::bigint[])",
     )
     out: dict[int, dict[str, float]] = {}
-    with connection.cursor() as cursor:
+    with databases.connection().cursor() as cursor:
         cursor.execute(sql, {**params, "ids": int_array(document_ids)})
         for doc_id, term, score in cursor.fetchall():
             out.setdefault(doc_id, {})[term] = float(score)
