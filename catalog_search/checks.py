@@ -18,6 +18,8 @@
 - catalog_search.E010: a setting that takes a number has a value that is not one (``conf.settings()`` would
   refuse it on the first search).
 - catalog_search.E011: ``CATALOG_SEARCH['DISJUNCTIVE_FACETS']`` is not True or False.
+- catalog_search.E012: ``CATALOG_SEARCH['SEARCH_DATABASES']`` is not a list of aliases or names one that is
+  not in ``DATABASES``; or ``REPLICA_MAX_LAG_SECONDS`` is not above 0.
 - catalog_search.W005: ``runserver`` with persistent connections (``CONN_MAX_AGE`` not 0): the development
   server starts a thread per request and each keeps its connection until garbage collection, so
   PostgreSQL runs out of connections under a few hundred searches.
@@ -33,6 +35,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from django.conf import settings as django_settings
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist
 from django.db import DatabaseError, connections, models
@@ -270,6 +273,25 @@ def check_parallel_setting(app_configs=None, **kwargs) -> list[checks.CheckMessa
             id="catalog_search.E006",
         )
     ]
+
+
+@checks.register()
+def check_search_databases(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    names, lag = conf.raw("SEARCH_DATABASES"), conf.raw("REPLICA_MAX_LAG_SECONDS")
+    errors = []
+    if not isinstance(names, list | tuple) or not all(isinstance(name, str) for name in names):
+        errors.append(f"CATALOG_SEARCH['SEARCH_DATABASES'] is {names!r}; it takes a list of database aliases.")
+    else:
+        known = getattr(django_settings, "DATABASES", {})
+        errors += [
+            f"CATALOG_SEARCH['SEARCH_DATABASES'] names {name!r}, which is not in DATABASES."
+            for name in names
+            if name not in known
+        ]
+    if isinstance(lag, int | float) and not isinstance(lag, bool) and lag <= 0:  # a non-number is E010's
+        errors.append(f"CATALOG_SEARCH['REPLICA_MAX_LAG_SECONDS'] is {lag!r}; it takes a number of seconds above 0.")
+    hint = "SEARCH_DATABASES: a list of DATABASES aliases of hot standbys; REPLICA_MAX_LAG_SECONDS: seconds (docs/configuration.md, read replicas)."
+    return [checks.Error(message, hint=hint, id="catalog_search.E012") for message in errors]
 
 
 @checks.register()

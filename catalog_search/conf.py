@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any
 
@@ -117,6 +117,13 @@ class Settings:
     # A larger filter: the HNSW index gives up to this many nearest rows unfiltered, the filter is checked
     # on them (falls back to exact search when fewer than the candidate count pass).
     FILTERED_ANN_DEPTH: int = 5000
+    # Read replicas (catalog_search/replicas.py): Django database aliases of hot standbys that searches,
+    # suggestions and similar products read from, in order of preference; the primary answers when none
+    # is usable. Writes, the outbox, the admin and the workers always use the primary. () = the primary only.
+    SEARCH_DATABASES: Sequence[str] = ()
+    # A standby further behind than this is skipped (so a search never shows what the primary changed
+    # longer ago than this, as far as the last check, at most REPLICA_CHECK_SECONDS old, can tell).
+    REPLICA_MAX_LAG_SECONDS: float = 30.0
     # Indexing pipeline (outbox -> Celery; see docs/indexing.md).
     INDEX_BATCH_SIZE: int = 64  # objects per indexing task
     OUTBOX_LEASE_SECONDS: int = 30  # a claimed row is retried this long after its worker stopped renewing it

@@ -5,10 +5,15 @@ reaches every other within that time; the saving process forgets its copy at onc
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
+
+from django.db import DatabaseError
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -16,8 +21,10 @@ T = TypeVar("T")
 class ProcessCopy(Generic[T]):
     """This process's copy of what ``read`` builds from a table; ``stamp`` says whether the table moved."""
 
-    def __init__(self, *, stamp: Callable[[], object], read: Callable[[], T], refresh: Callable[[], float]) -> None:
-        self._stamp, self._read, self._refresh = stamp, read, refresh
+    def __init__(
+        self, name: str, *, stamp: Callable[[], object], read: Callable[[], T], refresh: Callable[[], float], empty: T
+    ) -> None:
+        self._name, self._stamp, self._read, self._refresh, self._empty = name, stamp, read, refresh, empty
         self._lock = threading.Lock()
         self._checked = -1e9
         self._seen: object = None
@@ -28,13 +35,22 @@ class ProcessCopy(Generic[T]):
         now = time.monotonic()
         if self._value is not None and now - self._checked < self._refresh():
             return self._value
-        stamp = self._stamp()
-        with self._lock:
-            if self._value is None or stamp != self._seen:
-                self._value, self._seen = self._read(), stamp
-                self.version += 1
-            self._checked = now
-            return self._value
+        try:
+            stamp = self._stamp()
+            with self._lock:
+                if self._value is None or stamp != self._seen:
+                    self._value, self._seen = self._read(), stamp
+                    self.version += 1
+                self._checked = now
+                return self._value
+        except DatabaseError as exc:
+            # The database is down (or the search's standby failed): the search goes on with the copy this
+            # process has, or without any (``empty``); the table is checked again after the next interval.
+            logger.warning("catalog_search: %s not refreshed: %s", self._name, exc)
+            with self._lock:
+                self._value = self._empty if self._value is None else self._value
+                self._checked = now
+                return self._value
 
     def forget(self) -> None:
         """The next ``get`` checks the table (a writer in this process calls it after saving)."""

@@ -29,6 +29,7 @@ from typing import Any
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 
+from catalog_search import databases
 from catalog_search.exceptions import InvalidFilter
 from catalog_search.relations import Dependency, dependencies, parse_relation_path, parse_text_path
 
@@ -222,7 +223,9 @@ class SearchIndex:
     def content_type(self):  # -> ContentType (imported lazily: this module loads before the apps)
         from django.contrib.contenttypes.models import ContentType
 
-        return ContentType.objects.get_for_model(self.model)
+        chosen = databases.alias()  # in a search: read (once, then cached per database) from its database
+        manager = ContentType.objects if chosen is None else ContentType.objects.db_manager(chosen)
+        return manager.get_for_model(self.model)
 
     # Filters ------------------------------------------------------------------------------------
 

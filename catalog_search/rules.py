@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 from django.db.models import Count, Max
 
-from catalog_search import conf
+from catalog_search import conf, databases
 from catalog_search.analysis import get_analyzer
 from catalog_search.copies import ProcessCopy
 from catalog_search.models import QueryRule, RuleProduct
@@ -71,8 +71,9 @@ def safe_redirect(url: str) -> str:
 
 
 def _stamp() -> tuple:
-    rules = QueryRule.objects.aggregate(n=Count("pk"), latest=Max("updated_at"))
-    products = RuleProduct.objects.aggregate(n=Count("pk"), last=Max("pk"))
+    # On the running search's database (a standby's lag is the delay a change may take, like any row's).
+    rules = databases.using(QueryRule.objects).aggregate(n=Count("pk"), latest=Max("updated_at"))
+    products = databases.using(RuleProduct.objects).aggregate(n=Count("pk"), last=Max("pk"))
     return rules["n"], rules["latest"], products["n"], products["last"]
 
 
@@ -80,8 +81,10 @@ def _read() -> tuple[Rule, ...]:
     analyzer = get_analyzer()
     pins: dict[int, list[tuple[int, str]]] = {}
     hides: dict[int, set[str]] = {}
-    for rule_id, action, object_id, position in RuleProduct.objects.filter(rule__enabled=True).values_list(
-        "rule_id", "action", "object_id", "position"
+    for rule_id, action, object_id, position in (
+        databases.using(RuleProduct.objects)
+        .filter(rule__enabled=True)
+        .values_list("rule_id", "action", "object_id", "position")
     ):
         if action == RuleProduct.Action.HIDE:
             hides.setdefault(rule_id, set()).add(object_id)
@@ -102,11 +105,13 @@ def _read() -> tuple[Rule, ...]:
             pins=tuple(sorted(pins.get(row.pk, []))),
             hides=frozenset(hides.get(row.pk, ())),
         )
-        for row in QueryRule.objects.filter(enabled=True).order_by("pk")
+        for row in databases.using(QueryRule.objects).filter(enabled=True).order_by("pk")
     )
 
 
-_copy = ProcessCopy(stamp=_stamp, read=_read, refresh=lambda: conf.settings().RULES_REFRESH_SECONDS)
+_copy: ProcessCopy[tuple[Rule, ...]] = ProcessCopy(
+    "query rules", stamp=_stamp, read=_read, refresh=lambda: conf.settings().RULES_REFRESH_SECONDS, empty=()
+)
 
 
 def matching(q: str | None, labels: Sequence[str], now: datetime) -> list[Rule]:

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from catalog_search import conf
+from catalog_search import conf, replicas
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.models import IndexRun
 from catalog_search.registry import SearchIndex, get_indexes
@@ -114,4 +114,7 @@ def full_status() -> dict[str, Any]:
         "configured_model": conf.settings().MODEL,
         "runtime": conf.settings().RUNTIME,
         "query_cache": query_cache.stats(),
+        # Each read replica searches may use, checked now, then the primary (docs/architecture.md).
+        "search_databases": replicas.statuses(),
+        "max_lag_seconds": conf.settings().REPLICA_MAX_LAG_SECONDS,
     }

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Max
 
-from catalog_search import conf
+from catalog_search import conf, databases
 from catalog_search.analysis import get_analyzer
 from catalog_search.copies import ProcessCopy
 from catalog_search.models import Synonym
@@ -159,14 +159,17 @@ def validate(line: str, index: str, *, excluding: int | None = None) -> Rule:
 
 
 def _stamp() -> tuple:
-    summary = Synonym.objects.aggregate(n=Count("pk"), latest=Max("updated_at"))
+    # On the running search's database (a standby's lag is the delay a change may take, like any row's).
+    summary = databases.using(Synonym.objects).aggregate(n=Count("pk"), latest=Max("updated_at"))
     return summary["n"], summary["latest"]
 
 
 def _read() -> dict[str, tuple[Rule, ...]]:
     """The enabled rules per index label ("" for every index)."""
     lines: dict[str, list[str]] = {}
-    for index, line in Synonym.objects.filter(enabled=True).order_by("pk").values_list("index", "line"):
+    for index, line in (
+        databases.using(Synonym.objects).filter(enabled=True).order_by("pk").values_list("index", "line")
+    ):
         lines.setdefault(index, []).append(line)
     return {index: tuple(_parsed(own)) for index, own in lines.items()}
 
@@ -183,7 +186,9 @@ def _parsed(lines: Iterable[str]) -> list[Rule]:
     return rules
 
 
-_copy = ProcessCopy(stamp=_stamp, read=_read, refresh=lambda: conf.settings().SYNONYMS_REFRESH_SECONDS)
+_copy: ProcessCopy[dict[str, tuple[Rule, ...]]] = ProcessCopy(
+    "synonyms", stamp=_stamp, read=_read, refresh=lambda: conf.settings().SYNONYMS_REFRESH_SECONDS, empty={}
+)
 
 
 def for_indexes(labels: Sequence[str]) -> tuple[int, tuple[Rule, ...]]:

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from catalog_search import conf
+from catalog_search import conf, databases
 from catalog_search.models import FieldValue
 
 _lock = threading.Lock()
@@ -45,7 +45,7 @@ def loaded(content_type_id: int) -> CatalogValues:
     if cached is not None and now - cached.loaded_at < conf.settings().VALUES_REFRESH_SECONDS:
         return cached
     counts: dict[str, dict[str, int]] = {}
-    rows = FieldValue.objects.filter(content_type_id=content_type_id, count__gt=0)
+    rows = databases.using(FieldValue.objects).filter(content_type_id=content_type_id, count__gt=0)
     for field, value, count in rows.values_list("field", "value", "count"):
         counts.setdefault(field, {})[value] = count
     if cached is not None and _names(cached.counts) == _names(counts):  # counts moved, the values did not

@@ -71,6 +71,32 @@ def test_missing_and_wrong_fields_are_reported():
     ]
 
 
+@pytest.mark.parametrize(
+    ("names", "lag", "says"),
+    [
+        (["replica"], 30, "names 'replica', which is not in DATABASES"),
+        (["default", "elsewhere"], 30, "names 'elsewhere', which is not in DATABASES"),
+        ("default", 30, "it takes a list of database aliases"),
+        ([1], 30, "it takes a list of database aliases"),
+        ([], 0, "REPLICA_MAX_LAG_SECONDS'] is 0"),
+    ],
+)
+def test_wrong_search_databases_are_a_system_check_error(names, lag, says, settings):
+    from catalog_search.checks import check_search_databases
+
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "SEARCH_DATABASES": names, "REPLICA_MAX_LAG_SECONDS": lag}
+    (error,) = check_search_databases()
+    assert error.id == "catalog_search.E012" and error.level == checks.ERROR and says in error.msg
+
+
+def test_search_databases_in_databases_pass_the_check(settings):
+    from catalog_search.checks import check_search_databases
+
+    assert check_search_databases() == []  # the default: none
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "SEARCH_DATABASES": ["default"], "REPLICA_MAX_LAG_SECONDS": 5}
+    assert check_search_databases() == []
+
+
 @pytest.mark.parametrize("value", [0, 2, "yes", None])
 def test_a_wrong_parallel_retrieval_setting_is_a_system_check_error(value, settings):
     from catalog_search.checks import check_parallel_setting

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from catalog_search import databases
 from catalog_search.encoding.encoders import Encoder, get_encoder
 from catalog_search.exceptions import EncoderUnavailable
 from catalog_search.models import Encoder as EncoderRow
@@ -9,7 +10,7 @@ from catalog_search.models import Encoder as EncoderRow
 
 def active_encoder() -> tuple[EncoderRow, Encoder]:
     """The encoder whose vectors search uses, loaded; EncoderUnavailable if none or it cannot load."""
-    row = EncoderRow.objects.filter(state=EncoderRow.State.ACTIVE).first()
+    row = databases.using(EncoderRow.objects).filter(state=EncoderRow.State.ACTIVE).first()
     if row is None:
         raise EncoderUnavailable("No embeddings have been indexed yet; run a reindex first.")
     encoder = get_encoder(row.name)

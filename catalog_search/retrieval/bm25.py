@@ -28,9 +28,7 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from django.db import connection
-
-from catalog_search import conf
+from catalog_search import conf, databases
 from catalog_search.retrieval.filters import IdList, Passing, Restriction
 from catalog_search.sql import int_array
 
@@ -99,7 +97,7 @@ class Presence:
         missing = sorted({t for t in terms if t not in self._in})
         if not missing or not self.content_types:
             return
-        with connection.cursor() as cursor:
+        with databases.connection().cursor() as cursor:
             cursor.execute(
                 "SELECT term, content_type_id FROM catalog_search_termstat "
                 "WHERE term = ANY(%s) AND content_type_id = ANY(%s) AND df > 0",
@@ -247,7 +245,7 @@ SCORED = f"p.document_id, p.object_id, SUM({_SCORE}) AS score"
 
 def _top(match: Match, restriction: Restriction | None, limit: int) -> list[Hit]:
     sql, params = _sql(SCORED, restriction, match, grouped=True, tail=TOP_TAIL)
-    with connection.cursor() as cursor:
+    with databases.connection().cursor() as cursor:
         cursor.execute(sql, {**params, "limit": limit})
         return [Hit(doc_id, oid, float(score)) for doc_id, oid, score in cursor.fetchall()]
 
@@ -290,7 +288,7 @@ def explain_terms(content_type_id: int, terms: list[str], document_ids: list[int
         where="AND p.document_id = ANY(%(ids)s::bigint[])",
     )
     out: dict[int, dict[str, float]] = {}
-    with connection.cursor() as cursor:
+    with databases.connection().cursor() as cursor:
         cursor.execute(sql, {**params, "ids": int_array(document_ids)})
         for doc_id, term, score in cursor.fetchall():
             out.setdefault(doc_id, {})[term] = float(score)

@@ -34,10 +34,11 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection, models
+from django.db import models
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
 from django.db.models.expressions import RawSQL
 
+from catalog_search import databases
 from catalog_search.registry import SearchIndex, resolve_field
 from catalog_search.retrieval.context import Part, Search
 from catalog_search.retrieval.fusion import Fused
@@ -58,7 +59,7 @@ class _Statement:
 
     def rows(self, *arrays: str) -> list[tuple]:
         bound = dict(zip(map(id, self.markers), arrays, strict=True))
-        with connection.cursor() as cursor:
+        with databases.connection().cursor() as cursor:
             cursor.execute(self.sql, [bound.get(id(p), p) for p in self.params])
             return cursor.fetchall()
 
@@ -77,7 +78,7 @@ def _values_statement(index: SearchIndex, fields: tuple[str, ...]) -> _Statement
     key = ("values", index.label, fields)
     if key not in _compiled:
         marker, pk = object(), index.model._meta.pk
-        rows = index.model._base_manager.filter(pk__in=_array(marker, pk.rel_db_type(connection)))
+        rows = index.model._base_manager.filter(pk__in=_array(marker, pk.rel_db_type(databases.connection())))
         _compiled[key] = _Statement(*rows.order_by().values_list("pk", *fields).query.sql_with_params(), [marker])
     return _compiled[key]
 
@@ -141,12 +142,12 @@ def _matching_statement(index: SearchIndex, names: tuple[str, ...]) -> _Statemen
         markers = [object() for _ in range(len(names) + 1)]
         tests: dict[str, Any] = {}
         for n, name in enumerate(names):
-            values = _array(markers[n + 1], resolve_field(index.model, name).db_type(connection))
+            values = _array(markers[n + 1], resolve_field(index.model, name).db_type(databases.connection()))
             if "__" in name:
                 tests[f"m{n}"] = Exists(manager.filter(pk=OuterRef("pk"), **{f"{name}__in": values}))
             else:
                 tests[f"m{n}"] = ExpressionWrapper(Q(**{f"{name}__in": values}), output_field=BooleanField())
-        rows = manager.filter(pk__in=_array(markers[0], pk.rel_db_type(connection)))
+        rows = manager.filter(pk__in=_array(markers[0], pk.rel_db_type(databases.connection())))
         sql, params = rows.annotate(**tests).order_by().values_list("pk", *tests).query.sql_with_params()
         # Only the candidates with a value come back (most have none), tested outside a fence (OFFSET 0): in
         # the same WHERE, the planner could start from a value's index (every red product) instead of the

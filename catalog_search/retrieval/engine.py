@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import DatabaseError
 
+from catalog_search import replicas
 from catalog_search.exceptions import IndexUnavailable
 from catalog_search.retrieval import (
     bm25,
@@ -98,7 +99,8 @@ def search(
     )
     try:
         with parallel.search_running():
-            return _run(Search.start(query, rrf_k), started)
+            # On the first usable read replica, or the primary; again on the next copy if a replica fails.
+            return replicas.run(lambda: _run(Search.start(query, rrf_k), started))
     except DatabaseError as exc:
         logger.exception("catalog_search: database error during search")
         raise IndexUnavailable(f"The search index is unavailable: {type(exc).__name__}") from exc

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connection
 from django.db.models import BooleanField, Exists, ExpressionWrapper, F, Func, OuterRef, Q
 
+from catalog_search import databases
 from catalog_search.registry import FacetField, RangeFacet, SearchIndex, jsonable, multivalued
 from catalog_search.retrieval import bm25
 from catalog_search.retrieval.filters import Restriction, clause_q, filtered_queryset
@@ -135,7 +135,7 @@ def _count_group(
     # The matched ids, in the primary key's own type, as one array: PostgreSQL fetches exactly those rows
     # through the primary key index in table order (a bitmap scan) instead of scanning every row a broad
     # filter keeps, or probing the index once per matched object (docs/benchmarks.md).
-    pk_type = index.model._meta.pk.rel_db_type(connection)
+    pk_type = index.model._meta.pk.rel_db_type(databases.connection())
     # An id twice in the array still fetches its row once. Scored documents are distinct, so their ids are
     # not deduplicated first (a sort saved); the postings' ids (one per matching term) are.
     distinct = "" if keywords else "DISTINCT"
@@ -159,7 +159,7 @@ def _count_group(
         source = _source(values_sql, ["k", *columns], len(flags))
         query = _with_keywords(keywords.sql, counts, source, size=len(group), pk_type=pk_type, flags=len(flags))
         params.update(keywords.params, keywords_limit=keywords.limit)
-    with connection.cursor() as cursor:
+    with databases.connection().cursor() as cursor:
         cursor.execute(query, params)
         return _read(cursor.fetchall(), len(group), with_keywords=keywords is not None)
 
@@ -441,7 +441,7 @@ def sorted_matches(
     ``filters``, by ``field`` (NULLs last either way; a model without the field has only NULLs), then by
     primary key, so pages of one sort never repeat or skip an object: (document id, object id, value)."""
     matched_sql, matched_params = _matched_clause(match, ids)
-    pk_type = index.model._meta.pk.rel_db_type(connection)
+    pk_type = index.model._meta.pk.rel_db_type(databases.connection())
     queryset = filtered_queryset(index, filters)
     queryset = queryset.filter(_InMatched(F("pk"), pk_type=pk_type, distinct="DISTINCT")).order_by()
     has = field in index.sort_fields
@@ -462,6 +462,6 @@ def sorted_matches(
         "JOIN catalog_search_document d ON d.content_type_id = %(sort_ct)s AND d.object_id = s.k::text ORDER BY s.n"
     )
     params = {**matched_params, **values_params, "sort_limit": limit, "sort_ct": index.content_type.pk}
-    with connection.cursor() as cursor:
+    with databases.connection().cursor() as cursor:
         cursor.execute(query, params)
         return [(doc_id, oid, val) for doc_id, oid, val, _ in cursor.fetchall()]

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connection, models
+from django.db import models
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
+from catalog_search import databases
 from catalog_search.registry import SearchIndex
 from catalog_search.retrieval.query import Filter
 from catalog_search.sql import named, text_array
@@ -117,7 +118,7 @@ def _estimated_above(cursor, subquery: Subquery, cap: int) -> bool:
 def small_ids(subquery: Subquery, cap: int) -> IdList | None:
     """The object ids passing the filter when there are at most ``cap`` of them, else None. Trusts the row
     estimate in one direction only, as ``count_filtered`` does."""
-    with connection.cursor() as cursor:
+    with databases.connection().cursor() as cursor:
         if _estimated_above(cursor, subquery, cap):
             return None
         cursor.execute(f"{subquery.sql} LIMIT {int(cap) + 1}", subquery.params)
@@ -137,7 +138,7 @@ def count_filtered(restriction: Restriction | None, cap: int) -> int | None:
         return None
     if isinstance(restriction, IdList):
         return len(restriction.ids)
-    with connection.cursor() as cursor:
+    with databases.connection().cursor() as cursor:
         if _estimated_above(cursor, restriction, cap):
             return int(cap) + 1
         cursor.execute(f"SELECT count(*) FROM ({restriction.sql} LIMIT {int(cap) + 1}) f", restriction.params)
@@ -163,7 +164,7 @@ def passing_check(index: SearchIndex, filters: list[Filter]) -> Passing:
         if not compiled:
             # One array parameter, not one per id: building and sending `IN (%s, %s, ...)` for hundreds of
             # ids cost more than the lookup itself.
-            array = RawSQL(f"SELECT unnest(%s::{pk.rel_db_type(connection)}[])", (marker,))  # noqa: S611
+            array = RawSQL(f"SELECT unnest(%s::{pk.rel_db_type(databases.connection())}[])", (marker,))  # noqa: S611
             queryset = filtered_queryset(index, filters).filter(pk__in=array).order_by().values_list("pk")
             try:
                 compiled.append(queryset.query.sql_with_params())
@@ -172,7 +173,7 @@ def passing_check(index: SearchIndex, filters: list[Filter]) -> Passing:
         sql, params = compiled[0]
         if not sql or not keys:
             return set()
-        with connection.cursor() as cursor:
+        with databases.connection().cursor() as cursor:
             ids = text_array(map(str, keys))
             cursor.execute(sql, [ids if p is marker else p for p in params])
             return {str(row[0]) for row in cursor.fetchall()}

@@ -13,19 +13,22 @@ concurrent load: docs/benchmarks.md). Such searches, and any search while the he
 run the keyword statement in the request's thread after the vector search, as with the setting off.
 Inside a transaction (``ATOMIC_REQUESTS``, a test case, a search inside ``transaction.atomic()``) the
 second connection could not see the transaction's own writes, so everything runs in the request's thread.
+The helper reads the database the search reads (a read replica's too: the search's context goes along).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
-from django.db import close_old_connections, connection
+from django.db import close_old_connections
 
-from catalog_search import conf
+from catalog_search import conf, databases
 
 T = TypeVar("T")
 
@@ -88,10 +91,11 @@ class Deferred(Generic[T]):
         """``allowed``: whether the caller has other work meanwhile (else a helper only adds a hand-off)."""
         self.fn = fn
         self.future: Future[T] | None = None
-        if allowed and not connection.in_atomic_block:
+        if allowed and not databases.connection().in_atomic_block:
             pool = _reserve()
             if pool is not None:
-                self.future = pool.submit(_job, fn)
+                # The search's context (which database it reads: databases.py) goes along to the helper.
+                self.future = pool.submit(_job, functools.partial(contextvars.copy_context().run, fn))
 
     def result(self) -> T:
         if self.future is not None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import models
 
+from catalog_search import databases
 from catalog_search.registry import SearchIndex
 from catalog_search.retrieval import bm25, highlight
 from catalog_search.retrieval.context import Candidates, Search
@@ -29,7 +30,7 @@ def _fetch(
         oids = by_index.get(index.label)
         if oids:
             pk = index.model._meta.pk
-            for obj in index.get_queryset().filter(pk__in=[pk.to_python(o) for o in oids]):
+            for obj in databases.using(index.get_queryset()).filter(pk__in=[pk.to_python(o) for o in oids]):
                 into[(index.label, str(obj.pk))] = obj
 
 

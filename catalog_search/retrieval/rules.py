@@ -24,6 +24,7 @@ import logging
 
 from django.utils import timezone
 
+from catalog_search import databases
 from catalog_search import rules as staff_rules
 from catalog_search.exceptions import InvalidFilter
 from catalog_search.models import Document
@@ -125,7 +126,9 @@ def _pinned_items(search: Search, ranked: list[Fused], keys: set[tuple[str, str]
         if not missing:
             continue
         passing = passing_ids(index, search.query.index_filters[index.label], missing)
-        rows = Document.objects.filter(content_type_id=index.content_type.pk, object_id__in=sorted(passing))
+        rows = databases.using(Document.objects).filter(
+            content_type_id=index.content_type.pk, object_id__in=sorted(passing)
+        )
         for document_id, oid in rows.values_list("pk", "object_id"):
             found.where[document_id] = (index, oid)
             out[(index.label, oid)] = Fused(document_id, 0.0, dict.fromkeys(RETRIEVERS), dict.fromkeys(RETRIEVERS))

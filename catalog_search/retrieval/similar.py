@@ -24,7 +24,7 @@ import numpy as np
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, DataError, models
 
-from catalog_search import conf
+from catalog_search import conf, databases, replicas
 from catalog_search.exceptions import IndexUnavailable, InvalidQuery, NotFound, NotIndexed
 from catalog_search.models import Document, Embedding, OutboxEntry
 from catalog_search.models import Encoder as EncoderRow
@@ -35,6 +35,8 @@ from catalog_search.retrieval.query import Filter, _flag, _int, filters_echo, pa
 from catalog_search.retrieval.results import SearchHit, SearchResults, Total
 
 logger = logging.getLogger(__name__)
+
+Answer = tuple[list[SearchHit], facets.Tally | None, Total]  # the page, the facets (if counted), the total
 
 
 @dataclass(frozen=True)
@@ -84,14 +86,15 @@ def similar(
     offset = _int("offset", offset, low=0, high=settings.MAX_OFFSET, default=0)
     counted = _flag("facets", facets, True)
     parsed, per_index = parse_filters(filters, [index])
-    try:
+
+    def answer() -> Answer:
         source = _source(index, obj)
-        if index.label in per_index:
-            hits, tally, total = _run(
-                source, per_index[index.label], k=k, offset=offset, counted=counted, settings=settings
-            )
-        else:  # a filter names a field this index lacks: nothing matches
-            hits, tally, total = [], None, Total(0)
+        if index.label not in per_index:  # a filter names a field this index lacks: nothing matches
+            return [], None, Total(0)
+        return _run(source, per_index[index.label], k=k, offset=offset, counted=counted, settings=settings)
+
+    try:
+        hits, tally, total = replicas.run(answer)
     except DatabaseError as exc:
         logger.exception("catalog_search: database error during a similar-products search")
         raise IndexUnavailable(f"The search index is unavailable: {type(exc).__name__}") from exc
@@ -107,7 +110,7 @@ def similar(
 
 def _run(
     source: Source, filters: list[Filter], *, k: int, offset: int, counted: bool, settings: conf.Settings
-) -> tuple[list[SearchHit], facets.Tally | None, Total]:
+) -> Answer:
     """The page, the facets over the neighbourhood (the ``depth`` nearest passing the filters; with
     DISJUNCTIVE_FACETS each selected facet counted over the neighbourhood without its own filter, as search
     counts it) and how many neighbours there are: exactly, when fewer than ``depth`` pass. Without facets
@@ -146,7 +149,7 @@ def similar_by_key(label: str, object_id: str, **kwargs: Any) -> SearchResults:
     except ValidationError:  # not a key this model can have ("abc" for an integer key)
         raise NotFound(f"No {label} with id {object_id[:60]!r}.") from None
     try:
-        obj = index.get_queryset().filter(pk=key).first()
+        obj = replicas.run(lambda: databases.using(index.get_queryset()).filter(pk=key).first())
     except DataError:  # a key the column's type cannot hold
         obj = None
     except DatabaseError as exc:
@@ -157,12 +160,13 @@ def similar_by_key(label: str, object_id: str, **kwargs: Any) -> SearchResults:
 
 
 def _source(index: SearchIndex, obj: models.Model) -> Source:
-    encoder = EncoderRow.objects.filter(state=EncoderRow.State.ACTIVE).first()
+    encoder = databases.using(EncoderRow.objects).filter(state=EncoderRow.State.ACTIVE).first()
     if encoder is None:
         raise NotIndexed("No embeddings have been indexed yet; run a reindex first.")
     oid = str(obj.pk)
     row = (
-        Embedding.objects.filter(encoder=encoder, content_type=index.content_type, object_id=oid)
+        databases.using(Embedding.objects)
+        .filter(encoder=encoder, content_type=index.content_type, object_id=oid)
         .values_list("image", "text")
         .first()
     )
@@ -175,12 +179,12 @@ def _source(index: SearchIndex, obj: models.Model) -> Source:
 def _why_not_indexed(index: SearchIndex, oid: str) -> str:
     """The reason a product has no vectors, for the 409's message."""
     name = f"{index.label} {oid}"
-    document = Document.objects.filter(content_type=index.content_type, object_id=oid).first()
+    document = databases.using(Document.objects).filter(content_type=index.content_type, object_id=oid).first()
     if document is not None and document.error:
         return f"{name} is not indexed: its last indexing attempt failed ({document.error[:200]})."
-    if OutboxEntry.objects.filter(content_type=index.content_type, object_id=oid).exists():
+    if databases.using(OutboxEntry.objects).filter(content_type=index.content_type, object_id=oid).exists():
         return f"{name} is not indexed yet: it is queued for the indexing worker."
-    if not index.get_queryset().filter(pk=index.model._meta.pk.to_python(oid)).exists():
+    if not databases.using(index.get_queryset()).filter(pk=index.model._meta.pk.to_python(oid)).exists():
         return f"{name} is not indexed: the index's get_queryset() leaves it out."
     return f"{name} is not indexed; reindex it (manage.py catalog_search reindex)."
 
@@ -235,4 +239,4 @@ def _objects(index: SearchIndex, neighbours: list[vector.Hit]) -> dict[str, mode
         return {}
     pk = index.model._meta.pk
     wanted = [pk.to_python(hit.object_id) for hit in neighbours]
-    return {str(obj.pk): obj for obj in index.get_queryset().filter(pk__in=wanted)}
+    return {str(obj.pk): obj for obj in databases.using(index.get_queryset()).filter(pk__in=wanted)}

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from django.db import DatabaseError, connection, models
+from django.db import DatabaseError, models
 
-from catalog_search import conf
+from catalog_search import conf, databases, replicas
 from catalog_search.analysis import Analyzer, get_analyzer
 from catalog_search.exceptions import IndexUnavailable, InvalidQuery
 from catalog_search.registry import SearchIndex, indexes_for, jsonable
@@ -150,10 +150,15 @@ def suggest(q: str | None, *, k: Any = 8, products: Any = None, models: list[str
         indexes = indexes_for(models or None)
     except LookupError as exc:
         raise InvalidQuery(str(exc)) from None
-    try:
+
+    def answer() -> tuple[Typed | None, list[Completion], list[ProductSuggestion]]:
         typed = split(text, indexes) if text else None
         completions, samples = _completions(typed, indexes, k) if typed else ([], {})
         found = _products(completions[0], indexes, wanted, samples) if completions and wanted else []
+        return typed, completions, found
+
+    try:
+        typed, completions, found = replicas.run(answer)  # a read replica, or the primary
     except DatabaseError as exc:
         logger.exception("catalog_search: database error during suggest")
         raise IndexUnavailable(f"The search index is unavailable: {type(exc).__name__}") from exc
@@ -244,7 +249,7 @@ def _lookup(
     ``index`` that ``prefix`` begins, the ``WORD_CANDIDATES`` most frequent."""
     pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     params = {"ct": index.content_type.pk, "pattern": pattern, "n": WORD_CANDIDATES}
-    with connection.cursor() as cursor:
+    with databases.connection().cursor() as cursor:
         if terms:
             cursor.execute(_LOOKUP_SQL, {**params, "terms": text_array(terms), "models": models})
         else:
@@ -442,7 +447,7 @@ def _sample(index: SearchIndex, required: frozenset[str], wanted: Sequence[str])
     if not required:
         return NO_SAMPLE
     present = _EACH_WANTED if len(wanted) <= FEW_WANTED else _EACH_TERM
-    with connection.cursor() as cursor:
+    with databases.connection().cursor() as cursor:
         cursor.execute(
             f"""
             WITH t0 AS (
@@ -504,7 +509,7 @@ def _index_products(
         return []
     settings = conf.settings()
     pooled = "SELECT unnest(%(pool)s::bigint[]) AS document_id" if pool else _POOL_SQL
-    with connection.cursor() as cursor:
+    with databases.connection().cursor() as cursor:
         cursor.execute(
             f"""
             WITH s AS MATERIALIZED ({pooled}), c AS (
@@ -536,7 +541,10 @@ def _index_products(
         )
         scored = cursor.fetchall()
     pk = index.model._meta.pk
-    objects = {str(o.pk): o for o in index.get_queryset().filter(pk__in=[pk.to_python(oid) for oid, _ in scored])}
+    objects = {
+        str(o.pk): o
+        for o in databases.using(index.get_queryset()).filter(pk__in=[pk.to_python(oid) for oid, _ in scored])
+    }
     out = []
     for oid, score in scored:
         obj = objects.get(oid)

@@ -38,9 +38,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import transaction
 
-from catalog_search import conf
+from catalog_search import conf, databases
 from catalog_search.retrieval.filters import Passing, Restriction, count_filtered
 from catalog_search.sql import int_array, text_array, vector_literal
 
@@ -106,7 +106,7 @@ def _nearest(space: _Space, lane: Lane, restriction: Restriction | None, limit: 
             f"WITH c AS MATERIALIZED ({rows} ORDER BY dist LIMIT %(limit)s) "
             "SELECT document_id, object_id, dist FROM c ORDER BY dist, document_id"
         )
-    with connection.cursor() as cursor:
+    with databases.connection().cursor() as cursor:
         cursor.execute(sql, space.params(limit=limit, **params))
         return cursor.fetchall()
 
@@ -125,7 +125,7 @@ def _over_fetch(
     first = min(2 * limit, max_depth)
     walked: list[tuple[int, str, float]] = []
     rows: list[tuple[int, str, float]] = []
-    with connection.cursor() as cursor:
+    with databases.connection().cursor() as cursor:
         # One graph search returns at most ef_search rows (pgvector allows at most 1000); past them the
         # iterative scan that search() set up continues the walk.
         cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(min(first, 1000))])
@@ -161,7 +161,7 @@ def _sql_passing(restriction: Restriction) -> Passing:
 
     def passing(object_ids: list[str]) -> set[str]:
         sql, params = restriction.select()
-        with connection.cursor() as cursor:
+        with databases.connection().cursor() as cursor:
             cursor.execute(
                 f"SELECT x FROM unnest(%(ids)s::text[]) AS x WHERE x IN ({sql})",
                 {"ids": text_array(object_ids), **params},
@@ -228,7 +228,7 @@ def _lane_has_rows(space: _Space, lane: Lane) -> bool:
     """Whether the fallback lane holds any row of this space: a probe of its partial btree (index only).
     Where every product has a photo the lane is empty and costs this probe alone; without it a large
     filter sent the empty lane to its exact path, which reads the filter's ids first (docs/benchmarks.md)."""
-    with connection.cursor() as cursor:
+    with databases.connection().cursor() as cursor:
         cursor.execute(
             f"SELECT EXISTS (SELECT 1 {space.rows(' AND '.join(f'e.{c} IS NULL' for c in lane.without))})",
             space.params(),
@@ -283,7 +283,7 @@ def _candidates(
     max_depth = max(settings.FILTERED_ANN_DEPTH, limit)
     weighted = sum(1 for lane in lanes if not lane.without)
     found: dict[Lane, list[tuple[int, str, float]]] = {}
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(using=databases.alias()), databases.connection().cursor() as cursor:
         # ef_search bounds what one graph search returns (pgvector allows at most 1000); past it the scan
         # continues iteratively (relaxed order: rows are re-sorted by exact distance).
         cursor.execute(
@@ -327,7 +327,7 @@ def _nearest_weighted(space: _Space, weights: dict[str, float], restriction: Res
         # OFFSET 0: a plain sort over the filtered rows, as in `_nearest`.
         f"OFFSET 0) c ORDER BY ({weighted}) / ({present}) DESC, document_id LIMIT %(limit)s"
     )
-    with connection.cursor() as cursor:
+    with databases.connection().cursor() as cursor:
         cursor.execute(sql, space.params(limit=limit, **params))
         rows = cursor.fetchall()
     return _scored(rows, weights)
@@ -336,7 +336,7 @@ def _nearest_weighted(space: _Space, weights: dict[str, float], restriction: Res
 def rescore(space: _Space, document_ids: list[int], weights: dict[str, float]) -> list[Hit]:
     """Exact similarities of the given documents to the query, combined with ``weights``."""
     sims = ", ".join(f"1 - ({space.distance(c)})" for c in COLUMNS)
-    with connection.cursor() as cursor:
+    with databases.connection().cursor() as cursor:
         cursor.execute(
             f"SELECT e.document_id, e.object_id, {sims} FROM catalog_search_embedding e "
             f"WHERE e.encoder_id = {int(space.encoder_id)} AND e.document_id = ANY(%(ids)s::bigint[])",

@@ -186,6 +186,10 @@ class Command(BaseCommand):
                 f"Query-embedding cache {cache['alias']!r}: hit rate {rate} "
                 f"({cache['hits']} hits, {cache['misses']} misses{since})"
             )
+        for db in data["search_databases"] if len(data["search_databases"]) > 1 else ():  # with read replicas
+            lag = "" if db["lag_seconds"] is None or db["state"] == "primary" else f", {db['lag_seconds']:.1f} s behind"
+            line = f"Search database {db['alias']!r}: {db['state']}{lag}" + (f" ({db['error']})" if db["error"] else "")
+            self.stdout.write(line if db["state"] in ("up", "primary") else self.style.WARNING(line))
         for enc in data["encoders"]:
             extra = f", {enc['missing']} documents to build" if "missing" in enc else ""
             self.stdout.write(f"Encoder {enc['identity']} [{enc['state']}] dim={enc['dim']}{extra}")

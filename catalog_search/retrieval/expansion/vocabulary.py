@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from catalog_search import databases
 from catalog_search.models import Encoder as EncoderRow
 from catalog_search.models import Vocabulary
 
@@ -30,13 +31,13 @@ _loaded: dict[int, LoadedVocabulary] = {}  # encoder pk -> its vocabulary
 
 def loaded_vocabulary(row: EncoderRow) -> LoadedVocabulary | None:
     """The stored vocabulary of ``row``, loaded once per process (reloaded when rebuilt)."""
-    built = Vocabulary.objects.filter(encoder=row).values_list("built_at", flat=True).first()
+    built = databases.using(Vocabulary.objects).filter(encoder=row).values_list("built_at", flat=True).first()
     if built is None:
         return None
     with _lock:
         cached = _loaded.get(row.pk)
         if cached is None or cached.built_at != built:
-            stored = Vocabulary.objects.get(encoder=row)
+            stored = databases.using(Vocabulary.objects).get(encoder=row)
             matrix = np.frombuffer(bytes(stored.vectors), dtype=np.float32).reshape(len(stored.words), row.dim)
             terms = list(stored.terms)
             positions = {term: i for i, term in enumerate(terms)}

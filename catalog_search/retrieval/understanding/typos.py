@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db import connection, transaction
+from django.db import transaction
 from rapidfuzz.distance import OSA
+
+from catalog_search import databases
 
 MIN_LENGTH = 4
 CANDIDATES = 40  # per word, the most similar by trigrams, before distances are computed
@@ -37,7 +39,7 @@ def corrections(words: Sequence[str], content_types: Sequence[int]) -> dict[str,
     wanted = sorted({w for w in words if correctable(w)})
     if not wanted or not content_types:
         return {}
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(using=databases.alias()), databases.connection().cursor() as cursor:
         cursor.execute("SET LOCAL pg_trgm.similarity_threshold = " + TRIGRAM_THRESHOLD)
         cursor.execute(
             "SELECT q.w, c.word, c.df FROM unnest(%s::text[]) AS q(w) CROSS JOIN LATERAL ("
