@@ -332,6 +332,8 @@ class SearchEvent(models.Model):
     class Meta:
         indexes = [models.Index(fields=["query", "created_at"], name="catalog_search_event_query")]
         permissions = [("view_analytics", "Can view search analytics")]
+        verbose_name = "search"
+        verbose_name_plural = "search analytics"
 
 
 class SearchInteraction(models.Model):

@@ -136,8 +136,9 @@ def test_the_writer_thread_writes_on_its_own(transactional_db, client: Client, s
     with _settings(ANALYTICS_FLUSH_SECONDS=0.2):
         _search(client, "umbrella")
         found = wait_for(lambda: SearchEvent.objects.filter(query="umbrella").exists(), timeout=10, message="the row")
-    assert found
-    wait_for(lambda: not record.searches._thread, timeout=10, message="the writer to finish")  # its connection closed
+        assert found
+        # An interval without searches: the thread ends, and its connection with it.
+        wait_for(lambda: not record.searches._thread, timeout=10, message="the writer to finish")
 
 
 # The admin screen -----------------------------------------------------------------------------------------

@@ -741,3 +741,49 @@ def test_query_rule_admin_in_chromium(catalog, staff_user, chromium, live_server
     found = cards(page)
     assert found[0]["title"] == "Green canvas backpack"
     assert found[1]["title"] == "Blue leather tote"  # the boosted color, then the other leather totes
+
+
+@pytest.mark.django_db(transaction=True)
+def test_analytics_admin_in_chromium(catalog, staff_user, chromium, live_server, settings):
+    """Searches on the page, a click on a result and an add to cart reach the analytics screen (written by
+    the writer thread); the screen is the screenshot docs/staff.md shows."""
+    settings.ROOT_URLCONF = __name__
+    settings.CATALOG_SEARCH = {**settings.CATALOG_SEARCH, "ANALYTICS_FLUSH_SECONDS": 0.3}
+    page = chromium.new_context(viewport=VIEWPORT).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(live_server.url + "/")
+    for q in ["tote", "blue backpack", "tote", "zzzqx"]:
+        page.fill("#q", q)
+        wait_for_search(page, lambda: page.press("#q", "Enter"))
+    page.fill("#q", "tote")
+    wait_for_search(page, lambda: page.press("#q", "Enter"))
+    with page.expect_response(lambda r: r.url.endswith("/api/events/")) as clicked:
+        page.click("#grid .card:nth-child(2) .card-title")
+    assert clicked.value.status == 202
+    with page.expect_response(lambda r: r.url.endswith("/api/events/")) as added:
+        page.click("#grid .card:nth-child(2) .add-to-cart")
+    assert added.value.status == 202 and page.inner_text("#grid .card:nth-child(2) .add-to-cart") == "Added ✓"
+
+    page.goto(live_server.url + "/admin/login/?next=/admin/catalog_search/searchevent/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", "demo-password")
+    page.click("input[type=submit]")
+    for _ in range(50):  # the writer thread writes within 0.3 s
+        if page.inner_text("#cs-searches") == "5" and page.inner_text("#cs-clicked") == "1":
+            break
+        page.wait_for_timeout(200)
+        page.reload()
+    assert (page.inner_text("#cs-searches"), page.inner_text("#cs-clicked")) == ("5", "1")
+    assert page.inner_text("#cs-visitors") == "1"  # one browser: its id from localStorage on every request
+    assert page.inner_text("#cs-no-results") == "0"  # hybrid: the vector signal answers "zzzqx" too
+    assert page.inner_text("#cs-top tbody tr:first-child td:first-child") == "tote"
+    unclicked = page.inner_text("#cs-no_clicks")
+    assert "blue backpack" in unclicked and "zzzqx" in unclicked and "tote" not in unclicked
+    shoot(page, "admin-analytics.png")
+    from catalog_search.analytics import record
+
+    for _ in range(50):  # an interval without searches: the writer ends, closing its connection
+        if not record.searches._thread and not record.interactions._thread:
+            break
+        page.wait_for_timeout(100)
+    assert not record.searches._thread and not record.interactions._thread

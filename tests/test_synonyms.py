@@ -278,3 +278,31 @@ def test_a_synonym_saved_in_the_admin_changes_the_next_search_in_another_process
         searcher.until("trainers", lambda r: r["synonyms"] is None and shop["sneakers"] not in r["ids"])
     finally:
         searcher.close()
+
+
+def test_a_process_copy_outlives_a_database_error(caplog):
+    """The database down under a copy's check (a fault a unit test cannot cause for real: the check is
+    given a stamp that raises): the copy serves what it has, or nothing, never failing the search."""
+    from django.db import OperationalError
+
+    from catalog_search.copies import ProcessCopy
+
+    state = {"down": False, "reads": 0}
+
+    def stamp():
+        if state["down"]:
+            raise OperationalError("the server closed the connection")
+        return state["reads"]
+
+    def read():
+        state["reads"] += 1
+        return ("rule",)
+
+    copy = ProcessCopy("test rules", stamp=stamp, read=read, refresh=lambda: 0.0, empty=())
+    state["down"] = True
+    assert copy.get() == ()  # nothing yet: none
+    state["down"] = False
+    assert copy.get() == ("rule",) and copy.version == 1
+    state["down"] = True
+    assert copy.get() == ("rule",)  # what it had
+    assert "test rules not refreshed" in caplog.text

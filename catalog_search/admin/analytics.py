@@ -103,4 +103,13 @@ def _chart(days: list[tuple[date, int]]) -> dict:
         }
         for i, (day, n) in enumerate(days)
     ]
-    return {"bars": bars, "bar_width": width - 2, "width": width * len(days), "height": CHART_HEIGHT, "top": top}
+    first, last = (days[0][0], days[-1][0]) if days else (None, None)
+    return {
+        "bars": bars,
+        "bar_width": width - 2,
+        "width": width * len(days),
+        "height": CHART_HEIGHT,
+        "top": top,
+        "first": first,
+        "last": last,
+    }

@@ -5,9 +5,10 @@ typed (never the photo), what was understood, the filters, the number of results
 browser's anonymous id (the ``X-Search-Visitor`` header the page sends; never an IP address, and a user id
 only with ``ANALYTICS_USER_IDS``). The row goes into this process's buffer, a list append, and a
 background thread writes the buffer in one statement every ``ANALYTICS_FLUSH_SECONDS`` (or at 500 rows),
-on its own connection, closed after each write. So a search pays microseconds, not a round trip or a
-broker publish (docs/benchmarks.md, *Search analytics*); what a killed process had not written yet (at
-most one interval) is lost: analytics, not orders.
+on its own connection, kept while searches come and closed when an interval passes without any (a new
+connection per write cost more than the write: docs/benchmarks.md, *Search analytics*). So a search pays
+microseconds, not a round trip or a broker publish; what a killed process had not written yet (at most
+one interval) is lost: analytics, not orders.
 
 Each recorded search gets an id the response carries (``search_id``, signed so that an event naming an
 id this server never issued is refused), and the page posts clicks and adds to cart with it
@@ -84,15 +85,17 @@ class Buffer:
             if not woken and time.monotonic() - written < conf.settings().ANALYTICS_FLUSH_SECONDS:
                 continue
             self._wake.clear()
+            with self._lock:
+                if not self._rows:  # a whole interval without a search: the thread ends, its connection too
+                    self._thread = None
+                    connection.close()
+                    return
             try:
                 self.flush()
-            finally:
-                connection.close()  # this thread's own connection: never left open between writes
+            except Exception:  # noqa: BLE001 - never let the writer die with rows behind it
+                logger.exception("catalog_search: analytics write failed")
+                connection.close()
             written = time.monotonic()
-            with self._lock:
-                if not self._rows:
-                    self._thread = None
-                    return
 
 
 searches = Buffer(SearchEvent)

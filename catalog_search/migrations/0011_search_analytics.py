@@ -38,6 +38,8 @@ class Migration(migrations.Migration):
                 ("user_id", models.CharField(blank=True, max_length=64)),
             ],
             options={
+                "verbose_name": "search",
+                "verbose_name_plural": "search analytics",
                 "permissions": [("view_analytics", "Can view search analytics")],
                 "indexes": [models.Index(fields=["query", "created_at"], name="catalog_search_event_query")],
             },
