@@ -667,6 +667,14 @@ def test_suggestions_dropdown_in_chromium(catalog, chromium, live_server, settin
     assert errors == [], errors
 
 
+def admin_login(page, live_server, next_path: str) -> None:
+    """Sign in as ``staff_user`` through the admin's login form, landing on ``next_path``."""
+    page.goto(f"{live_server.url}/admin/login/?next={next_path}")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", "demo-password")
+    page.click("input[type=submit]")
+
+
 @pytest.fixture
 def staff_user(transactional_db) -> None:
     """Made before the browser starts: an ORM call next to Playwright's event loop leaks its connection."""
@@ -682,10 +690,7 @@ def test_synonyms_admin_in_chromium(catalog, staff_user, chromium, live_server, 
     settings.ROOT_URLCONF = __name__
     page = chromium.new_context(viewport=VIEWPORT).new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    page.goto(live_server.url + "/admin/login/?next=/admin/catalog_search/synonym/add/")
-    page.fill("#id_username", "staff")
-    page.fill("#id_password", "demo-password")
-    page.click("input[type=submit]")
+    admin_login(page, live_server, "/admin/catalog_search/synonym/add/")
     page.fill("#id_line", "carryall, , tote")
     page.click("input[name=_save]")
     assert "Empty term: remove the extra comma." in page.inner_text(".errorlist")
@@ -715,10 +720,7 @@ def test_query_rule_admin_in_chromium(catalog, staff_user, chromium, live_server
     pinned = next(p for p in catalog if p.title == "Green canvas backpack")
     page = chromium.new_context(viewport=VIEWPORT).new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    page.goto(live_server.url + "/admin/login/?next=/admin/catalog_search/queryrule/add/")
-    page.fill("#id_username", "staff")
-    page.fill("#id_password", "demo-password")
-    page.click("input[type=submit]")
+    admin_login(page, live_server, "/admin/catalog_search/queryrule/add/")
     page.fill("#id_name", "Totes: the green backpack first")
     page.select_option("#id_match", "contains")
     page.fill("#id_query", "tote")
@@ -764,10 +766,7 @@ def test_analytics_admin_in_chromium(catalog, staff_user, chromium, live_server,
         page.click("#grid .card:nth-child(2) .add-to-cart")
     assert added.value.status == 202 and page.inner_text("#grid .card:nth-child(2) .add-to-cart") == "Added ✓"
 
-    page.goto(live_server.url + "/admin/login/?next=/admin/catalog_search/searchevent/")
-    page.fill("#id_username", "staff")
-    page.fill("#id_password", "demo-password")
-    page.click("input[type=submit]")
+    admin_login(page, live_server, "/admin/catalog_search/searchevent/")
     for _ in range(50):  # the writer thread writes within 0.3 s
         if page.inner_text("#cs-searches") == "5" and page.inner_text("#cs-clicked") == "1":
             break

@@ -10,22 +10,17 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
-from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from catalog_search.admin.screens import Screen
 from catalog_search.analytics import reports
 from catalog_search.models import SearchEvent
 
 PERMISSION = "catalog_search.view_analytics"
 PERIODS = (1, 7, 30, 90)
 CHART_HEIGHT = 120
-
-
-def can_view(request: HttpRequest) -> bool:
-    return request.user.is_active and request.user.has_perm(PERMISSION)
 
 
 def period_of(request: HttpRequest) -> tuple[reports.Period, str]:
@@ -47,25 +42,11 @@ def period_of(request: HttpRequest) -> tuple[reports.Period, str]:
 
 
 @admin.register(SearchEvent)
-class SearchAnalyticsAdmin(admin.ModelAdmin):
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return can_view(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return can_view(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
+class SearchAnalyticsAdmin(Screen):
+    permission = PERMISSION
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        if not can_view(request):
-            raise PermissionDenied
+        self.guard(request)
         period, label = period_of(request)
         tables = {which: reports.queries(period, which=which) for which in ("top", "no_results", "no_clicks")}
         days = reports.per_day(period)

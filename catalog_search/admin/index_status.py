@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
+from catalog_search.admin.screens import Screen
 from catalog_search.indexing import outbox
 from catalog_search.indexing.enqueue import enqueue
 from catalog_search.models import IndexRun, IndexStatus
@@ -66,23 +67,10 @@ def attach_reindex_action(site: admin.AdminSite = admin.site) -> None:
 
 
 @admin.register(IndexStatus)
-class IndexStatusAdmin(admin.ModelAdmin):
+class IndexStatusAdmin(Screen):
     """The status page lives at the changelist URL of the table-less IndexStatus model."""
 
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return can_reindex(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return can_reindex(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
+    permission = PERMISSION
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -92,12 +80,8 @@ class IndexStatusAdmin(admin.ModelAdmin):
             path("", view(self.changelist_view), name="catalog_search_indexstatus_changelist"),
         ]
 
-    def _guard(self, request: HttpRequest) -> None:
-        if not can_reindex(request):
-            raise PermissionDenied
-
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        self._guard(request)
+        self.guard(request)
         data = full_status()
         context = {
             **self.admin_site.each_context(request),
@@ -111,11 +95,11 @@ class IndexStatusAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/catalog_search/index_status.html", context)
 
     def status_json(self, request: HttpRequest) -> JsonResponse:
-        self._guard(request)
+        self.guard(request)
         return JsonResponse(full_status())
 
     def rebuild(self, request: HttpRequest) -> HttpResponse:
-        self._guard(request)
+        self.guard(request)
         total = sum(queue(request, index, None, "rebuild") for index in get_indexes())
         messages.success(request, f"Rebuild started: {total} objects queued.")
         return HttpResponseRedirect(reverse("admin:catalog_search_indexstatus_changelist"))
