@@ -144,6 +144,11 @@ class Settings:
     ANALYTICS_RETENTION_DAYS: int = 90  # older searches and interactions are purged (tasks.purge_analytics)
     ANALYTICS_USER_IDS: bool = False  # record the signed-in user's id with a search (off: anonymous ids only)
     SUGGEST_PRODUCTS: int = 4  # products a suggestion response lists by default (its `products` parameter)
+    # Popular past queries as suggestions (retrieval/popular.py, from search analytics): the last N days', those
+    # at least this many browsers searched (one shopper's query is never shown to another).
+    SUGGEST_POPULAR: bool = True
+    SUGGEST_POPULAR_DAYS: int = 30
+    SUGGEST_POPULAR_MIN_VISITORS: int = 2
     # How the app is served, for the connection budget check (catalog_search.W006): {"web_processes": N,
     # "threads": T, "worker_processes": W}; None: not checked.
     DEPLOYMENT: dict | None = None

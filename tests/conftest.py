@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 from catalog_search.analytics import record
 from catalog_search.encoding.encoders import get_encoder
 from catalog_search.registry import get_index
+from catalog_search.retrieval import popular
 from demo_project.shop.models import Product
 
 COLORS = {
@@ -41,10 +42,13 @@ def png_bytes(color: tuple[int, int, int], shape: str = "box", size: int = 48, s
 
 @pytest.fixture(autouse=True)
 def unrecorded():
-    """Each test starts with no analytics waiting to be written (its searches are its own)."""
+    """Each test starts with no analytics waiting to be written (its searches are its own), and no popular
+    queries an earlier test's rolled-back searches left in this process's copy."""
     record.discard()
+    popular.forget()
     yield
     record.discard()
+    popular.forget()
 
 
 @pytest.fixture(scope="session")

@@ -248,3 +248,26 @@ def test_the_purge_task_runs_on_the_worker(transactional_db):
         worker.stop()
     assert list(SearchEvent.objects.values_list("query", flat=True)) == ["kept"]
     assert SearchInteraction.objects.count() == 1
+
+
+# Popular queries as suggestions -------------------------------------------------------------------------------
+
+
+def test_popular_queries_feed_the_suggestions(client: Client, shop):
+    from catalog_search.retrieval import popular
+
+    for q, visitor in [("leather tote", "a"), ("leather tote", "b"), ("Leather Tote", "a"), ("leather secret", "a")]:
+        _search(client, q, visitor)
+    _search(client, "lea", "c", category="no-such-category")  # found nothing: never suggested
+    _search(client, "lea", "d", category="no-such-category")
+    record.flush()
+    popular.forget()
+    response = client.get("/api/suggest/", {"q": "lea"})
+    completions = response.json()["completions"]
+    assert completions[0]["text"] == "leather tote" and completions[0]["source"] == "query"
+    assert completions[0]["count"] == 2  # the most results one of its searches found
+    texts = [c["text"] for c in completions]
+    assert "leather secret" not in texts  # one browser's query is never shown to another
+    assert texts.count("leather tote") == 1 and "leather" in texts  # the catalog's words follow
+    with _settings(SUGGEST_POPULAR=False):
+        assert all(c["source"] != "query" for c in client.get("/api/suggest/", {"q": "lea"}).json()["completions"])

@@ -11,8 +11,9 @@ Completions come from ``SOURCES``, each a function of the typed words returning 
   whose words the typed words begin, possibly spanning head words: "hiking bo" -> "hiking boots" (a product
   type), "red kes" -> "red kestrel" (a brand).
 
-Issue #23's popular past queries (search analytics) join as a third source: candidates with the number of
-results their searches found.
+- **popular queries**: what shoppers searched for often (search analytics; retrieval/popular.py) that begins
+  with the typed text: "to" -> "tote bag". They come first, most searched first, with the most results
+  one of their searches found as their count; the other sources fill the rest.
 
 Ranked by how many products each would find: without head words, a word's document frequency (the products
 whose text has it) and a value's count (the products that have it); with head words, the products whose text
@@ -46,6 +47,7 @@ from catalog_search import conf, databases, replicas
 from catalog_search.analysis import Analyzer, get_analyzer
 from catalog_search.exceptions import IndexUnavailable, InvalidQuery
 from catalog_search.registry import SearchIndex, indexes_for, jsonable
+from catalog_search.retrieval import popular
 from catalog_search.retrieval.bm25 import Presence, known_terms
 from catalog_search.retrieval.query import _int
 from catalog_search.retrieval.understanding.parse import parse
@@ -80,7 +82,7 @@ class Completion:
     would find (``estimated`` when counted on a sample)."""
 
     text: str
-    source: str  # "word" or "value" (issue #23: "query")
+    source: str  # "word", "value" or "query" (a popular past query)
     count: int | None = None
     estimated: bool = False
     field: str | None = None  # for a value: its query field and the value as the catalog has it
@@ -359,7 +361,7 @@ def _value_start(value: _Value, head_terms: list[str], prefix: str) -> int | Non
     return None
 
 
-# The sources of completions, in order. Issue #23 (search analytics) adds popular past queries here.
+# The sources of completions from the catalog, in order (popular queries are added apart: _popular).
 SOURCES: tuple[Callable[[SearchIndex, Typed], list[Completion]], ...] = (field_values, catalog_words)
 
 
@@ -385,7 +387,17 @@ def _completions(typed: Typed, indexes: Sequence[SearchIndex], k: int) -> tuple[
                 same.estimated = same.estimated or candidate.estimated
     order = {source: i for i, source in enumerate(("value", "word"))}
     ranked = sorted(merged.values(), key=lambda c: (-(c.count or 0), order.get(c.source, 9), c.text))
-    return ranked[:k], samples
+    shown = _popular(typed, k)
+    return [*shown, *(c for c in ranked if c.text not in {p.text for p in shown})][:k], samples
+
+
+def _popular(typed: Typed, k: int) -> list[Completion]:
+    """The popular past queries the typed text begins, most searched first (module docstring)."""
+    text = " ".join([*typed.head, typed.prefix])
+    return [
+        Completion(p.text, "query", count=p.results, terms=frozenset(get_analyzer().terms(p.text)))
+        for p in popular.starting_with(text, k)
+    ]
 
 
 def _count(index: SearchIndex, typed: Typed, candidates: list[Completion]) -> _Sample:
