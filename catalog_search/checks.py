@@ -32,6 +32,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -427,6 +428,7 @@ def _index_errors(index) -> list[checks.CheckMessage]:
     _check_query_fields(index, error)
     for path in index.sort_fields:
         _check_sort_field(index, path, field, error)
+    _check_ranking(index, field, error)
     for path in index.display_fields:
         if not hasattr(index.model, path.split("__")[0]):
             error(f"display field {path!r} is not an attribute of {index.model._meta.label}.")
@@ -439,6 +441,30 @@ def _check_sort_field(index, path: str, field, error) -> None:
         error(f"sort field {path!r} must be a field name (no '-': descending is the query's choice).")
     elif field(path, "sort field") is not None and multivalued(index.model, path):
         error(f"sort field {path!r} crosses a to-many relation: an object has no single value to sort by.")
+
+
+RANKABLE = (models.IntegerField, models.FloatField, models.DecimalField, models.BooleanField, models.DateField)
+
+
+def _check_ranking(index, field, error) -> None:
+    """Ranking signals: numeric, boolean or date fields with one value per object, weights numbers (E003)."""
+    for signal in index.ranking_signals:
+        name = getattr(signal, "name", signal)
+        weight = getattr(signal, "weight", 0.1)
+        if not isinstance(weight, int | float) or isinstance(weight, bool) or not math.isfinite(weight):
+            error(f"ranking signal {name!r} has a weight that is not a number: {weight!r}.")
+        found = field(name, "ranking signal") if isinstance(name, str) and name else None
+        if isinstance(name, str) and name and found is None:
+            continue  # reported by field()
+        if not isinstance(name, str) or not name:
+            error(f"ranking signal {name!r} must be a field name.")
+        elif not isinstance(found, RANKABLE):
+            error(f"ranking signal {name!r} must be a numeric, boolean or date field.")
+        elif multivalued(index.model, name):
+            error(f"ranking signal {name!r} crosses a to-many relation: an object has no single value.")
+    weights = conf.settings().RANKING_WEIGHTS or {}
+    if not isinstance(weights, dict) or not all(isinstance(v, dict) for v in weights.values()):
+        error('RANKING_WEIGHTS must be {"<index label>": {"<field>": <weight>}}.')
 
 
 def _check_query_fields(index, error) -> None:

@@ -51,6 +51,9 @@ class Settings:
     MINIMUM_SHOULD_MATCH: int | str = "75%"
     # Retrieval and fusion.
     CANDIDATES: int = 200  # size of each signal's candidate list before fusion
+    # Business ranking: {"shop.product": {"popularity": 0.3}} overrides SearchIndex.ranking_signals' weights
+    # (0 turns one off); None: the weights the indexes declare.
+    RANKING_WEIGHTS: dict | None = None
     # A text query's keyword statement runs on a second database connection while the vector search runs,
     # when the search is alone in its process (retrieval/parallel.py); False runs them one after the other.
     PARALLEL_RETRIEVAL: bool = True

@@ -29,7 +29,7 @@ from typing import Any
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 
-from catalog_search import databases
+from catalog_search import conf, databases
 from catalog_search.exceptions import InvalidFilter
 from catalog_search.relations import Dependency, dependencies, parse_relation_path, parse_text_path
 
@@ -77,6 +77,17 @@ class QueryField:
     synonyms: Mapping[str, str | Sequence[str]] = field(default_factory=dict)
     colors: bool = False
     hard: bool = False
+
+
+@dataclass(frozen=True)
+class RankingSignal:
+    """A numeric or boolean field that ranks products within their relevance ("popularity", "rating",
+    "in_stock"): each candidate's value, scaled to 0..1 over the candidates, adds ``weight`` times the
+    spread of their fused scores (docs/relevance.md, "Business ranking"). ``CATALOG_SEARCH["RANKING_WEIGHTS"]``
+    overrides the weight per index label and field, without a deploy of code."""
+
+    name: str
+    weight: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -171,6 +182,8 @@ class SearchIndex:
     # Fields results may be sorted by (``sort=price``, ``sort=-price``) instead of relevance: single-valued
     # model fields or forward relation paths ("brand__name").
     sort_fields: Sequence[str] = ()
+    # Business ranking: numeric or boolean fields fused with relevance, each with its weight.
+    ranking_signals: Sequence[str | RankingSignal] = ()
 
     def get_queryset(self) -> models.QuerySet:
         """Objects that belong in the index (override to index only published items, ...)."""
@@ -214,6 +227,14 @@ class SearchIndex:
     @property
     def understood_fields(self) -> list[QueryField]:
         return [_as_query(f) for f in self.query_fields]
+
+    @property
+    def ranking(self) -> list[RankingSignal]:
+        """The ranking signals with their weights (``RANKING_WEIGHTS`` first); those weighing 0 left out."""
+        overrides = (conf.settings().RANKING_WEIGHTS or {}).get(self.label, {})
+        signals = [s if isinstance(s, RankingSignal) else RankingSignal(s) for s in self.ranking_signals]
+        weighted = [RankingSignal(s.name, float(overrides.get(s.name, s.weight))) for s in signals]
+        return [s for s in weighted if s.weight]
 
     @property
     def facets(self) -> list[FacetField | RangeFacet]:

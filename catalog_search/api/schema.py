@@ -70,6 +70,13 @@ def _search_parameters() -> dict[str, dict[str, Any]]:
             "Understood parts left out (a field, the price field, or spelling)", [*_understood(), "spelling"]
         ),
         "sort": _sort_schema(),
+        "ranking": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 10,
+            "default": 1,
+            "description": "Multiplies the business ranking weights (the index's ranking_signals); 0: relevance alone",
+        },
         "highlight": {
             **EXPLAIN,
             "description": "1 adds each result's highlight: its displayed text fields as HTML, query terms in <mark>",

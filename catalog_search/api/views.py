@@ -40,6 +40,7 @@ PARAMETERS = (
     "drop",
     "sort",
     "highlight",
+    "ranking",
 )
 MULTIPART_OVERHEAD = 64 * 1024  # form fields and part headers around the image
 
@@ -102,6 +103,7 @@ class SearchAPIView(APIView):
             drop=params.get("drop"),
             sort=params.get("sort"),
             highlight=params.get("highlight"),
+            ranking=params.get("ranking"),
         )
         kind = "photo" if image is not None and not params.get("q") else "photo+text" if image is not None else "text"
         return _recorded(

@@ -142,6 +142,7 @@ class Run:
     alpha: float | None = None
     rrf_k: int | None = None
     understand: bool | None = None
+    ranking: float | None = None  # multiplies the business ranking weights (None: as declared)
 
 
 UNDERSTAND_OFF = " understand=0"  # the name suffix of a run with query understanding off
@@ -267,6 +268,7 @@ def _search_keys(judgment: Judgment, run: Run, k: int) -> list[str]:
             alpha=run.alpha,
             rrf_k=run.rrf_k,
             understand=run.understand,
+            ranking=run.ranking,
         )
     except InvalidQuery:
         return []
@@ -276,6 +278,35 @@ def _search_keys(judgment: Judgment, run: Run, k: int) -> list[str]:
 
 def weighted_sweep(alphas: Sequence[float] = ALPHAS) -> list[Run]:
     return [Run(f"hybrid-weighted a={a:g}", "hybrid", "weighted", alpha=a) for a in alphas]
+
+
+RANKING_SCALES = (0.0, 0.5, 1.0, 2.0, 4.0)
+
+
+def ranking_sweep() -> list[Run]:
+    """The served fusion with the business ranking weights scaled (none when no index declares any)."""
+    from catalog_search import conf
+    from catalog_search.registry import get_indexes
+
+    if not any(index.ranking for index in get_indexes()):
+        return []
+    fusion = conf.settings().DEFAULT_FUSION
+    return [Run(f"hybrid ranking x{s:g}", "hybrid", fusion, ranking=s) for s in RANKING_SCALES]
+
+
+def best_ranking(table: Mapping[str, Mapping[str, float]], k: int) -> dict[str, Any]:
+    """The multiplier of the ranking weights best by nDCG@k (a tie: the smaller), and the RANKING_WEIGHTS
+    setting it makes."""
+    from catalog_search.registry import get_indexes
+
+    metric = f"ndcg@{k}"
+    scale = max(RANKING_SCALES, key=lambda s: (table[f"hybrid ranking x{s:g}"][metric], -s))
+    weights = {
+        index.label: {signal.name: round(signal.weight * scale, 4) for signal in index.ranking}
+        for index in get_indexes()
+        if index.ranking
+    }
+    return {"best_scale": scale, "settings": {"RANKING_WEIGHTS": weights}}
 
 
 def rrf_sweep(rrf_ks: Sequence[int] = RRF_KS) -> list[Run]:
@@ -323,7 +354,7 @@ def plan(
         r for r in standard_runs(ALPHAS) if r.name in modes or (r.fusion == "weighted" and "hybrid-weighted" in modes)
     ]
     names = {r.name for r in shown}
-    extra = [r for r in (*weighted_sweep(), *rrf_sweep()) if r.name not in names] if tune else []
+    extra = [r for r in (*weighted_sweep(), *rrf_sweep(), *ranking_sweep()) if r.name not in names] if tune else []
     if compare_understanding:
         shown = [variant for run in shown for variant in (understanding_off(run), run)]
     return shown, extra
@@ -365,6 +396,10 @@ def report(
             "alpha_sweep": {r.name: overall[r.name] for r in weighted_sweep()},
             "rrf_k_sweep": {r.name: overall[r.name] for r in rrf_sweep()},
         }
+        ranking = ranking_sweep()
+        if ranking:
+            table = mean_table({r.name: scored[r.name] for r in ranking})
+            result["tune"]["ranking"] = {**best_ranking(table, k), "sweep": table}
     return result
 
 

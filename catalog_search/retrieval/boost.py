@@ -36,11 +36,11 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
-from django.db.models.expressions import RawSQL
 
 from catalog_search import databases
 from catalog_search.registry import SearchIndex, resolve_field
 from catalog_search.retrieval.context import Part, Search
+from catalog_search.retrieval.field_rows import Statement, array_marker, compiled, field_rows
 from catalog_search.retrieval.fusion import Fused
 from catalog_search.sql import text_array
 
@@ -49,44 +49,10 @@ KIND_QUORUM = 4  # votes the most common kind needs
 GUESSED = ("photo",)  # sources of values no query word named
 
 
-class _Statement:
-    """One ORM statement compiled once per index and shape, later calls binding new arrays: building and
-    compiling the queryset cost several times what PostgreSQL does with it (docs/benchmarks.md, *Query
-    understanding cost at 100k*). Each array parameter is a marker in the compiled parameters."""
-
-    def __init__(self, sql: str, params: list, markers: list[object]) -> None:
-        self.sql, self.params, self.markers = sql, params, markers
-
-    def rows(self, *arrays: str) -> list[tuple]:
-        bound = dict(zip(map(id, self.markers), arrays, strict=True))
-        with databases.connection().cursor() as cursor:
-            cursor.execute(self.sql, [bound.get(id(p), p) for p in self.params])
-            return cursor.fetchall()
-
-
-_compiled: dict[tuple, _Statement] = {}
-
-
-def _array(marker: object, db_type: str) -> RawSQL:
-    """A marker for one array parameter of ``db_type``, as ``IN (SELECT unnest(...))``: one
-    parameter whatever the number of elements (``IN (%s, %s, ...)`` for a few hundred ids cost more to
-    build and send than the lookup itself, and kept the planner off a covering index)."""
-    return RawSQL(f"SELECT unnest(%s::{db_type}[])", (marker,))  # noqa: S611 - bound parameter
-
-
-def _values_statement(index: SearchIndex, fields: tuple[str, ...]) -> _Statement:
-    key = ("values", index.label, fields)
-    if key not in _compiled:
-        marker, pk = object(), index.model._meta.pk
-        rows = index.model._base_manager.filter(pk__in=_array(marker, pk.rel_db_type(databases.connection())))
-        _compiled[key] = _Statement(*rows.order_by().values_list("pk", *fields).query.sql_with_params(), [marker])
-    return _compiled[key]
-
-
 def _values(index: SearchIndex, object_ids: list[str], fields: list[str]) -> dict[str, dict[str, set[str]]]:
     """object id -> field -> its values (relations followed), one query: the voters of ``_vote``."""
     out: dict[str, dict[str, set[str]]] = {}
-    for row in _values_statement(index, tuple(fields)).rows(text_array(object_ids)):
+    for row in field_rows(index, fields, object_ids):
         own = out.setdefault(str(row[0]), {})
         for name, value in zip(fields, row[1:], strict=True):
             text = "" if value is None else str(value).strip()
@@ -133,28 +99,28 @@ def results_kind(search: Search, ranked: list[Fused]) -> None:
             _vote(search, index, top, "results")
 
 
-def _matching_statement(index: SearchIndex, names: tuple[str, ...]) -> _Statement:
+def _matching_statement(index: SearchIndex, names: tuple[str, ...]) -> Statement:
     """A flag per field of ``names``: whether the object has one of the values bound for it. A path through
     relations is a subquery, so a to-many relation does not repeat a row."""
     key = ("matching", index.label, names)
-    if key not in _compiled:
+    if key not in compiled:
         manager, pk = index.model._base_manager, index.model._meta.pk
         markers = [object() for _ in range(len(names) + 1)]
         tests: dict[str, Any] = {}
         for n, name in enumerate(names):
-            values = _array(markers[n + 1], resolve_field(index.model, name).db_type(databases.connection()))
+            values = array_marker(markers[n + 1], resolve_field(index.model, name).db_type(databases.connection()))
             if "__" in name:
                 tests[f"m{n}"] = Exists(manager.filter(pk=OuterRef("pk"), **{f"{name}__in": values}))
             else:
                 tests[f"m{n}"] = ExpressionWrapper(Q(**{f"{name}__in": values}), output_field=BooleanField())
-        rows = manager.filter(pk__in=_array(markers[0], pk.rel_db_type(databases.connection())))
+        rows = manager.filter(pk__in=array_marker(markers[0], pk.rel_db_type(databases.connection())))
         sql, params = rows.annotate(**tests).order_by().values_list("pk", *tests).query.sql_with_params()
         # Only the candidates with a value come back (most have none), tested outside a fence (OFFSET 0): in
         # the same WHERE, the planner could start from a value's index (every red product) instead of the
         # candidates' keys (measured: up to 300 ms at 100k).
         having = " OR ".join(f'c."{name}"' for name in tests)
-        _compiled[key] = _Statement(f"SELECT * FROM ({sql} OFFSET 0) AS c WHERE {having}", params, markers)
-    return _compiled[key]
+        compiled[key] = Statement(f"SELECT * FROM ({sql} OFFSET 0) AS c WHERE {having}", params, markers)
+    return compiled[key]
 
 
 def _typed(field: models.Field, values: set[str]) -> str:

@@ -24,6 +24,7 @@ from catalog_search.retrieval import (
     fusion,
     keyword_signal,
     parallel,
+    ranking,
     rules,
     sorting,
     vector_signal,
@@ -56,6 +57,7 @@ def search(
     drop: Any = None,
     sort: str | None = None,
     highlight: bool = False,
+    ranking: float | None = None,
 ) -> SearchResults:
     """Search the registered models.
 
@@ -78,6 +80,9 @@ def search(
 
     ``highlight`` fills each hit's ``highlights``: its displayed text fields, HTML-escaped, with the words
     that match the query's terms (stems, corrections and expansions included) in ``<mark>`` (highlight.py).
+
+    ``ranking`` multiplies the indexes' business ranking weights (``SearchIndex.ranking_signals``,
+    ranking.py): 1 by default, 0 for relevance alone.
     """
     started = time.perf_counter()
     query = build_query(
@@ -96,6 +101,7 @@ def search(
         drop=drop,
         sort=sort,
         highlight=highlight,
+        ranking=ranking,
     )
     try:
         with parallel.search_running():
@@ -117,7 +123,8 @@ def _run(search: Search, started: float) -> SearchResults:
         disjunctive.retrieve(search, index)
     boost.photo_kind(search)
     rules.match(search)
-    ranked = rules.placed(search, boost.rerank(search, rules.boosted(search, _fuse(search))))
+    fused = ranking.ranked(search, _fuse(search))  # business ranking joins relevance
+    ranked = rules.placed(search, boost.rerank(search, rules.boosted(search, fused)))
     matches, ids = _matched(search, ranked)
     tally = _facets(search, matches, ids)
     page = (

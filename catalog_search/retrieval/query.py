@@ -62,6 +62,7 @@ class SearchQuery:
     requested: dict[str, list[Filter]] = field(default_factory=dict)
     sort: Sort | None = None  # None: by relevance
     highlight: bool = False  # each result's displayed text fields with the query's terms marked (highlight.py)
+    ranking: float = 1.0  # multiplies the indexes' business ranking weights (ranking.py); 0: relevance alone
 
     def filters_as_dict(self) -> dict[str, list[Any]]:
         return filters_echo(self.filters)
@@ -87,6 +88,23 @@ def _int(name: str, value: Any, *, low: int, high: int, default: int) -> int:
     if not low <= number <= high:
         raise InvalidQuery(f"'{name}' must be between {low} and {high}, got {number}.")
     return number
+
+
+MAX_RANKING = 10.0
+
+
+def _ranking(value: Any) -> float:
+    """The business ranking multiplier: 0 (relevance alone) to 10, default 1 (the declared weights)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 1.0
+    message = f"'ranking' must be a number from 0 to {MAX_RANKING:g} (1: the declared weights, 0: none), got {str(value)[:30]!r}."
+    try:
+        scale = float(value)
+    except (TypeError, ValueError):
+        raise InvalidQuery(message) from None
+    if isinstance(value, bool) or not math.isfinite(scale) or not 0.0 <= scale <= MAX_RANKING:
+        raise InvalidQuery(message)
+    return scale
 
 
 def _alpha(value: Any) -> float:
@@ -214,6 +232,7 @@ def build_query(
     drop: Any = None,
     sort: Any = None,
     highlight: Any = None,
+    ranking: Any = None,
 ) -> SearchQuery:
     """Validate every parameter; ``image`` may be bytes, a file object or a PIL image."""
     if q is not None and not isinstance(q, str):
@@ -253,6 +272,7 @@ def build_query(
         hard=_names("hard", hard, [*names, "all"]),
         drop=_names("drop", drop, [*names, "spelling"]),
         highlight=_flag("highlight", highlight, False),
+        ranking=_ranking(ranking),
     )
 
 

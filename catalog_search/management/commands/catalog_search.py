@@ -366,6 +366,12 @@ class Command(BaseCommand):
                 f"\nsuggested: CATALOG_SEARCH {tuned['settings']} (the better fusion by nDCG@{k}; check it on "
                 "judgments it was not tuned on)"
             )
+            if "ranking" in tuned:
+                self.stdout.write(evaluation.format_table(tuned["ranking"]["sweep"]))
+                self.stdout.write(
+                    f"\nbusiness ranking: best multiplier x{tuned['ranking']['best_scale']:g}; suggested: "
+                    f"CATALOG_SEARCH {tuned['ranking']['settings']}"
+                )
         self._write(options["json"], json.dumps(result, indent=2) + "\n")
         self._write(options["per_query"], "".join(json.dumps(row) + "\n" for row in rows))
 
