@@ -1,25 +1,28 @@
-"""BM25 query time versus catalog size (10k, 100k, 1M documents' worth of postings), and why.
+"""BM25 query time versus catalog size (100k, 1M documents' worth of postings), beside tantivy.
 
-    python bench/bm25_scale.py --sizes 10000 100000 1000000 --runs 5
+    python bench/bm25_scale.py --sizes 100000 1000000 --runs 5
+
+Each query is also asked of tantivy (``bench/tantivy_peer.py``: the Lucene-like Rust engine's Python
+binding, on the same documents' analyzed terms) right after ours, in the same run: p50 / p95 of both,
+the per-query ratio, and the bytes each takes for the postings.
 
 Databases come from ``bench/scale_data.py``: 10k and 100k products indexed through the real path; 1M =
 the 100k real ones plus 9 copies made in SQL (products, documents, postings; df, N and total length
 recounted). Every database runs its own embedded PostgreSQL; the script's Django connection is pointed
 at each in turn, so all sizes are measured in the same run, interleaved: run 1 = 10k, 100k, 1M, run 2
 = 10k, ... Times are per query (``retrieval.bm25.search`` with ``limit`` = CANDIDATES, what a search
-request runs), median over the queries of a mix, then median over the runs.
+request runs), p50 and p95 over every query of a mix in every run.
 
 Query mixes (analyzed with the catalog analyzer, terms picked from the 100k corpus' statistics):
 rare terms (df 0.05-0.3% of the catalog), common terms (df > 10%), 2-3 term queries from the catalog
 vocabulary ("red leather handbag"), and those same queries with a category filter.
-Why it grows the way it does comes from EXPLAIN ANALYZE: rows scored per query = the sum of the
-terms' df, which grows linearly with the catalog for a fixed vocabulary.
+Why it grows the way it does: rows scored per query = the sum of the terms' df, which grows linearly with
+the catalog for a fixed vocabulary (every posting of the terms is scored).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
@@ -102,7 +105,8 @@ def prepared(queries: dict[str, list[tuple[str, dict]]]) -> dict[str, list[tuple
             index = query.indexes[0]
             filter_sql = object_ids_sql(index, query.index_filters[index.label])
             passing = partial(passing_ids, index, query.index_filters[index.label])
-            out[mix].append((text, get_analyzer().terms(text), (filter_sql, passing)))
+            category = (filters.get("category") or [None])[0]
+            out[mix].append((text, get_analyzer().terms(text), (filter_sql, passing), category))
     return out
 
 
@@ -119,19 +123,41 @@ def run_search(ct: int, terms: list[str], filtering, limit: int) -> None:
     bm25.search(ct, terms, filter_sql, limit, passing=passing if count is not None and count > cap else None)
 
 
-def measure(queries, ct: int, limit: int) -> dict[str, float]:
-    """Median ms per query of each mix (each query once, after one unmeasured pass)."""
-    out = {}
+def measure(queries, ct: int, limit: int, searcher, index) -> dict[str, dict[str, list[float]]]:
+    """ms per query of each mix, ours and tantivy's, each query asked of both one right after the other
+    (after one unmeasured pass of both: the steady state of a busy shop)."""
+    from bench import tantivy_peer
+
+    out: dict[str, dict[str, list[float]]] = {"ours": {}, "tantivy": {}}
     for mix, items in queries.items():
-        for _text, terms, filtering in items:  # warm the cache: the steady state of a busy shop
+        peer = [tantivy_peer.query(index, terms, category) for _t, terms, _f, category in items]
+        for (_text, terms, filtering, _c), prepared_query in zip(items, peer, strict=True):
             run_search(ct, terms, filtering, limit)
-        times = []
-        for _text, terms, filtering in items:
+            tantivy_peer.search(searcher, prepared_query, limit)
+        ours, theirs = [], []
+        for (_text, terms, filtering, _c), prepared_query in zip(items, peer, strict=True):
             start = time.perf_counter()
             run_search(ct, terms, filtering, limit)
-            times.append((time.perf_counter() - start) * 1000)
-        out[mix] = median(times)
+            middle = time.perf_counter()
+            tantivy_peer.search(searcher, prepared_query, limit)
+            ours.append((middle - start) * 1000)
+            theirs.append((time.perf_counter() - middle) * 1000)
+        out["ours"][mix], out["tantivy"][mix] = ours, theirs
     return out
+
+
+def storage(ct: int) -> dict[str, float]:
+    """Our postings on disk (the posting table with its covering primary key) and how many there are."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_total_relation_size('catalog_search_posting'), "
+            "(SELECT count(*) FROM catalog_search_posting WHERE content_type_id = %s)",
+            [ct],
+        )
+        size, postings = cursor.fetchone()
+    return {"bytes": size, "postings": int(postings)}
 
 
 def scored_rows(queries, ct: int) -> dict[str, float]:
@@ -142,7 +168,7 @@ def scored_rows(queries, ct: int) -> dict[str, float]:
     with connection.cursor() as cursor:
         for mix, items in queries.items():
             sums = []
-            for _text, terms, _f in items:
+            for _text, terms, _f, _c in items:
                 cursor.execute(
                     "SELECT coalesce(sum(df), 0) FROM catalog_search_termstat WHERE content_type_id = %s "
                     "AND term = ANY(%s)",
@@ -153,37 +179,9 @@ def scored_rows(queries, ct: int) -> dict[str, float]:
     return out
 
 
-def explain(ct: int, terms: list[str], filter_sql, limit: int) -> dict[str, Any]:
-    """EXPLAIN ANALYZE of one BM25 query: execution time and rows read from postings / documents."""
-    from django.db import connection
-
-    from catalog_search.retrieval import bm25
-
-    match = bm25.match(ct, terms)
-    sql, params = bm25._sql(bm25.SCORED, filter_sql, match, grouped=True, tail=bm25.TOP_TAIL)
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, {**params, "limit": limit})
-        plan = cursor.fetchone()[0]
-    plan = plan[0] if isinstance(plan, list) else json.loads(plan)[0]
-    rows: dict[str, int] = {}
-    nodes: list[str] = []
-
-    def walk(node: dict) -> None:
-        name = node.get("Relation Name") or node.get("Index Name")
-        nodes.append(node["Node Type"] + (f" {name}" if name else ""))
-        rel = node.get("Relation Name", "")
-        if rel in ("catalog_search_posting", "catalog_search_document"):
-            rows[rel] = rows.get(rel, 0) + int(node.get("Actual Rows", 0) * node.get("Actual Loops", 1))
-        for child in node.get("Plans", []):
-            walk(child)
-
-    walk(plan["Plan"])
-    return {"ms": plan["Execution Time"], "rows": rows, "nodes": nodes}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--per-mix", type=int, default=20, help="queries per mix")
@@ -198,44 +196,61 @@ def main(argv: list[str] | None = None) -> int:
     reference = 100_000 if 100_000 in envs else args.sizes[-1]
     setup_django(envs[reference])
 
+    from bench import tantivy_peer
     from catalog_search import conf
-    from catalog_search.registry import get_index
-    from demo_project.shop.models import Product
 
     limit = conf.settings().CANDIDATES
-    raw = pick_queries(args.seed, args.per_mix)
-    queries = prepared(raw)
-    cts = {}
+    queries = prepared(pick_queries(args.seed, args.per_mix))
+    cts, peers = {}, {}
     for size in args.sizes:
         use_database(envs[size]["DATABASE_URL"])
         cts[size] = _scalar("SELECT id FROM django_content_type WHERE app_label = 'shop' AND model = 'product'")
+        peers[size] = tantivy_peer.ensure_index(specs[size].data_dir / "tantivy", cts[size])
     assert len(set(cts.values())) == 1, f"content type ids differ between databases: {cts}"
-    ct = get_index(Product).content_type.pk
-    times: dict[int, list[dict[str, float]]] = {size: [] for size in args.sizes}
+    ct = cts[reference]
+    searchers = {size: peers[size][0].searcher() for size in args.sizes}
+    times: dict[int, list[dict]] = {size: [] for size in args.sizes}
     for run in range(1, args.runs + 1):
         for size in args.sizes:
             use_database(envs[size]["DATABASE_URL"])
-            times[size].append(measure(queries, ct, limit))
-            print(f"run {run} {size:>8}: " + "  ".join(f"{m} {v:.1f} ms" for m, v in times[size][-1].items()))
+            times[size].append(measure(queries, ct, limit, searchers[size], peers[size][0]))
+            print(
+                f"run {run} {size:>8}: "
+                + "  ".join(
+                    f"{m} {median(times[size][-1]['ours'][m]):.1f}/{median(times[size][-1]['tantivy'][m]):.2f} ms"
+                    for m in MIXES
+                )
+            )
     facts_after = {}
     for size in args.sizes:
         use_database(envs[size]["DATABASE_URL"])
-        example = {mix: queries[mix][0] for mix in MIXES}
         facts_after[size] = {
             "rows": scored_rows(queries, ct),
-            "explain": {mix: explain(ct, terms, f[0], limit) for mix, (_t, terms, f) in example.items()},
             "software": versions(),
-            "postings": _count("catalog_search_posting"),
+            "storage": storage(ct),
+            "peer": peers[size][1],
             "documents": _count("catalog_search_document"),
             "terms": _count("catalog_search_termstat"),
         }
-    med = {size: {mix: median(r[mix] for r in times[size]) for mix in MIXES} for size in args.sizes}
-    print_table(args.sizes, med, facts_after)
+    stats = {size: summarize(times[size]) for size in args.sizes}
+    print_table(args.sizes, stats, facts_after)
     if not args.no_doc:
-        section = render(args, command, facts, loaded, med, times, facts_after, queries, limit)
+        section = render(args, command, facts, loaded, stats, facts_after, queries, limit)
         write_section(args.doc, section, HEADING)
         print(f"Wrote '{HEADING}' in {args.doc}")
     return 0
+
+
+def summarize(runs: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """engine -> mix -> p50 / p95 over every query of every run, and the median per-query ratio."""
+    out: dict[str, dict[str, dict[str, float]]] = {"ours": {}, "tantivy": {}, "ratio": {}}
+    for mix in MIXES:
+        for engine in ("ours", "tantivy"):
+            values = sorted(v for run in runs for v in run[engine][mix])
+            out[engine][mix] = {"p50": median(values), "p95": values[min(len(values) - 1, int(0.95 * len(values)))]}
+        pairs = [a / b for run in runs for a, b in zip(run["ours"][mix], run["tantivy"][mix], strict=True) if b > 0]
+        out["ratio"][mix] = {"p50": median(pairs)}
+    return out
 
 
 def _scalar(sql: str) -> int:
@@ -250,98 +265,95 @@ def _count(table: str) -> int:
     return _scalar(f"SELECT count(*) FROM {table}")
 
 
-def print_table(sizes, med, facts_after) -> None:
-    print(f"\n{'size':>9} " + " ".join(f"{m:>14}" for m in MIXES) + "   (median ms; median rows scored)")
+def _per_posting(facts: dict, key: str) -> float:
+    return facts["storage"][key] / max(facts["storage"]["postings"], 1)
+
+
+def print_table(sizes, stats, facts_after) -> None:
+    print(f"\n{'size':>9} " + " ".join(f"{m:>24}" for m in MIXES) + "   (ours p50/p95 ms | tantivy p50 | ratio)")
     for size in sizes:
-        cells = [f"{med[size][m]:>6.1f} / {facts_after[size]['rows'][m]:>6.0f}" for m in MIXES]
-        print(f"{size:>9} " + " ".join(f"{c:>14}" for c in cells))
+        cells = [
+            f"{stats[size]['ours'][m]['p50']:.1f}/{stats[size]['ours'][m]['p95']:.1f} | "
+            f"{stats[size]['tantivy'][m]['p50']:.2f} | {stats[size]['ratio'][m]['p50']:.0f}x"
+            for m in MIXES
+        ]
+        f = facts_after[size]
+        print(f"{size:>9} " + " ".join(f"{c:>24}" for c in cells))
+        print(
+            f"{'':>9} postings {f['storage']['postings']:,}: ours {f['storage']['bytes'] / 2**20:.1f} MiB "
+            f"({_per_posting(f, 'bytes'):.1f} B/posting), tantivy {f['peer']['bytes'] / 2**20:.1f} MiB"
+        )
 
 
-def render(args, command, facts, loaded, med, times, facts_after, queries, limit) -> str:
+def render(args, command, facts, loaded, stats, facts_after, queries, limit) -> str:
     sizes = args.sizes
     lines = section_header(
         HEADING,
         command,
         facts,
         facts_after[sizes[-1]]["software"],
-        f"{args.runs} runs, sizes interleaved within each run; a cell is the median over runs of the median over "
-        f"the {args.per_mix} queries of a mix.",
+        f"{args.runs} runs, sizes in turn within each run, each query asked of our engine and of tantivy one "
+        f"right after the other; p50 / p95 over every query of every run ({args.per_mix} queries per mix).",
     )
     lines += [
         "- **Corpora** (`bench/scale_data.py`): "
         + "; ".join(
-            f"{s:,} products = {facts_after[s]['documents']:,} documents, {facts_after[s]['postings']:,} postings, "
-            f"{facts_after[s]['terms']:,} distinct terms"
+            f"{s:,} products = {facts_after[s]['documents']:,} documents, {facts_after[s]['storage']['postings']:,} "
+            f"postings, {facts_after[s]['terms']:,} distinct terms"
             + (f" ({loaded[s]['real']:,} indexed for real, the rest SQL copies)" if loaded[s]["real"] < s else "")
             for s in sizes
         )
         + ".",
-        f"- **Query**: `catalog_search.retrieval.bm25.search(..., limit={limit})` (the candidate pool of a search "
-        "request): term statistics -> postings, read from the posting primary key alone (tf, document length and "
-        "object id are INCLUDE columns) -> score, group, top-k; with a filter, the bounded filter count first, and "
-        "a filter keeping more than EXACT_SEARCH_MAX_ROWS objects is checked on the best unfiltered matches "
-        "(docs/architecture.md, BM25).",
+        f"- **Ours**: `catalog_search.retrieval.bm25.search(..., limit={limit})` (the candidate pool of a search "
+        "request): every posting of the query's terms read from the posting primary key alone (tf, document "
+        "length and object id are INCLUDE columns), scored, grouped, top k, in one statement; with a filter, the "
+        "bounded filter count first, and a filter keeping more than EXACT_SEARCH_MAX_ROWS objects is checked on the best unfiltered "
+        "matches (docs/architecture.md, BM25). Minimum should match as configured (75%).",
+        "- **tantivy** (`bench/tantivy_peer.py`): the same documents' analyzed terms, the same queries' terms "
+        f"OR-ed, top {limit}, the category filter as a required term; in process, one thread.",
         "- **Mixes**: "
-        + "; ".join(f"*{mix}*: " + ", ".join(f"`{t}`" for t, _terms, _f in queries[mix][:4]) + ", ..." for mix in MIXES)
+        + "; ".join(f"*{mix}*: " + ", ".join(f"`{q[0]}`" for q in queries[mix][:4]) + ", ..." for mix in MIXES)
         + " (the *multi+filter* queries add `category=<the type's category>`).",
         "",
-        "| products | "
-        + " | ".join(f"{m} ms" for m in MIXES)
-        + " | "
-        + " | ".join(f"{m} rows scored" for m in MIXES)
-        + " |",
-        "|---:|" + "---:|" * (2 * len(MIXES)),
+        "| products | engine | " + " | ".join(f"{m} p50 / p95 ms" for m in MIXES) + " |",
+        "|---:|---|" + "---:|" * len(MIXES),
     ]
     for s in sizes:
+        for engine in ("ours", "tantivy"):
+            lines.append(
+                f"| {s:,} | {engine} | "
+                + " | ".join(f"{stats[s][engine][m]['p50']:.2f} / {stats[s][engine][m]['p95']:.2f}" for m in MIXES)
+                + " |"
+            )
         lines.append(
-            f"| {s:,} | "
-            + " | ".join(f"{med[s][m]:.1f}" for m in MIXES)
-            + " | "
-            + " | ".join(f"{facts_after[s]['rows'][m]:,.0f}" for m in MIXES)
+            f"| {s:,} | ours / tantivy (per-query median) | "
+            + " | ".join(f"{stats[s]['ratio'][m]['p50']:.1f}x" for m in MIXES)
             + " |"
         )
-    lines += ["", "Growth, side by side in the same run (ratio of medians):", ""]
-    lines += ["| | " + " | ".join(MIXES) + " |", "|---|" + "---:|" * len(MIXES)]
-    for a, b in zip(sizes, sizes[1:], strict=False):
-        lines.append(
-            f"| {b:,} / {a:,} ({b / a:g}x products) | "
-            + " | ".join(f"{med[b][m] / med[a][m]:.1f}x time, {_ratio(facts_after, a, b, m)} rows" for m in MIXES)
-            + " |"
-        )
-    lines += ["", "EXPLAIN ANALYZE of the first query of each mix (execution time; rows read from postings):", ""]
-    lines += ["| products | " + " | ".join(MIXES) + " |", "|---:|" + "---|" * len(MIXES)]
-    for s in sizes:
-        cells = []
-        for m in MIXES:
-            e = facts_after[s]["explain"][m]
-            cells.append(f"{e['ms']:.1f} ms; {e['rows'].get('catalog_search_posting', 0):,} postings")
-        lines.append(f"| {s:,} | " + " | ".join(cells) + " |")
-    big = sizes[-1]
     lines += [
         "",
-        f"Plan at {big:,} (*common*, outermost node first): "
-        + " → ".join(facts_after[big]["explain"]["common"]["nodes"])
-        + ".",
-        "",
-        "Per-run medians (ms): "
-        + "; ".join(
-            f"{s:,}: "
-            + ", ".join("/".join(f"{r[m]:.1f}" for r in times[s]) for m in MIXES)
-            + " ("
-            + ", ".join(MIXES)
-            + ")"
-            for s in sizes
-        )
-        + ".",
+        "| products | rows scored by the exhaustive scorer (sum of the terms' df, median) | "
+        + " | ".join(MIXES)
+        + " |",
+        "|---:|---|" + "---:|" * len(MIXES),
     ]
+    for s in sizes:
+        lines.append(f"| {s:,} | | " + " | ".join(f"{facts_after[s]['rows'][m]:,.0f}" for m in MIXES) + " |")
+    lines += [
+        "",
+        "| products | our postings on disk | per posting | tantivy index | ours / tantivy |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for s in sizes:
+        f = facts_after[s]
+        lines.append(
+            f"| {s:,} | {f['storage']['bytes'] / 2**20:.1f} MiB | {_per_posting(f, 'bytes'):.1f} B | "
+            f"{f['peer']['bytes'] / 2**20:.1f} MiB (built in {f['peer']['build_s']:.0f} s) | "
+            f"{f['storage']['bytes'] / max(f['peer']['bytes'], 1):.1f}x |"
+        )
     if args.note:
         lines += ["", args.note]
     return "\n".join(lines) + "\n"
-
-
-def _ratio(facts_after, a: int, b: int, mix: str) -> str:
-    ra, rb = facts_after[a]["rows"][mix], facts_after[b]["rows"][mix]
-    return f"{rb / ra:.1f}x" if ra else "-"
 
 
 if __name__ == "__main__":

@@ -65,7 +65,9 @@ from bench.common import (
     write_section,
 )
 
-BENCH_DIR = ROOT / "var" / "bench"
+# BENCH_DIR: another folder for the databases (a checkout benchmarking a schema change keeps its own copy,
+# and the one in var/ stays as the other checkout's code expects it; bench/search_ab.py).
+BENCH_DIR = Path(os.environ.get("BENCH_DIR") or ROOT / "var" / "bench")
 MODEL_DIR = BENCH_DIR / "clip-vit-b32-random"
 PG_SETTINGS = {"shared_buffers": "1GB"}
 DIM = 512
