@@ -304,7 +304,8 @@ def _replicate(spec: ScaleSpec, log) -> None:
     base = spec.real_count
     ct = get_index(Product).content_type.pk
     copies = -(-spec.products // base) - 1
-    cols = "title, description, category, brand, color, pattern, price, in_stock, image, attributes"
+    # Every column but the id: a field added to the demo shop is copied too.
+    cols = ", ".join(f.column for f in Product._meta.concrete_fields if not f.primary_key)
     with connection.cursor() as cursor:
         cursor.execute("SELECT min(id), max(id), count(*) FROM shop_product")
         low, high, count = cursor.fetchone()
