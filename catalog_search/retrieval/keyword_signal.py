@@ -65,9 +65,10 @@ def _with_counts(search: Search, index: SearchIndex) -> bool:
 
 
 def _listed(search: Search, index: SearchIndex) -> facets.Listed | None:
-    """Where the count statements put the candidates' values, when the re-rank by understood values may
-    test them (boost.py): understanding on and the index has query fields."""
-    if not search.query.understand or not index.understood_fields:
+    """Where the count statements put the candidates' values, when the re-rank by understood values will
+    test them (boost.py): the query names soft values and the index has query fields. Listing costs the
+    count statements more than a query without values gains (its kind vote reads ten rows by itself)."""
+    if not search.query.understand or not index.understood_fields or not search.boosts():
         return None
     return search.found.listed.setdefault(index.label, {})
 
