@@ -219,8 +219,9 @@ def _targets() -> dict[str, tuple[object, str]]:
         "_apply (hard filters)": (understand, "_apply"),
         "rerank": (boost, "rerank"),
         "  results_kind (the kind voted by the best results)": (boost, "results_kind"),
-        "  boost._values (the vote's statement)": (boost, "_values"),
-        "  boost._matching (the re-rank's: candidates with an understood value)": (boost, "_matching"),
+        "  boost._values (the vote's statement, for voters the facet counts did not read)": (boost, "_values"),
+        "  boost._having (the re-rank's test of the candidates' values)": (boost, "_having"),
+        "  boost._matching (its statement, for candidates the facet counts did not read)": (boost, "_matching"),
     }
 
 

@@ -24,6 +24,12 @@ the words a second time: the composed query vector is pulled toward the text (``
 so among blue products it prefers the bluest of any kind to the photo's kind (docs/relevance.md). The
 first tier's products nearest to the photo are candidates even when no signal retrieved them
 (``keyword_signal._asked``).
+
+The candidates' values come from the facet counts' statements where they can (``search.found.listed``:
+those statements read the keyword hits' and the vector candidates' shop rows anyway, so a search with
+understood values runs no statement of its own for them); ``_matching`` tests the others in the database.
+They are the shop rows' values when the search ran, either way: an edited product is tiered by its new
+values.
 """
 
 from __future__ import annotations
@@ -50,21 +56,39 @@ GUESSED = ("photo",)  # sources of values no query word named
 
 
 def _values(index: SearchIndex, object_ids: list[str], fields: list[str]) -> dict[str, dict[str, set[str]]]:
-    """object id -> field -> its values (relations followed), one query: the voters of ``_vote``."""
+    """object id -> field -> its values (relations followed), one query."""
     out: dict[str, dict[str, set[str]]] = {}
     for row in field_rows(index, fields, object_ids):
         own = out.setdefault(str(row[0]), {})
         for name, value in zip(fields, row[1:], strict=True):
-            text = "" if value is None else str(value).strip()
-            if text:  # no value is no kind and no color
-                own.setdefault(name, set()).add(text)
+            _add_value(own, name, value)
+    return out
+
+
+def _add_value(own: dict[str, set[str]], name: str, value: Any) -> None:
+    text = "" if value is None else str(value).strip()
+    if text:  # no value is no kind and no color
+        own.setdefault(name, set()).add(text)
+
+
+def _voters_values(
+    search: Search, index: SearchIndex, object_ids: list[str], fields: list[str]
+) -> dict[str, dict[str, set[str]]]:
+    """``_values`` of the voters of ``_vote``: those the facet counts read are known (``_listed``), one
+    query for the others."""
+    known, missing = _listed(search, index, object_ids, fields)
+    out = _values(index, missing, fields) if missing else {}
+    for oid, row in known.items():
+        own = out.setdefault(oid, {})
+        for name in fields:
+            _add_value(own, name, row[name])
     return out
 
 
 def _vote(search: Search, index: SearchIndex, voters: list[str], source: str) -> None:
     """Understand the kind most of ``voters`` (object ids, best first) share, if enough of them do."""
     kind = index.understood_fields[0].name
-    own = _values(index, voters[:KIND_VOTERS], [kind])
+    own = _voters_values(search, index, voters[:KIND_VOTERS], [kind])
     votes = Counter(v for values in own.values() for v in values.get(kind, ()))
     if votes:
         value, count = votes.most_common(1)[0]
@@ -136,6 +160,37 @@ def _typed(field: models.Field, values: set[str]) -> str:
     return text_array(kept)
 
 
+def _listed(
+    search: Search, index: SearchIndex, object_ids: list[str], fields: list[str] | tuple[str, ...]
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Of ``object_ids``, those whose values of ``fields`` the facet counts read with the candidates'
+    shop rows (object id -> field -> value), and the others (every one when a field is not a single-valued
+    facet, or the counts did not run)."""
+    listed = search.found.listed.get(index.label)
+    # Every listed row has the same fields (the index's single-valued facets): one row says which.
+    if not listed or not all(name in next(iter(listed.values())) for name in fields):
+        return {}, list(object_ids)
+    known, missing = {}, []
+    for oid in object_ids:
+        row = listed.get(oid)
+        if row is None:
+            missing.append(oid)
+        else:
+            known[oid] = row
+    return known, missing
+
+
+def _python(field: models.Field, values: set[str]) -> set[Any]:
+    """``values`` as ``field`` reads them from the database, leaving out what it cannot hold."""
+    out = set()
+    for value in values:
+        try:
+            out.add(field.to_python(value))
+        except ValidationError:
+            continue
+    return out
+
+
 def _matching(index: SearchIndex, object_ids: list[str], wanted: dict[str, set[str]]) -> dict[str, set[str]]:
     """object id -> the ``wanted`` fields whose understood value it has, for the candidates that have one:
     one statement that tests the values in the database (a flag per field, not the values: less to send
@@ -144,6 +199,33 @@ def _matching(index: SearchIndex, object_ids: list[str], wanted: dict[str, set[s
     arrays = [_typed(resolve_field(index.model, name), wanted[name]) for name in names]
     rows = _matching_statement(index, names).rows(text_array(object_ids), *arrays)
     return {str(row[0]): {name for name, has in zip(names, row[1:], strict=True) if has} for row in rows}
+
+
+def _having(
+    search: Search, index: SearchIndex, object_ids: list[str], wanted: dict[str, set[str]]
+) -> dict[str, set[str]]:
+    """``_matching`` of the candidates: those whose shop rows the facet counts read are tested on the
+    values read (``search.found.listed``), the others by its statement (none, mostly: docs/benchmarks.md,
+    *Query understanding cost at 100k*)."""
+    names = tuple(sorted(wanted))
+    listed = search.found.listed.get(index.label)
+    # Every listed row has the same fields (the index's single-valued facets): one row says which.
+    if not listed or not all(name in next(iter(listed.values())) for name in names):
+        return _matching(index, object_ids, wanted)
+    asked = [(name, _python(resolve_field(index.model, name), wanted[name])) for name in names]
+    out: dict[str, set[str]] = {}
+    missing = []
+    for oid in object_ids:
+        row = listed.get(oid)
+        if row is None:
+            missing.append(oid)
+            continue
+        fields = {name for name, values in asked if row[name] in values}
+        if fields:
+            out[oid] = fields
+    if missing:
+        out.update(_matching(index, missing, wanted))
+    return out
 
 
 def rerank(search: Search, ranked: list[Fused]) -> list[Fused]:
@@ -164,7 +246,7 @@ def rerank(search: Search, ranked: list[Fused]) -> list[Fused]:
         weights[id(index)] = _weights([f.name for f in index.understood_fields], wanted, guessed)
         own = {name: wanted[name] for name in weights[id(index)]}
         if own and by_index.get(id(index)):
-            for oid, fields in _matching(index, by_index[id(index)], own).items():
+            for oid, fields in _having(search, index, by_index[id(index)], own).items():
                 have[(id(index), oid)] = fields
     for item in ranked:
         index, oid = found.where[item.document_id]

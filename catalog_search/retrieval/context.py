@@ -40,6 +40,9 @@ class Candidates:
     # Disjunctive facets: per index label, the candidates of the searches without a selected facet's own
     # filter that the query's own candidates do not have (disjunctive.py)
     unselected: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # (document id, object id)
+    # Understanding on: per index label, the values of the candidates whose shop rows the facet counts read
+    # (facets.Listed), so the re-rank by understood values tests them without a statement (boost.py)
+    listed: dict[str, facets.Listed] = field(default_factory=dict)
 
     def matched_ids(self, composed: bool) -> dict[str, list[str]]:
         """Object ids in the facets' matched set besides BM25's matches: the vector candidates, and for a

@@ -44,6 +44,10 @@ TOTAL = FacetField("(total)")
 # Disjunctive facets (DISJUNCTIVE_FACETS): per facet name, the request's own filter clauses on its field. A
 # facet is counted with every other clause applied but not its own: OR within a field, AND across fields.
 Own = dict[str, list[Filter]]
+# Object id -> facet name -> the value of each single-valued FacetField of the shop rows a count statement
+# read: the candidates' values the re-rank by understood values needs (boost.py), read with the counts
+# instead of by a statement of their own (docs/benchmarks.md, *Query understanding cost at 100k*).
+Listed = dict[str, dict[str, Any]]
 
 
 class _InMatched(Func):
@@ -125,12 +129,17 @@ def _count_group(
     matched_params: dict,
     keywords: _Keywords | None = None,
     own: Own | None = None,
+    listed: Listed | None = None,
+    uncounted_sql: str | None = None,
 ) -> tuple[list[list[tuple[Any, int]]], list[bm25.Hit], int]:
     """Rows (value or bucket, count) per facet of ``group``, and the matched objects passing every filter: one
     scan of the filtered shop table joined with the matched set (computed once), grouped by every facet at
     once with GROUPING SETS. With ``keywords``, the matched set is their scored documents, and the best scored
     documents among the rows read are returned too. With ``own``, each facet is counted without its own
-    clauses (the rows failing one are read too, flagged)."""
+    clauses (the rows failing one are read too, flagged). With ``listed`` (a single-valued group), the
+    FacetField values of the rows returned (the keyword hits, or without ``keywords`` every row read) go
+    into it by object id; ``uncounted_sql`` (with ``listed``) selects the object ids of rows read and listed
+    but not counted."""
     own = own or {}
     # The matched ids, in the primary key's own type, as one array: PostgreSQL fetches exactly those rows
     # through the primary key index in table order (a bitmap scan) instead of scanning every row a broad
@@ -142,7 +151,8 @@ def _count_group(
     queryset = filtered_queryset(index, _split(filters, own))
     queryset = queryset.filter(_InMatched(F("pk"), pk_type=pk_type, distinct=distinct)).order_by()
     flags = {f"catalog_search_s{j}": _condition(index, clauses) for j, clauses in enumerate(own.values())}
-    values = queryset.annotate(**flags).values_list(*(["pk"] if keywords else []), *(f.name for f in group), *flags)
+    keyed = keywords is not None or listed is not None
+    values = queryset.annotate(**flags).values_list(*(["pk"] if keyed else []), *(f.name for f in group), *flags)
     try:
         values_sql, values_params = named(*values.query.sql_with_params(), prefix="v")
     except EmptyResultSet:  # a filter nothing can match
@@ -150,18 +160,25 @@ def _count_group(
     counts, count_params = _grouping_sets(group, list(own))
     params = {**matched_params, **values_params, **count_params}
     columns = [f"c{i}" for i in range(len(group))]
-    if keywords is None:
-        source = _source(values_sql, columns, len(flags))
-        query = f"WITH matched AS MATERIALIZED (SELECT m.oid FROM ({matched_sql}) AS m(oid)) " + counts.replace(
-            "<source>", source
-        )
+    values_of = _listed_columns(group) if listed is not None else None
+    matched = f"WITH matched AS MATERIALIZED (SELECT m.oid FROM ({matched_sql}) AS m(oid)) "
+    if keywords is None and values_of is None:
+        query = matched + counts.replace("<source>", _source(values_sql, columns, len(flags)))
+    elif keywords is None:
+        source = _source(values_sql, ["k", *columns], len(flags))
+        query = matched + _with_rows(counts, source, size=len(group), values=values_of, uncounted_sql=uncounted_sql)
     else:
         source = _source(values_sql, ["k", *columns], len(flags))
-        query = _with_keywords(keywords.sql, counts, source, size=len(group), pk_type=pk_type, flags=len(flags))
+        query = _with_keywords(
+            keywords.sql, counts, source, size=len(group), pk_type=pk_type, flags=len(flags), values=values_of
+        )
         params.update(keywords.params, keywords_limit=keywords.limit)
     with databases.connection().cursor() as cursor:
         cursor.execute(query, params)
-        return _read(cursor.fetchall(), len(group), with_keywords=keywords is not None)
+        result = cursor.fetchall()
+    if values_of is not None and listed is not None:
+        result = _take_listed(result, group, values_of, listed, with_keywords=keywords is not None)
+    return _read(result, len(group), with_keywords=keywords is not None)
 
 
 def _passing(flags: list[str], skip: str | None = None) -> str:
@@ -195,10 +212,57 @@ def _grouping_sets(group: list[Facet], selected: list[str]) -> tuple[str, dict]:
     return sql + f"GROUP BY GROUPING SETS ({sets}, ())", params
 
 
-def _with_keywords(scored_sql: str, counts: str, source: str, *, size: int, pk_type: str, flags: int) -> str:
+def _listed_columns(group: list[Facet]) -> list[int]:
+    """The positions in ``group`` of the facets whose values ``listed`` returns: FacetFields (a RangeFacet's
+    column in the counts is its bucket, of another type)."""
+    return [i for i, facet in enumerate(group) if not isinstance(facet, RangeFacet)]
+
+
+def _value_columns(size: int, values: list[int] | None, table: str) -> str:
+    """Part 2's first columns: ``table``'s values of the ``values`` facets, NULL for the others."""
+    return ", ".join(f"{table}.c{i}" if values is not None and i in values else "NULL" for i in range(size))
+
+
+def _with_rows(counts: str, source: str, *, size: int, values: list[int], uncounted_sql: str | None) -> str:
+    """The facet counts over ``source`` (part 1; with ``uncounted_sql``, over its rows but those) and, in the
+    same statement, every row read with its values (part 2, the object id last), for ``listed``."""
+    counted = "r AS v"
+    skip = ""
+    if uncounted_sql is not None:
+        skip = f", uncounted AS MATERIALIZED (SELECT u.oid FROM ({uncounted_sql}) AS u(oid))"
+        counted = "(SELECT * FROM r WHERE r.k::text NOT IN (SELECT oid FROM uncounted)) AS v"
+    facet_rows = counts.replace("<source>", counted)
+    return (
+        f"{skip}, r AS MATERIALIZED (SELECT * FROM {source}) "
+        f"SELECT 1, *, NULL::text FROM ({facet_rows}) AS f UNION ALL "
+        f"SELECT 2, {_value_columns(size, values, 'r')}, NULL::int, NULL::bigint, r.k::text FROM r"
+    )
+
+
+def _take_listed(
+    result: list[tuple], group: list[Facet], values: list[int], listed: Listed, *, with_keywords: bool
+) -> list[tuple]:
+    """The part 2 rows' values put in ``listed``; returns ``result`` as ``_read`` reads it (without
+    ``keywords``: the facet rows alone, without the part number and the object id)."""
+    kept = []
+    for row in result:
+        if row[0] == 2:
+            oid = row[-2] if with_keywords else row[-1]
+            listed[str(oid)] = {group[i].name: row[1 + i] for i in values}
+        if with_keywords:
+            kept.append(row)
+        elif row[0] == 1:
+            kept.append(row[1:-1])
+    return kept
+
+
+def _with_keywords(
+    scored_sql: str, counts: str, source: str, *, size: int, pk_type: str, flags: int, values: list[int] | None = None
+) -> str:
     """The facet counts over the keyword matches and, in the same statement, the best of those matches among
     the shop rows read that pass every filter, ranked as bm25.TOP_TAIL ranks them. Part 1 of the union is
-    the facet rows, part 2 the matches; the NULLs take the other part's column types."""
+    the facet rows, part 2 the matches (with ``values``, their values of those facets); the NULLs take the
+    other part's column types."""
     facet_rows = counts.replace("<source>", "r AS v")
     passing = " AND ".join(f"r.s{j}" for j in range(flags)) or "true"
     return (
@@ -206,7 +270,7 @@ def _with_keywords(scored_sql: str, counts: str, source: str, *, size: int, pk_t
         "matched AS MATERIALIZED (SELECT object_id AS oid FROM scored), "
         f"r AS MATERIALIZED (SELECT * FROM {source}) "
         f"SELECT 1, *, NULL::bigint, NULL::text, NULL::float8 FROM ({facet_rows}) AS f UNION ALL "
-        f"(SELECT 2, {', '.join('NULL' for _ in range(size))}, NULL::int, NULL::bigint, "
+        f"(SELECT 2, {_value_columns(size, values, 'r')}, NULL::int, NULL::bigint, "
         "sc.document_id, sc.object_id, sc.score "
         f"FROM scored sc JOIN r ON r.k = CAST(sc.object_id AS {pk_type}) WHERE {passing} "
         "ORDER BY round(sc.score * 1e9) DESC, sc.document_id LIMIT %(keywords_limit)s)"
@@ -263,19 +327,27 @@ def keyword_matches_and_counts(
     restriction: Restriction | None,
     limit: int,
     own: Own | None = None,
+    listed: Listed | None = None,
 ) -> tuple[list[bm25.Hit], Counted] | None:
     """The ``limit`` best BM25 matches (``match``) passing ``filters`` (and ``restriction``, of the
     postings), and the single-valued facet counts of ``index`` over every such match (with ``own``, each
     facet's over the matches passing the other facets' own filters), in one statement; TOTAL: the matches
     passing every filter. ``candidate_counts`` completes the counts once the vector candidates are known (so
     this statement can run while the vector search does). None when the index has no facet a shared scan
-    can count (then ``bm25.search`` alone is cheaper)."""
+    can count (then ``bm25.search`` alone is cheaper). ``listed``: the hits' values (``_count_group``)."""
     if not match.terms or not counted_with_keywords(index):
         return None
     groups = _facet_groups(index)
     sql, params = bm25.scored_sql(match, restriction)
     rows, hits, total = _count_group(
-        index, filters, groups[0], matched_sql=None, matched_params={}, keywords=_Keywords(sql, params, limit), own=own
+        index,
+        filters,
+        groups[0],
+        matched_sql=None,
+        matched_params={},
+        keywords=_Keywords(sql, params, limit),
+        own=own,
+        listed=listed,
     )
     return hits, _with_total(groups[0], rows, total)
 
@@ -289,20 +361,32 @@ def candidate_counts(
     candidates: list[tuple[int, str]],
     own: Own | None = None,
     more: bool = False,
+    listed: Listed | None = None,
 ) -> Counted:
     """What ``keyword_matches_and_counts`` left to count: the vector ``candidates`` (document id, object
     id) that are not keyword matches, added to its single-valued counts (the two sets are disjoint, so
     their counts add up), and the to-many facets over the whole matched set. ``more``: candidates added to
-    those counted already (disjunctive facets'), every facet counted over them alone."""
+    those counted already (disjunctive facets'), every facet counted over them alone. ``listed``: the values
+    of the candidates counted here (``_count_group``), when the first group is single-valued."""
     groups = _facet_groups(index)
     counted: Counted = []
     if candidates:
         documents = [d for d, _ in candidates]
         keyword_sql, keyword_params = bm25.matching_documents_sql(match, restriction, documents)
-        others = f"SELECT unnest(%(pool)s::text[]) EXCEPT SELECT m.object_id FROM ({keyword_sql}) AS m"
+        pool, matched = "SELECT unnest(%(pool)s::text[])", f"SELECT m.object_id FROM ({keyword_sql}) AS m"
         params = {**keyword_params, "pool": text_array(o for _, o in candidates)}
+        single = counted_with_keywords(index)
         for n, group in enumerate(groups if more else groups[:1]):
-            rows, _, total = _count_group(index, filters, group, matched_sql=others, matched_params=params, own=own)
+            if listed is not None and n == 0 and single:
+                # Every candidate's row is read and listed; the keyword matches among them are not counted.
+                rows, _, total = _count_group(
+                    index, filters, group, matched_sql=pool, matched_params=params, own=own, listed=listed,
+                    uncounted_sql=matched,
+                )  # fmt: skip
+            else:
+                rows, _, total = _count_group(
+                    index, filters, group, matched_sql=f"{pool} EXCEPT {matched}", matched_params=params, own=own
+                )
             counted.extend(_with_total(group, rows, total) if n == 0 else zip(group, rows, strict=True))
     if len(groups) > 1 and not more:  # to-many facets: their own statements over the whole matched set
         matched_sql, matched_params = _matched_clause(match, [o for _, o in candidates], restriction)

@@ -35,13 +35,15 @@ def _statement(
     with_counts: bool,
     passing: Passing | None,
     own: facets.Own | None = None,
+    listed: facets.Listed | None = None,
 ) -> Statement:
     """The ``limit`` best matches among the objects of ``restriction`` (the postings restricted to it; else
-    ``plan``'s), and ``with_counts`` the facet counts over every match in the same statement. Without
-    counts, BM25 alone, which checks a large filter on its best matches (``passing``)."""
+    ``plan``'s), and ``with_counts`` the facet counts over every match in the same statement (with
+    ``listed``, the hits' values too). Without counts, BM25 alone, which checks a large filter on its best
+    matches (``passing``)."""
     if with_counts:
         both = facets.keyword_matches_and_counts(
-            index, plan.filters, match, restriction=restriction, limit=limit, own=own
+            index, plan.filters, match, restriction=restriction, limit=limit, own=own, listed=listed
         )
         if both is not None:
             return both
@@ -60,6 +62,15 @@ def _with_counts(search: Search, index: SearchIndex) -> bool:
     # other neighbours of the photo, counted once known (engine._facets).
     own = search.composed and search.own(index)
     return search.facets_over_matches and facets.counted_with_keywords(index) and not own
+
+
+def _listed(search: Search, index: SearchIndex) -> facets.Listed | None:
+    """Where the count statements put the candidates' values, when the re-rank by understood values will
+    test them (boost.py): the query names soft values and the index has query fields. Listing costs the
+    count statements more than a query without values gains (its kind vote reads ten rows by itself)."""
+    if not search.query.understand or not index.understood_fields or not search.boosts():
+        return None
+    return search.found.listed.setdefault(index.label, {})
 
 
 def _scope(search: Search, index: SearchIndex, plan: FilterPlan) -> tuple[Restriction | None, Passing | None]:
@@ -92,6 +103,7 @@ def start(search: Search, index: SearchIndex, plan: FilterPlan) -> parallel.Defe
         with_counts=_with_counts(search, index),
         passing=passing,
         own=search.own(index),
+        listed=_listed(search, index),
     )
     return parallel.Deferred(job, allowed=search.query_vector is not None)
 
@@ -119,7 +131,14 @@ def finish(search: Search, index: SearchIndex, plan: FilterPlan, pending: parall
         restriction = counts_restriction = IdList.of(nearness)
         passing = None
         hits, counts = _statement(
-            index, plan, match, restriction=restriction, limit=search.depth, with_counts=with_counts, passing=None
+            index,
+            plan,
+            match,
+            restriction=restriction,
+            limit=search.depth,
+            with_counts=with_counts,
+            passing=None,
+            listed=_listed(search, index),
         )
         extra = (
             _counts(search, index, plan, match, restriction=counts_restriction, vector=vector) if with_counts else []
@@ -138,6 +157,7 @@ def finish(search: Search, index: SearchIndex, plan: FilterPlan, pending: parall
             with_counts=with_counts,
             passing=passing,
             own=search.own(index),
+            listed=_listed(search, index),
         )
         extra = (
             _counts(search, index, plan, match, restriction=counts_restriction, vector=vector) if with_counts else []
@@ -160,8 +180,10 @@ def _counts(
     vector: list[tuple[int, str]],
 ) -> facets.Counted:
     """The facet counts the keyword statement left: the vector candidates no term matched (facets.py)."""
-    own = search.own(index)
-    return facets.candidate_counts(index, plan.filters, match, restriction=restriction, candidates=vector, own=own)
+    own, listed = search.own(index), _listed(search, index)
+    return facets.candidate_counts(
+        index, plan.filters, match, restriction=restriction, candidates=vector, own=own, listed=listed
+    )
 
 
 def _neighbourhood(search: Search, index: SearchIndex, plan: FilterPlan) -> dict[str, float]:
@@ -223,6 +245,7 @@ def _asked(search: Search, index: SearchIndex, scope: FilterPlan) -> None:
             candidates=uncounted,
             own=search.own(index),
             more=True,
+            listed=_listed(search, index),
         )
 
 
