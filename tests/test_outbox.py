@@ -49,7 +49,7 @@ def test_unchanged_content_is_not_reencoded(make_product, product_index, encoder
 def test_a_change_during_encoding_wins_over_the_older_result(make_product, product_index, encoder):
     product = make_product("Velvet sofa")
     claims = outbox.claim(product_index, [str(product.pk)])
-    # The product changes after the worker read version 1 but before it writes.
+    # The product changes after the worker read its version but before it writes.
     Product.objects.filter(pk=product.pk).update(title="Velvet armchair")
     report = outbox.ProcessReport()
     superseded = outbox._process_round(product_index, claims, report)
