@@ -124,8 +124,9 @@ class OutboxEntry(models.Model):
     """An object that needs (re)indexing or removal.
 
     Written by a database trigger on each registered model's table, in the same transaction as the
-    change (so bulk updates, raw SQL and crashes after commit lose nothing). ``version`` grows with
-    every change: a worker writes its result only if the version it read is still current.
+    change (so bulk updates, raw SQL and crashes after commit lose nothing). ``version`` is new with
+    every change (from the sequence ``catalog_search_outbox_version``, never issued twice): a worker
+    writes its result only if the version it read is still current.
     """
 
     class Action(models.TextChoices):

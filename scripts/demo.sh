@@ -74,7 +74,9 @@ if [ "${CATALOG_SEARCH_RUNTIME:-torch}" = "onnx" ] && { python manage.py check 2
 fi
 
 echo "==> Celery worker + beat (log: var/log/worker.log)"
-celery -A demo_project worker -B --loglevel=INFO --schedule var/celerybeat-schedule \
+# One pool process (as DEPLOYMENT["worker_processes"] in demo_project/settings.py says): with torch's threads,
+# one per core, it uses every core; Celery's default (one process per CPU) was 0.75x of it (docs/indexing.md).
+celery -A demo_project worker -B --concurrency 1 --loglevel=INFO --schedule var/celerybeat-schedule \
     >> var/log/worker.log 2>&1 &
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null || true' EXIT INT TERM

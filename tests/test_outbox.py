@@ -49,7 +49,7 @@ def test_unchanged_content_is_not_reencoded(make_product, product_index, encoder
 def test_a_change_during_encoding_wins_over_the_older_result(make_product, product_index, encoder):
     product = make_product("Velvet sofa")
     claims = outbox.claim(product_index, [str(product.pk)])
-    # The product changes after the worker read version 1 but before it writes.
+    # The product changes after the worker read its version but before it writes.
     Product.objects.filter(pk=product.pk).update(title="Velvet armchair")
     report = outbox.ProcessReport()
     superseded = outbox._process_round(product_index, claims, report)
@@ -145,3 +145,33 @@ def test_a_batch_longer_than_its_lease_keeps_it_while_it_works(make_product, pro
             assert outbox.claim(product_index, [str(product.pk)]) == []  # another worker cannot take it
         time.sleep(1.5)
         assert len(outbox.claim(product_index, [str(product.pk)])) == 1  # the lease ended without the heartbeat
+
+
+def test_a_worker_that_lost_its_lease_never_writes_over_a_newer_change(
+    make_product, product_index, encoder, monkeypatch
+):
+    """Worker A is frozen past its lease (a VM pause, swapped out: its heartbeat stops too) after reading the
+    object; worker B takes the row over and finishes it, and the object is saved again, which puts a new
+    outbox row in. When A wakes its result is older than that row: it must not be written (nor the row
+    deleted), whatever version numbers the new row starts from."""
+    product = make_product("Frozen lamp", image=None)
+    pk = str(product.pk)
+    real_encode = outbox.encode_docs
+    woken = []
+
+    def encode_after_a_freeze(docs, row, enc):
+        if not woken:  # A has read "Frozen lamp"; while it is frozen:
+            woken.append(True)
+            with connection.cursor() as cursor:  # its lease ends
+                cursor.execute("UPDATE catalog_search_outbox SET claimed_until = now() - interval '1 second'")
+            assert outbox.process(product_index, [pk]).indexed == [pk]  # B takes over and finishes
+            assert not OutboxEntry.objects.exists()
+            Product.objects.filter(pk=product.pk).update(title="Thawed lantern")  # saved again: a new row
+        return real_encode(docs, row, enc)
+
+    monkeypatch.setattr(outbox, "encode_docs", encode_after_a_freeze)
+    outbox.process(product_index, [pk])  # A
+    outbox.process(product_index, [pk])  # the new row's own task (nothing left to do if A handled it)
+    assert not OutboxEntry.objects.exists()
+    assert [h.id for h in catalog_search.search(q="lantern", mode="bm25")] == [product.pk]
+    assert catalog_search.search(q="lamp", mode="bm25").results == []

@@ -9,7 +9,9 @@ Correctness rules:
   when the lease ends, and the sweep re-enqueues them. Nothing is lost.
 - The write happens only if the row's ``version`` is still the one read before encoding, checked under
   a row lock in the write transaction. A newer change wins; the older result is discarded and the
-  object is processed again with its latest content. Nothing stale survives.
+  object is processed again with its latest content. Nothing stale survives. Versions come from one
+  sequence (migration 0012), so a row deleted (done) and inserted again by a later change never gets a
+  version an older claim holds: a worker that wakes after losing its lease cannot mistake it for its own.
 - Document rows are unique per object: redelivered or duplicated tasks cannot duplicate anything.
 """
 
@@ -80,9 +82,9 @@ def mark(index: SearchIndex, object_ids: Iterable[object] | None = None, *, forc
             chunk = [oid for (oid,) in rows[start : start + 5000]]
             cursor.execute(
                 "INSERT INTO catalog_search_outbox (content_type_id, object_id, action, version, force, created_at, "
-                "updated_at, attempts, last_error) SELECT %s, o, 'index', 1, %s, now(), now(), 0, '' "
-                "FROM unnest(%s::text[]) AS o ON CONFLICT (content_type_id, object_id) DO UPDATE SET "
-                "version = catalog_search_outbox.version + 1, force = catalog_search_outbox.force OR EXCLUDED.force, "
+                "updated_at, attempts, last_error) SELECT %s, o, 'index', nextval('catalog_search_outbox_version'), "
+                "%s, now(), now(), 0, '' FROM unnest(%s::text[]) AS o ON CONFLICT (content_type_id, object_id) DO "
+                "UPDATE SET version = EXCLUDED.version, force = catalog_search_outbox.force OR EXCLUDED.force, "
                 "updated_at = now(), attempts = 0, last_error = ''",
                 [ct, force, chunk],
             )
@@ -394,8 +396,8 @@ def mark_missing_vectors(index: SearchIndex, encoder_row: EncoderRow) -> list[st
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO catalog_search_outbox (content_type_id, object_id, action, version, force, created_at, "
-            "updated_at, attempts, last_error) SELECT d.content_type_id, d.object_id, 'index', 1, false, now(), now(), "
-            "0, '' FROM catalog_search_document d WHERE d.content_type_id = %s AND NOT EXISTS (SELECT 1 FROM "
+            "updated_at, attempts, last_error) SELECT d.content_type_id, d.object_id, 'index', "
+            "nextval('catalog_search_outbox_version'), false, now(), now(), 0, '' FROM catalog_search_document d WHERE d.content_type_id = %s AND NOT EXISTS (SELECT 1 FROM "
             "catalog_search_embedding e WHERE e.document_id = d.id AND e.encoder_id = %s) "
             "ON CONFLICT (content_type_id, object_id) DO NOTHING RETURNING object_id",
             [index.content_type.pk, encoder_row.pk],

@@ -42,16 +42,16 @@ BEGIN
     IF old_id IS NOT NULL AND old_id IS DISTINCT FROM new_id THEN
         INSERT INTO catalog_search_outbox (content_type_id, object_id, action, version, force, created_at,
                                            updated_at, attempts, last_error)
-        VALUES (ct, old_id, 'delete', 1, false, now(), now(), 0, '')
+        VALUES (ct, old_id, 'delete', nextval('catalog_search_outbox_version'), false, now(), now(), 0, '')
         ON CONFLICT (content_type_id, object_id) DO UPDATE
-            SET action = 'delete', version = catalog_search_outbox.version + 1, updated_at = now();
+            SET action = 'delete', version = EXCLUDED.version, updated_at = now();
     END IF;
     IF new_id IS NOT NULL THEN
         INSERT INTO catalog_search_outbox (content_type_id, object_id, action, version, force, created_at,
                                            updated_at, attempts, last_error)
-        VALUES (ct, new_id, 'index', 1, false, now(), now(), 0, '')
+        VALUES (ct, new_id, 'index', nextval('catalog_search_outbox_version'), false, now(), now(), 0, '')
         ON CONFLICT (content_type_id, object_id) DO UPDATE
-            SET action = 'index', version = catalog_search_outbox.version + 1, updated_at = now();
+            SET action = 'index', version = EXCLUDED.version, updated_at = now();
     END IF;
     RETURN NULL;
 END $$;
@@ -67,9 +67,10 @@ BEGIN
     IF TG_OP <> 'DELETE' THEN keys := keys || (to_jsonb(NEW) ->> TG_ARGV[1]); END IF;
     EXECUTE 'INSERT INTO catalog_search_outbox (content_type_id, object_id, action, version, force, '
         'created_at, updated_at, attempts, last_error) '
-        'SELECT DISTINCT $2, d.pk::text, ''index'', 1, false, now(), now(), 0, '''' FROM (' || TG_ARGV[2]
-        || ') AS d(pk) ON CONFLICT (content_type_id, object_id) DO UPDATE SET action = ''index'', '
-        'version = catalog_search_outbox.version + 1, updated_at = now()'
+        'SELECT $2, k.pk, ''index'', nextval(''catalog_search_outbox_version''), false, now(), now(), 0, '''' '
+        'FROM (SELECT DISTINCT d.pk::text FROM (' || TG_ARGV[2] || ') AS d(pk)) AS k(pk) '
+        'ON CONFLICT (content_type_id, object_id) DO UPDATE SET action = ''index'', '
+        'version = EXCLUDED.version, updated_at = now()'
     USING keys, TG_ARGV[0]::integer;
     RETURN NULL;
 END $$;
