@@ -20,10 +20,11 @@ from django.test import override_settings
 import catalog_search
 from catalog_search.indexing.documents import build_doc
 from catalog_search.indexing.enqueue import PROCESS_TASK
-from catalog_search.models import Document, Embedding, OutboxEntry
+from catalog_search.models import Document, OutboxEntry
 from catalog_search.registry import get_index
 from demo_project.shop.models import Product
 from tests.test_bm25 import _stored_stats_match_postings
+from tests.test_pipeline import all_done as settled
 from tests.test_pipeline import fresh_broker, new_product  # noqa: F401 (a fixture)
 from tests.worker import Worker, wait_for
 
@@ -40,17 +41,6 @@ def send(label: str, ids: list[str]) -> None:
 def results(worker: Worker) -> list[dict]:
     """What each of the worker's indexing tasks returned (from its log)."""
     return [eval(m) for m in RESULT.findall(worker.log.read_text(errors="replace"))]  # noqa: S307 (our own log)
-
-
-def settled(expected: int):
-    def check() -> bool:
-        return (
-            not OutboxEntry.objects.exists()
-            and Document.objects.count() == expected
-            and Embedding.objects.count() == expected
-        )
-
-    return check
 
 
 def assert_index_exact(index, products: list[Product], gone: list[int]) -> None:
