@@ -31,10 +31,15 @@ What is real and what is synthetic:
   a bulk build is far faster than 200k incremental inserts and gives an equivalent graph.
 - ``--real R`` with ``--products N > R``: R products through the real path, then the rest by copying them
   in SQL (``INSERT ... SELECT`` per replica: products, documents, postings), with df, N and total length
-  scaled to match, checked by a recount. For the 1M BM25 benchmark: no Python per document.
+  scaled to match, checked by a recount. For the 1M BM25 benchmark: no Python per document. With vectors,
+  each copy gets vectors of its own from the same recipe (the copied product's attributes, fresh style and
+  noise), written with a binary ``COPY``: copies of the same vectors would put ten identical points in the
+  HNSW graph per product, which no real catalog has. The HNSW indexes are built after the copies.
 
 PostgreSQL runs with ``shared_buffers = 1GB`` (a tuned server; the initdb default of 128 MB would be
-smaller than the 100k vector index).
+smaller than the 100k vector index). The HNSW build gets ``maintenance_work_mem`` of ``HNSW_BUILD_MEMORY``
+(enough for 1M 512-d graphs to be built in memory; pgvector's notice when one does not fit is recorded in
+``loaded.json``, with the building backend's peak resident memory).
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ from bench.common import (
 BENCH_DIR = Path(os.environ.get("BENCH_DIR") or ROOT / "var" / "bench")
 MODEL_DIR = BENCH_DIR / "clip-vit-b32-random"
 PG_SETTINGS = {"shared_buffers": "1GB"}
+HNSW_BUILD_MEMORY = "8GB"
 DIM = 512
 BATCH = 2000
 
@@ -294,8 +300,50 @@ def _index_real(spec: ScaleSpec, encoder_row, log) -> None:
     log()
 
 
-def _replicate(spec: ScaleSpec, log) -> None:
-    """Copy the real products ``products / real - 1`` times in SQL, with consistent BM25 statistics."""
+def _base_attributes(base: int) -> list[dict[str, str]]:
+    """The vector recipe's attributes of products 1..``base``, in id order."""
+    from demo_project.shop.models import Product
+
+    out: list[dict[str, str]] = []
+    for start in range(0, base, 10 * BATCH):
+        out += product_attributes(Product.objects.filter(pk__gt=start, pk__lte=start + 10 * BATCH).order_by("pk"))
+    return out
+
+
+def _copy_vectors(*, spec: ScaleSpec, encoder_row, ct: int, offset: int, attrs: list[dict[str, str]]) -> None:
+    """Vectors for the copies ``offset + 1 .. offset + len(attrs)`` (their documents are written): the
+    copied products' attributes with style and noise of their own, by a binary COPY."""
+    from django.db import connection
+    from pgvector.psycopg import register_vector
+
+    connection.ensure_connection()
+    raw = connection.connection
+    register_vector(raw)
+    model = VectorModel(spec.seed)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT object_id::bigint, id FROM catalog_search_document WHERE content_type_id = %s "
+            "AND object_id::bigint > %s AND object_id::bigint <= %s",
+            [ct, offset, offset + len(attrs)],
+        )
+        doc_ids = dict(cursor.fetchall())
+    columns = "document_id, encoder_id, content_type_id, object_id, image, text"
+    with raw.cursor() as cur, cur.copy(f"COPY catalog_search_embedding ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["bigint", "bigint", "integer", "character varying", "vector", "vector"])
+        for start in range(0, len(attrs), 5 * BATCH):
+            chunk = attrs[start : start + 5 * BATCH]
+            # Not [seed, offset, start]: a seed sequence ignores trailing zeros, and [seed, R, 0] would
+            # repeat the real batch [seed, R]'s noise.
+            rng = np.random.default_rng([spec.seed, offset, start, 99])
+            image, text = model.vectors(chunk, "image", rng), model.vectors(chunk, "text", rng)
+            for i in range(len(chunk)):
+                oid = offset + start + i + 1
+                copy.write_row([doc_ids[oid], encoder_row.pk, ct, str(oid), image[i], text[i]])
+
+
+def _replicate(spec: ScaleSpec, encoder_row, log) -> None:
+    """Copy the real products ``products / real - 1`` times in SQL, with consistent BM25 statistics
+    (and vectors of their own when ``encoder_row`` is given)."""
     from django.db import connection, transaction
 
     from catalog_search.registry import get_index
@@ -304,6 +352,7 @@ def _replicate(spec: ScaleSpec, log) -> None:
     base = spec.real_count
     ct = get_index(Product).content_type.pk
     copies = -(-spec.products // base) - 1
+    attrs = _base_attributes(base) if encoder_row is not None else []
     # Every column but the id: a field added to the demo shop is copied too.
     cols = ", ".join(f.column for f in Product._meta.concrete_fields if not f.primary_key)
     with connection.cursor() as cursor:
@@ -338,6 +387,8 @@ def _replicate(spec: ScaleSpec, log) -> None:
                     "WHERE od.content_type_id = %s AND od.object_id::bigint <= %s",
                     [r * base, ct, n],
                 )
+                if encoder_row is not None:
+                    _copy_vectors(spec=spec, encoder_row=encoder_row, ct=ct, offset=r * base, attrs=attrs[:n])
             log(f"  copy {r}/{copies}: {n} products in {time.perf_counter() - t:.0f} s")
         log("  rebuilding the posting primary key")
         cursor.execute("SET maintenance_work_mem = '1GB'")
@@ -366,13 +417,39 @@ def _replicate(spec: ScaleSpec, log) -> None:
             )
 
 
+def backend_peak_kib(cursor) -> int:
+    """Peak resident memory (VmHWM) of the server process behind ``cursor``: the server runs here."""
+    cursor.execute("SELECT pg_backend_pid()")
+    status = Path(f"/proc/{cursor.fetchone()[0]}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+
+
+def _build_hnsw(encoder_row) -> dict[str, Any]:
+    """The production HNSW indexes, in bulk; with pgvector's notices (a graph outgrowing the memory)."""
+    from django.db import connection
+
+    from catalog_search.indexing.vectors import ensure_vector_indexes
+
+    notices: list[str] = []
+    connection.ensure_connection()
+    handler = lambda diag: notices.append(diag.message_primary or "")  # noqa: E731
+    connection.connection.add_notice_handler(handler)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET maintenance_work_mem = '{HNSW_BUILD_MEMORY}'")
+        cursor.execute("SET max_parallel_maintenance_workers = 1")
+        ensure_vector_indexes(encoder_row)
+        peak = backend_peak_kib(cursor)
+    connection.connection.remove_notice_handler(handler)
+    return {"maintenance_work_mem": HNSW_BUILD_MEMORY, "notices": notices, "backend_peak_mib": peak // 1024}
+
+
 def load(spec: ScaleSpec, log=None) -> dict[str, Any]:
     """Fill the (empty, migrated) database of ``spec``; returns the metadata written to loaded.json."""
     from django.core.management import call_command
     from django.db import connection
 
     from catalog_search.encoding.encoders import get_encoder
-    from catalog_search.indexing.vectors import drop_vector_indexes, ensure_encoder, ensure_vector_indexes
+    from catalog_search.indexing.vectors import drop_vector_indexes, ensure_encoder
     from catalog_search.models import OutboxEntry
     from demo_project.shop.catalog import generate
     from demo_project.shop.models import Product
@@ -398,18 +475,16 @@ def load(spec: ScaleSpec, log=None) -> dict[str, Any]:
     _index_real(spec, encoder_row, log)
     OutboxEntry.objects.all().delete()  # the trigger queued every insert; no worker runs here
     timings["index_s"] = time.perf_counter() - t
-    if encoder_row is not None:
-        t = time.perf_counter()
-        with connection.cursor() as cursor:
-            cursor.execute("SET maintenance_work_mem = '2GB'")
-            cursor.execute("SET max_parallel_maintenance_workers = 1")
-            ensure_vector_indexes(encoder_row)
-        timings["hnsw_s"] = time.perf_counter() - t
-        log(f"  HNSW indexes built in {timings['hnsw_s']:.0f} s")
     if spec.products > spec.real_count:
         t = time.perf_counter()
-        _replicate(spec, log)
+        _replicate(spec, encoder_row, log)
         timings["replicate_s"] = time.perf_counter() - t
+    hnsw = {}
+    if encoder_row is not None:
+        t = time.perf_counter()
+        hnsw = _build_hnsw(encoder_row)
+        timings["hnsw_s"] = time.perf_counter() - t
+        log(f"  HNSW indexes built in {timings['hnsw_s']:.0f} s: {hnsw}")
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
     timings["total_s"] = time.perf_counter() - t0
@@ -420,6 +495,7 @@ def load(spec: ScaleSpec, log=None) -> dict[str, Any]:
         "vectors": spec.vectors,
         "encoder_id": encoder_row.pk if encoder_row else None,
         "timings": {k: round(v, 1) for k, v in timings.items()},
+        "hnsw": hnsw,
         "loaded_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     (spec.data_dir / "loaded.json").write_text(json.dumps(info, indent=1))

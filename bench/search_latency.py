@@ -1,7 +1,8 @@
-"""Latency of ``GET /api/search/`` (hybrid, two filters, facets) at 10k and 100k products, with the query
-embedding cached and uncached, through HTTP against gunicorn.
+"""Latency of ``GET /api/search/`` (hybrid, two filters, facets) at 10k and 100k products, or 100k and 1M,
+with the query embedding cached and uncached, through HTTP against gunicorn.
 
     python bench/search_latency.py --sizes 10000 100000 --runs 5 --queries 60
+    python bench/search_latency.py --sizes 100000 1000000 --real 100000 --runs 3 --queries 40
 
 One gunicorn per catalog size (databases from ``bench/scale_data.py``), both up at once; one client
 sends requests one after the other (latency, not throughput). Every run draws fresh query strings
@@ -60,7 +61,19 @@ from bench.common import (
 )
 from bench.scale_data import ScaleSpec, ensure_loaded, start
 
-HEADING = "## Search latency at 10k and 100k products (bench/search_latency.py)"
+# Targets (p50, p95 ms, cached) by the largest catalog of a run: the API's at 100k, issue #25's at 1M.
+TARGETS = {100_000: (50, 100), 1_000_000: (60, 150)}
+
+
+def short(n: int) -> str:
+    return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n // 1000}k" if n % 1000 == 0 else f"{n:,}"
+
+
+def heading(sizes: list[int]) -> str:
+    """One section per set of sizes: the 10k/100k and the 100k/1M runs each keep theirs."""
+    return f"## Search latency at {' and '.join(short(s) for s in sizes)} products (bench/search_latency.py)"
+
+
 CACHE_URL = "redis://127.0.0.1:6379/5"
 STATES = ("uncached", "cached", "cached, catalog-like")
 
@@ -226,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--real", type=int, help="products through the real path; the rest SQL copies (scale_data)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--queries", type=int, default=60, help="fresh queries per run")
     parser.add_argument("--config", default="2x4:t1", help="gunicorn WORKERSxTHREADS[:tTORCH_THREADS]")
@@ -248,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         cache.ping()
     except redis.RedisError as exc:
         raise SystemExit(f"No Redis at {CACHE_URL} ({exc}); start it (see DESIGN.md).") from None
-    specs = {size: ScaleSpec(size, args.seed) for size in args.sizes}
+    specs = {size: ScaleSpec(size, args.seed, args.real) for size in args.sizes}
     loaded = {size: ensure_loaded(spec) for size, spec in specs.items()}
     envs = {size: start(spec) for size, spec in specs.items()}
     setup_django(envs[args.sizes[-1]])
@@ -328,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         return median(percentile(r[which], p) for r in samples[size][state])
 
     lines = section_header(
-        HEADING,
+        heading(args.sizes),
         command,
         facts,
         software,
@@ -372,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {fmt(stat(s, st, 95, 1))} |"
             )
     big, small = args.sizes[-1], args.sizes[0]
+    goal50, goal95 = TARGETS[min((t for t in TARGETS if t >= big), default=max(TARGETS))]
     lines += [
         "",
         "Client ms = request sent to last byte read (HTTP, JSON, Django, search); server ms = the `took_ms` the "
@@ -382,10 +397,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{stat(big, 'cached', 50) / stat(small, 'cached', 50):.2f}x, p95: "
         f"{stat(big, 'cached', 95) / stat(small, 'cached', 95):.2f}x.",
         "",
-        f"**Target at {big:,}** (p50 <= 50 ms and p95 <= 100 ms, cached): "
+        f"**Target at {big:,}** (p50 <= {goal50} ms and p95 <= {goal95} ms, cached): "
         + "; ".join(
             f"{st}: p50 {stat(big, st, 50):.0f} ms, p95 {stat(big, st, 95):.0f} ms, "
-            + ("**met**" if stat(big, st, 50) <= 50 and stat(big, st, 95) <= 100 else "**missed**")
+            + ("**met**" if stat(big, st, 50) <= goal50 and stat(big, st, 95) <= goal95 else "**missed**")
             for st in STATES[1:]
         )
         + ".",
@@ -416,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if problems:
         lines += ["", "gunicorn log problems:", "", *(f"    {p}" for p in sorted(set(problems))[:10])]
-    publish(lines, args.note, args.doc, HEADING, write=not args.no_doc)
+    publish(lines, args.note, args.doc, heading(args.sizes), write=not args.no_doc)
     return 0
 
 
