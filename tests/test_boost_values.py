@@ -1,4 +1,4 @@
-"""What the re-rank by tier reads from the shop's tables (``boost._matching``, ``boost._values``): one
+"""What the re-rank by tier reads from the shop's tables (``boost._matching``, ``candidate_values.read``): one
 statement each, the ids as one array parameter, relations followed without repeating rows; and the
 candidates' values read with the facet counts instead (``facets.Listed``, ``boost._having``)."""
 
@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from catalog_search.registry import get_index
-from catalog_search.retrieval import boost
+from catalog_search.retrieval import boost, candidate_values
 from tests.testapp.models import Article, Author, Tag
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +45,7 @@ def test_matching_and_values_follow_relations_without_repeating_rows():
     found = boost._matching(index, ids, {"tags__name": {"red", "silk"}, "author__name": {"Ada"}})
     assert found == {str(tagged.pk): {"tags__name", "author__name"}}
     assert boost._matching(index, ids, {"tags__name": {"silk"}}) == {}
-    values = boost._values(index, ids, ["tags__name", "author__name"])
+    values = candidate_values.read(index, ids, ["tags__name", "author__name"])
     assert values[str(tagged.pk)] == {"tags__name": {"red", "wool"}, "author__name": {"Ada"}}
     assert values[str(bare.pk)] == {}  # no tag, no author: nothing to vote with
 

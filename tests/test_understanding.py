@@ -20,7 +20,7 @@ from catalog_search.checks import check_indexes
 from catalog_search.indexing import documents, sync
 from catalog_search.indexing import values as value_writer
 from catalog_search.models import FieldValue, Spelling
-from catalog_search.retrieval import boost
+from catalog_search.retrieval import boost, photo_order
 from catalog_search.retrieval.engine import search
 from catalog_search.retrieval.understanding import prices
 from catalog_search.retrieval.understanding.parse import parse
@@ -318,18 +318,19 @@ def _photo_similarity(photo: bytes, encoder, products) -> dict[str, float]:
     return {row.object_id: float(np.dot(vector, np.asarray(row.image, dtype=np.float32))) for row in rows}
 
 
-def test_a_photo_refined_by_words_orders_each_tier_by_the_photo_alone(make_product, product_index, encoder):
-    # Every tier of "in blue" holds what the words asked; what is left is likeness to the photo. The fused
-    # score would count the words again (the composed vector leans to "blue"): by it, the blue products
-    # that look most like the photo are not first.
+def test_a_photo_refined_by_words_naming_the_kind_orders_each_tier_by_the_photo_alone(
+    make_product, product_index, encoder
+):
+    # Every tier of "blue lamp" holds what the words asked; what is left is likeness to the photo. The fused
+    # score would count the words again (the composed vector leans to "blue"): by it, the blue lamps that
+    # look most like the photo are not first.
     from tests.conftest import COLORS, png_bytes
 
     catalog_values.forget()
     shades = [(220, 30, 30), (200, 60, 40), (30, 60, 220), (60, 60, 200), (240, 210, 30), (20, 20, 20)]
     looks = [(shade, shape) for shade in shades for shape in ("box", "round")]
-    # One kind each, so the photo's neighbours vote no kind: one tier, all blue.
     made = [
-        make_product(f"Blue thing {n}", product_type=f"kind {n}", color="blue", image=png_bytes(*look, seed=n))
+        make_product(f"Lamp {n}", product_type="lamp", color="blue", image=png_bytes(*look, seed=n))
         for n, look in enumerate(looks)
     ]
     others = [
@@ -339,14 +340,74 @@ def test_a_photo_refined_by_words_orders_each_tier_by_the_photo_alone(make_produ
     sync.reindex(product_index, encoder)
     catalog_values.forget()
     photo = png_bytes(COLORS["red"], seed=1)
-    results = search("in blue", image=photo, k=len(made))
-    assert understood(results)["color"] == ["blue"]
+    results = search("blue lamp", image=photo, k=len(made), explain=True)
+    assert understood(results) == {"color": ["blue"], "product_type": ["lamp"]}
     near = _photo_similarity(photo, encoder, made + others)
-    blue = {str(p.pk) for p in made}
     order = ids(results)
-    assert set(order) == blue  # the blue tier fills the page
+    assert set(order) == {str(p.pk) for p in made}  # the blue lamps' tier fills the page
     # Nearest to the photo first (equal images have equal vectors: ties in either order).
     assert all(near[a] >= near[b] - 1e-6 for a, b in zip(order, order[1:], strict=False))
+    assert not any("within_tier" in hit.explain for hit in results.results)  # a named kind: no kind prior
+
+
+def _kind_prior_catalog(make_product, product_index, encoder):
+    """A red photo; its nearest neighbours are red handbags, too few (3 of 10, with the blue one) to vote the
+    kind; a blue keyboard looks more like the photo than the blue handbag does."""
+    from tests.conftest import COLORS, png_bytes
+
+    catalog_values.forget()
+    photo = png_bytes(COLORS["red"], seed=1)
+    for n in range(2):
+        make_product(f"Red handbag {n}", product_type="handbag", color="red", image=photo)
+    for n in range(7):
+        make_product(f"Red item {n}", category="home", product_type=f"kind {n}", color="red",
+                     image=png_bytes(COLORS["green"], "round", seed=10 + n))  # fmt: skip
+    keyboard = make_product("Blue keyboard", category="electronics", product_type="keyboard", color="blue",
+                            image=png_bytes(COLORS["red"], "round", seed=3))  # fmt: skip
+    handbag = make_product("Blue handbag", product_type="handbag", color="blue",
+                           image=png_bytes(COLORS["red"], seed=2))  # fmt: skip
+    sync.reindex(product_index, encoder)
+    catalog_values.forget()
+    return photo, keyboard, handbag
+
+
+def test_a_photo_refined_by_a_color_ranks_the_photos_kind_first_in_the_tier(
+    make_product, product_index, encoder, monkeypatch
+):
+    # "This, but in blue": the nearest blue product to a handbag photo is a keyboard; the photo's
+    # neighbourhood says handbag (weighted by nearness, though too few to vote), so the blue handbag leads.
+    photo, keyboard, handbag = _kind_prior_catalog(make_product, product_index, encoder)
+    near = _photo_similarity(photo, encoder, [keyboard, handbag])
+    assert near[str(keyboard.pk)] > near[str(handbag.pk)]  # by the photo alone the keyboard would lead
+    monkeypatch.setattr(photo_order, "KIND_TEXT_WEIGHT", 0.0)  # the neighbourhood's share alone
+    results = search("in blue", image=photo, k=2)
+    assert understood(results) == {"color": ["blue"]}  # no kind voted
+    assert ids(results) == [str(handbag.pk), str(keyboard.pk)]
+    monkeypatch.setattr(photo_order, "KIND_SHARE_WEIGHT", 0.0)  # and without it, the photo alone
+    assert ids(search("in blue", image=photo, k=2)) == [str(keyboard.pk), str(handbag.pk)]
+
+
+def test_the_kind_prior_is_the_documented_score(make_product, product_index, encoder):
+    # Oracle in numpy: 2.0 x cosine(photo, the kind name's text vector) + 0.5 x the kind's share of the
+    # photo's neighbourhood, each neighbour weighted exp((similarity - the nearest's) / 0.05).
+    from catalog_search.encoding.images import open_image
+
+    photo, keyboard, handbag = _kind_prior_catalog(make_product, product_index, encoder)
+    image = encoder.encode_images([open_image(photo)])[0]
+    everything = list(Product.objects.all())
+    near = _photo_similarity(photo, encoder, everything)
+    weight = {oid: np.exp((s - max(near.values())) / 0.05) for oid, s in near.items()}
+    kind_of = {str(p.pk): p.product_type for p in everything}
+    results = search("in blue", image=photo, k=2, explain=True)
+    assert len(results.results) == 2
+    for hit in results.results:
+        oid = str(hit.id)
+        kind = kind_of[oid]
+        text = encoder.encode_texts([kind])[0]
+        share = sum(w for oid, w in weight.items() if kind_of[oid] == kind) / sum(weight.values())
+        expected = 2.0 * float(np.dot(image, text) / np.linalg.norm(text)) + 0.5 * share
+        assert hit.explain["within_tier"]["kind_prior"] == pytest.approx(expected, abs=1e-4)
+        assert hit.explain["within_tier"]["photo_similarity"] == pytest.approx(near[oid], abs=1e-4)
 
 
 def test_a_photo_refined_by_words_finds_the_nearest_products_with_the_named_values(
@@ -385,8 +446,8 @@ def test_a_photo_refined_by_words_finds_the_nearest_products_with_the_named_valu
     assert ids(results)[0] == str(wanted.pk)
     blue = {str(p.pk) for p in Product.objects.filter(color="blue")}
     assert set(ids(results)) <= blue and not seen["vector"] & blue
-    # The blue products matched are the fetched page (k = 5), each counted once.
-    assert {row["value"]: row["count"] for row in results.facets["color"]}["blue"] == 5
+    # The blue products matched are the fetched ones (a signal's candidates: CANDIDATES 6), each counted once.
+    assert {row["value"]: row["count"] for row in results.facets["color"]}["blue"] == 6
 
 
 # Declarations and the API -------------------------------------------------------------------------------

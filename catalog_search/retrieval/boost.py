@@ -34,9 +34,7 @@ values.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -45,50 +43,20 @@ from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, 
 
 from catalog_search import databases
 from catalog_search.registry import SearchIndex, resolve_field
+from catalog_search.retrieval import candidate_values, photo_order
 from catalog_search.retrieval.context import Part, Search
-from catalog_search.retrieval.field_rows import Statement, array_marker, compiled, field_rows
+from catalog_search.retrieval.field_rows import Statement, array_marker, compiled
 from catalog_search.retrieval.fusion import Fused
 from catalog_search.sql import text_array
 
 KIND_VOTERS = 10  # the products that vote for a query's kind
 KIND_QUORUM = 4  # votes the most common kind needs
-GUESSED = ("photo",)  # sources of values no query word named
-
-
-def _values(index: SearchIndex, object_ids: list[str], fields: list[str]) -> dict[str, dict[str, set[str]]]:
-    """object id -> field -> its values (relations followed), one query."""
-    out: dict[str, dict[str, set[str]]] = {}
-    for row in field_rows(index, fields, object_ids):
-        own = out.setdefault(str(row[0]), {})
-        for name, value in zip(fields, row[1:], strict=True):
-            _add_value(own, name, value)
-    return out
-
-
-def _add_value(own: dict[str, set[str]], name: str, value: Any) -> None:
-    text = "" if value is None else str(value).strip()
-    if text:  # no value is no kind and no color
-        own.setdefault(name, set()).add(text)
-
-
-def _voters_values(
-    search: Search, index: SearchIndex, object_ids: list[str], fields: list[str]
-) -> dict[str, dict[str, set[str]]]:
-    """``_values`` of the voters of ``_vote``: those the facet counts read are known (``_listed``), one
-    query for the others."""
-    known, missing = _listed(search, index, object_ids, fields)
-    out = _values(index, missing, fields) if missing else {}
-    for oid, row in known.items():
-        own = out.setdefault(oid, {})
-        for name in fields:
-            _add_value(own, name, row[name])
-    return out
 
 
 def _vote(search: Search, index: SearchIndex, voters: list[str], source: str) -> None:
     """Understand the kind most of ``voters`` (object ids, best first) share, if enough of them do."""
     kind = index.understood_fields[0].name
-    own = _voters_values(search, index, voters[:KIND_VOTERS], [kind])
+    own = candidate_values.of(search, index, voters[:KIND_VOTERS], [kind])
     votes = Counter(v for values in own.values() for v in values.get(kind, ()))
     if votes:
         value, count = votes.most_common(1)[0]
@@ -110,7 +78,7 @@ def photo_kind(search: Search) -> None:
     for index in search.query.indexes:
         near = search.found.neighbourhood.get(index.label, [])
         if near and _kind_unnamed(search, index):
-            _vote(search, index, near, "photo")
+            _vote(search, index, list(near), "photo")
 
 
 def results_kind(search: Search, ranked: list[Fused]) -> None:
@@ -160,26 +128,6 @@ def _typed(field: models.Field, values: set[str]) -> str:
     return text_array(kept)
 
 
-def _listed(
-    search: Search, index: SearchIndex, object_ids: list[str], fields: list[str] | tuple[str, ...]
-) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Of ``object_ids``, those whose values of ``fields`` the facet counts read with the candidates'
-    shop rows (object id -> field -> value), and the others (every one when a field is not a single-valued
-    facet, or the counts did not run)."""
-    listed = search.found.listed.get(index.label)
-    # Every listed row has the same fields (the index's single-valued facets): one row says which.
-    if not listed or not all(name in next(iter(listed.values())) for name in fields):
-        return {}, list(object_ids)
-    known, missing = {}, []
-    for oid in object_ids:
-        row = listed.get(oid)
-        if row is None:
-            missing.append(oid)
-        else:
-            known[oid] = row
-    return known, missing
-
-
 def _python(field: models.Field, values: set[str]) -> set[Any]:
     """``values`` as ``field`` reads them from the database, leaving out what it cannot hold."""
     out = set()
@@ -208,18 +156,10 @@ def _having(
     values read (``search.found.listed``), the others by its statement (none, mostly: docs/benchmarks.md,
     *Query understanding cost at 100k*)."""
     names = tuple(sorted(wanted))
-    listed = search.found.listed.get(index.label)
-    # Every listed row has the same fields (the index's single-valued facets): one row says which.
-    if not listed or not all(name in next(iter(listed.values())) for name in names):
-        return _matching(index, object_ids, wanted)
+    known, missing = candidate_values.listed(search, index, object_ids, names)
     asked = [(name, _python(resolve_field(index.model, name), wanted[name])) for name in names]
     out: dict[str, set[str]] = {}
-    missing = []
-    for oid in object_ids:
-        row = listed.get(oid)
-        if row is None:
-            missing.append(oid)
-            continue
+    for oid, row in known.items():
         fields = {name for name, values in asked if row[name] in values}
         if fields:
             out[oid] = fields
@@ -235,7 +175,7 @@ def rerank(search: Search, ranked: list[Fused]) -> list[Fused]:
     if not wanted:
         return ranked
     found = search.found
-    guessed = {part.field for part in search.understood if part.source in GUESSED}
+    guessed = {part.field for part in search.understood if part.source in photo_order.GUESSED}
     by_index: dict[int, list[str]] = {}
     for item in ranked:
         index, oid = found.where[item.document_id]
@@ -255,18 +195,7 @@ def rerank(search: Search, ranked: list[Fused]) -> list[Fused]:
             own = weights[id(index)]
             item.tier = sum(own[name] for name in fields)
             item.matched = {name: sorted(wanted[name]) for name in own if name in fields}
-    return sorted(ranked, key=_within_tier(search))
-
-
-def _within_tier(search: Search) -> Callable[[Fused], tuple[int, float]]:
-    """The sort key: tier first; within a tier the fused order (the sort is stable), or for a photo refined
-    by words the similarity to the photo alone (module docstring). It is known for the photo's neighbours
-    and ``keyword_signal._asked``'s products; any other candidate is further from the photo than every
-    neighbour (they are its nearest), so it comes after them, in fused order."""
-    near = search.found.photo_similarity
-    if not near:
-        return lambda item: (-item.tier, 0.0)
-    return lambda item: (-item.tier, -near.get(item.document_id, -math.inf))
+    return sorted(ranked, key=photo_order.key(search, ranked))
 
 
 def _weights(fields: list[str], wanted: dict[str, set[str]], guessed: set[str]) -> dict[str, int]:

@@ -33,9 +33,10 @@ class Candidates:
     vector_documents: dict[str, list[int]] = field(default_factory=dict)  # and their document ids
     neighbour_matches: dict[str, list[str]] = field(default_factory=dict)  # composed: keyword matches' ids
     bm25_scores: dict[int, float] = field(default_factory=dict)  # composed: the keyword matches' BM25 scores
-    neighbourhood: dict[str, list[str]] = field(default_factory=dict)  # composed: the photo's neighbours, nearest first
+    # composed: per index label, the photo's neighbours (object id -> similarity to the photo), nearest first
+    neighbourhood: dict[str, dict[str, float]] = field(default_factory=dict)
     # composed: document id -> similarity to the photo alone, of the neighbours and of keyword_signal._asked's
-    # products (boost.py orders a tier by it)
+    # products (photo_order.py orders a tier by it)
     photo_similarity: dict[int, float] = field(default_factory=dict)
     # Disjunctive facets: per index label, the candidates of the searches without a selected facet's own
     # filter that the query's own candidates do not have (disjunctive.py)

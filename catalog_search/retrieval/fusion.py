@@ -23,6 +23,7 @@ class Fused:
     contributions: dict[str, float] = field(default_factory=dict)
     tier: int = 0  # boost.py: from the understood values it has (0: none, or nothing was understood)
     matched: dict = field(default_factory=dict)  # boost.py: which understood values it has
+    within: dict = field(default_factory=dict)  # photo_order.py: what ordered it within its tier
     rules: list[dict] = field(default_factory=list)  # rules.py: what the staff's query rules did to it
 
 

@@ -192,9 +192,10 @@ def _neighbourhood(search: Search, index: SearchIndex, plan: FilterPlan) -> dict
     retrieve every product of that color, of any kind (docs/relevance.md)."""
     assert search.photo_vector is not None and search.encoder is not None
     neighbours = nearest(search, index, plan, search.photo_vector, all_similarities=False)
-    search.found.neighbourhood[index.label] = [h.object_id for h in neighbours]
+    nearness = {h.object_id: h.score for h in neighbours}
+    search.found.neighbourhood[index.label] = nearness
     search.found.photo_similarity.update((h.document_id, h.score) for h in neighbours)
-    return {h.object_id: h.score for h in neighbours}
+    return nearness
 
 
 def _add(search: Search, index: SearchIndex, hits: list[bm25.Hit], nearness: dict[str, float]) -> None:
@@ -216,16 +217,16 @@ def _asked(search: Search, index: SearchIndex, scope: FilterPlan) -> None:
     """A photo refined by words that name values ("this, but in blue"): the photo's nearest products with
     every named value, from the whole catalog, join the keyword signal's candidates, scored like its others
     by closeness to the photo. The re-rank puts exactly these first (boost.py), but the photo's neighbours
-    may hold none of them and, in a large catalog, the composed vector's candidates may miss them. One page
-    of them (offset + k), what the page's first tier needs; the named values only: the photo's kind, voted
-    later, is a guess, never a filter."""
+    may hold none of them and, in a large catalog, the composed vector's candidates may miss them. As many
+    as a signal's candidates (``search.depth``), not one page: the photo's nearest blue products are often
+    look-alikes of another kind, and the tier's order (photo_order.py) needs the photo's own kind among
+    them. The named values only: the photo's kind, voted later, is a guess, never a filter."""
     clauses = _asked_clauses(search, index) if search.query.understand else []
     if not clauses:
         return
     assert search.photo_vector is not None
     within = plan(index, scope.filters + clauses, search.settings.EXACT_SEARCH_MAX_ROWS)
-    limit = search.query.offset + search.query.k
-    hits = nearest(search, index, within, search.photo_vector, all_similarities=False, limit=limit)
+    hits = nearest(search, index, within, search.photo_vector, all_similarities=False)
     found = search.found
     found.photo_similarity.update((hit.document_id, hit.score) for hit in hits)
     listed = set(found.neighbour_matches.get(index.label, []))
@@ -241,7 +242,7 @@ def _asked(search: Search, index: SearchIndex, scope: FilterPlan) -> None:
             index,
             scope.filters,
             search.matches[index.label],
-            restriction=IdList.of(found.neighbourhood.get(index.label, [])),
+            restriction=IdList.of(found.neighbourhood.get(index.label, {})),
             candidates=uncounted,
             own=search.own(index),
             more=True,

@@ -113,6 +113,37 @@ def text_vector(encoder: Encoder, text: str) -> np.ndarray:
     return vector
 
 
+def text_vectors(encoder: Encoder, texts: list[str]) -> dict[str, np.ndarray]:
+    """text -> ``text_vector(encoder, text)``, for texts the search itself encodes (a kind's name,
+    photo_order.py): one cache round trip, one encoder batch for those not cached. Not counted in the hit
+    rate, which is the shoppers' queries'."""
+    case_insensitive = _ignores_case(encoder)
+    normalized = {text: normalize_query(text, case_insensitive) for text in texts}
+    keys = {key_for(encoder, text): text for text in set(normalized.values())}
+    cache, stored = _cache(), {}
+    if cache is not None:
+        try:
+            stored = cache.get_many(list(keys))
+        except Exception as exc:  # the cache backend's own connection errors
+            _failed(exc)
+            cache = None
+    vectors = {
+        keys[key]: np.frombuffer(raw, dtype=np.float32).copy()
+        for key, raw in stored.items()
+        if raw is not None and len(raw) == 4 * encoder.dim
+    }
+    missing = sorted(set(keys.values()) - set(vectors))
+    if missing:
+        vectors.update(zip(missing, encoder.encode_texts(missing), strict=True))
+        if cache is not None:
+            fresh = {key_for(encoder, text): vectors[text].astype(np.float32).tobytes() for text in missing}
+            try:
+                cache.set_many(fresh, timeout=conf.settings().QUERY_CACHE_TIMEOUT)
+            except Exception as exc:
+                _failed(exc)
+    return {text: vectors[normalized[text]] for text in texts}
+
+
 def stats() -> dict[str, Any]:
     """Hit rate since the counters started (shown by ``catalog_search status``)."""
     alias = conf.settings().QUERY_CACHE

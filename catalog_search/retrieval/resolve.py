@@ -89,6 +89,8 @@ def _explain(search: Search, item: Fused, explained: dict[int, dict[str, float]]
         **({"bm25_scope": "photo_neighbours", "photo_similarity": item.scores.get("bm25")} if search.composed else {}),
         # Understood values re-rank by tier (boost.py): which of them the result has.
         **({"boost": {"tier": item.tier, "matched": item.matched}} if search.understood else {}),
+        # A photo refined by words: what ordered it within its tier (photo_order.py).
+        **({"within_tier": item.within} if item.within else {}),
         # The staff's query rules that moved it (retrieval/rules.py).
         **({"rules": item.rules} if item.rules else {}),
     }
